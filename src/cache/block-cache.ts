@@ -1,0 +1,302 @@
+import { LRUCache } from 'lru-cache';
+import { decryptBlock, encryptBlock } from '../format/block.js';
+import { dataKey, newObjectId } from '../format/names.js';
+import type { ObjectStore } from '../store/types.js';
+import { Limiter } from '../util/limiter.js';
+
+/** What the cache needs to know of a file; the metadata inode provides it. */
+export interface CachedFile {
+  readonly ino: number;
+  readonly fileId: string;
+  readonly key: Buffer;
+  readonly blocks: Map<number, string>;
+  size: number;
+}
+
+export interface CacheEvents {
+  /** A block was stored under a new object id, replacing `previous`. */
+  stored(file: CachedFile, index: number, objectId: string, previous: string | undefined): void;
+  log(message: string): void;
+}
+
+export interface BlockCacheOptions {
+  blockSize: number;
+  /** Bytes of plaintext kept in memory, clean and dirty together. */
+  cacheSize: number;
+  uploadConcurrency?: number;
+}
+
+interface DirtyBlock {
+  file: CachedFile;
+  index: number;
+  buf: Buffer;
+  generation: number;
+  upload?: Promise<void>;
+}
+
+interface FetchContext {
+  file: CachedFile;
+  index: number;
+}
+
+/**
+ * Plaintext blocks in memory. Clean blocks sit in an LRU keyed by object id
+ * (objects are immutable, so an entry never goes stale); concurrent readers
+ * of one block share one fetch. Dirty blocks live outside the LRU, pinned
+ * until stored, and writers wait when they would exceed their share.
+ */
+export class BlockCache {
+  readonly blockSize: number;
+  private readonly clean: LRUCache<string, Buffer, FetchContext>;
+  private readonly dirty = new Map<string, DirtyBlock>();
+  private readonly pendingDirty = new Map<string, Promise<DirtyBlock>>();
+  private dirtyBytes = 0;
+  private readonly dirtyLimit: number;
+  private readonly uploads: Limiter;
+  private readonly drained: (() => void)[] = [];
+
+  constructor(private readonly store: ObjectStore, private readonly events: CacheEvents, opts: BlockCacheOptions) {
+    this.blockSize = opts.blockSize;
+    this.dirtyLimit = Math.max(4 * opts.blockSize, Math.floor(opts.cacheSize / 4));
+    const cleanSize = Math.max(2 * opts.blockSize, opts.cacheSize - this.dirtyLimit);
+    this.uploads = new Limiter(opts.uploadConcurrency ?? 4);
+    this.clean = new LRUCache<string, Buffer, FetchContext>({
+      maxSize: cleanSize,
+      sizeCalculation: (buf) => Math.max(1, buf.length),
+      fetchMethod: async (objectId, _stale, { context }) => {
+        const sealed = await this.store.get(dataKey(objectId));
+        return decryptBlock(context.file.key, { fileId: context.file.fileId, index: context.index, objectId }, sealed, this.blockSize);
+      },
+    });
+  }
+
+  private dirtyKey(file: CachedFile, index: number): string {
+    return `${file.ino}:${index}`;
+  }
+
+  /** Plaintext of a block (possibly shorter than the block size), or null for a hole. */
+  private async blockData(file: CachedFile, index: number): Promise<Buffer | null> {
+    const d = this.dirty.get(this.dirtyKey(file, index));
+    if (d) return d.buf;
+    const objectId = file.blocks.get(index);
+    if (!objectId) return null;
+    const data = await this.clean.fetch(objectId, { context: { file, index } });
+    return data ?? null;
+  }
+
+  /** Reads up to length bytes at offset into out; returns the count (short at EOF). */
+  async read(file: CachedFile, offset: number, length: number, out: Buffer): Promise<number> {
+    const end = Math.min(offset + length, file.size);
+    if (end <= offset) return 0;
+    const bs = this.blockSize;
+    const first = Math.floor(offset / bs);
+    const last = Math.floor((end - 1) / bs);
+    const parts: Promise<Buffer | null>[] = [];
+    for (let i = first; i <= last; i++) parts.push(this.blockData(file, i));
+    const blocks = await Promise.all(parts);
+    let pos = offset;
+    for (let i = first; i <= last; i++) {
+      const within = pos - i * bs;
+      const n = Math.min(bs - within, end - pos);
+      const data = blocks[i - first];
+      const outAt = pos - offset;
+      const avail = data ? Math.max(0, Math.min(n, data.length - within)) : 0;
+      if (avail > 0) data!.copy(out, outAt, within, within + avail);
+      if (avail < n) out.fill(0, outAt + avail, outAt + n);
+      pos += n;
+    }
+    return end - offset;
+  }
+
+  /** Starts fetching blocks a sequential reader will want next. */
+  prefetch(file: CachedFile, fromIndex: number, count: number): void {
+    const lastIndex = Math.floor((file.size - 1) / this.blockSize);
+    for (let i = fromIndex; i < fromIndex + count && i <= lastIndex; i++) {
+      if (this.dirty.has(this.dirtyKey(file, i))) continue;
+      const objectId = file.blocks.get(i);
+      if (!objectId || this.clean.has(objectId)) continue;
+      this.clean.fetch(objectId, { context: { file, index: i } }).catch(() => {});
+    }
+  }
+
+  async write(file: CachedFile, offset: number, data: Uint8Array): Promise<void> {
+    const bs = this.blockSize;
+    let pos = 0;
+    while (pos < data.length) {
+      const at = offset + pos;
+      const index = Math.floor(at / bs);
+      const within = at - index * bs;
+      const n = Math.min(bs - within, data.length - pos);
+      const block = await this.dirtyBlock(file, index, within === 0 && n === bs);
+      block.buf.set(data.subarray(pos, pos + n), within);
+      block.generation++;
+      pos += n;
+      if (at + n > file.size) file.size = at + n;
+      // A block written up to its end is likely complete: store it now, in
+      // the background, so large copies stream instead of piling up.
+      if (within + n === bs) this.startUpload(block);
+    }
+    if (this.dirtyBytes > this.dirtyLimit) await this.relievePressure();
+  }
+
+  private async dirtyBlock(file: CachedFile, index: number, overwriteAll: boolean): Promise<DirtyBlock> {
+    const key = this.dirtyKey(file, index);
+    const existing = this.dirty.get(key);
+    if (existing) return existing;
+    const pending = this.pendingDirty.get(key);
+    if (pending) return pending;
+    const creating = (async () => {
+      const buf = Buffer.alloc(this.blockSize);
+      if (!overwriteAll && file.blocks.has(index)) {
+        const old = await this.blockData(file, index);
+        if (old) old.copy(buf, 0, 0, Math.min(old.length, this.blockSize));
+      }
+      const block: DirtyBlock = { file, index, buf, generation: 0 };
+      this.dirty.set(key, block);
+      this.dirtyBytes += this.blockSize;
+      return block;
+    })();
+    this.pendingDirty.set(key, creating);
+    try {
+      return await creating;
+    } finally {
+      this.pendingDirty.delete(key);
+    }
+  }
+
+  private startUpload(block: DirtyBlock): void {
+    this.upload(block).catch((err) => this.events.log(`background upload of block ${block.index} of inode ${block.file.ino} failed, will retry: ${(err as Error).message}`));
+  }
+
+  /** Stores one dirty block; resolves once the version current at call time is stored. */
+  private upload(block: DirtyBlock): Promise<void> {
+    if (block.upload) {
+      // Another upload is running; if it stores an older version, go again.
+      return block.upload.then(() => (this.isDirty(block) ? this.upload(block) : undefined));
+    }
+    const run = this.uploads.run(() => this.store1(block));
+    block.upload = run.finally(() => {
+      block.upload = undefined;
+    });
+    return block.upload;
+  }
+
+  private isDirty(block: DirtyBlock): boolean {
+    return this.dirty.get(this.dirtyKey(block.file, block.index)) === block;
+  }
+
+  private async store1(block: DirtyBlock): Promise<void> {
+    const { file, index } = block;
+    if (!this.isDirty(block)) return;
+    const used = Math.min(this.blockSize, file.size - index * this.blockSize);
+    if (used <= 0) {
+      this.forget(block);
+      return;
+    }
+    const generation = block.generation;
+    const objectId = newObjectId();
+    // Encryption is synchronous, so it captures a consistent snapshot.
+    const sealed = encryptBlock(file.key, { fileId: file.fileId, index, objectId }, block.buf, used, this.blockSize);
+    await this.store.put(dataKey(objectId), sealed);
+    if (!this.isDirty(block)) {
+      // Truncated or deleted while uploading: nothing refers to this object.
+      await this.store.delete(dataKey(objectId)).catch(() => {});
+      return;
+    }
+    const previous = file.blocks.get(index);
+    file.blocks.set(index, objectId);
+    this.events.stored(file, index, objectId, previous);
+    if (block.generation === generation) {
+      this.forget(block);
+      this.clean.set(objectId, block.buf);
+    }
+  }
+
+  private forget(block: DirtyBlock): void {
+    if (!this.isDirty(block)) return;
+    this.dirty.delete(this.dirtyKey(block.file, block.index));
+    this.dirtyBytes -= this.blockSize;
+    if (this.dirtyBytes <= this.dirtyLimit) for (const wake of this.drained.splice(0)) wake();
+  }
+
+  private async relievePressure(): Promise<void> {
+    // Store the oldest dirty blocks (Map order is insertion order).
+    for (const block of this.dirty.values()) {
+      if (this.dirtyBytes - this.inFlightBytes() <= this.dirtyLimit / 2) break;
+      if (!block.upload) this.startUpload(block);
+    }
+    while (this.dirtyBytes > this.dirtyLimit) {
+      await new Promise<void>((resolve) => {
+        this.drained.push(resolve);
+        setTimeout(resolve, 1000).unref();
+      });
+      if (this.dirtyBytes > this.dirtyLimit) {
+        for (const block of this.dirty.values()) if (!block.upload) this.startUpload(block);
+      }
+    }
+  }
+
+  private inFlightBytes(): number {
+    let n = 0;
+    for (const block of this.dirty.values()) if (block.upload) n += this.blockSize;
+    return n;
+  }
+
+  /** Stores every dirty block of one file (or of all files). */
+  async flush(file?: CachedFile): Promise<void> {
+    const blocks = [...this.dirty.values()].filter((b) => !file || b.file === file);
+    const results = await Promise.allSettled(blocks.map((b) => this.upload(b)));
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+  }
+
+  /** Dirty blocks of a file that have never been stored (for st_blocks). */
+  unstoredBlocks(file: CachedFile): number {
+    let n = 0;
+    for (const b of this.dirty.values()) if (b.file === file && !file.blocks.has(b.index)) n++;
+    return n;
+  }
+
+  hasDirty(file?: CachedFile): boolean {
+    if (!file) return this.dirty.size > 0;
+    for (const b of this.dirty.values()) if (b.file === file) return true;
+    return false;
+  }
+
+  /**
+   * Cuts a file to newSize: dirty blocks past the end are dropped, and the
+   * tail of the new last block is zeroed so that growing the file again
+   * reads zeros. Returns the object ids no longer referenced.
+   */
+  async truncate(file: CachedFile, newSize: number): Promise<string[]> {
+    const bs = this.blockSize;
+    const released: string[] = [];
+    if (newSize < file.size) {
+      const keep = Math.ceil(newSize / bs);
+      for (const block of [...this.dirty.values()]) if (block.file === file && block.index >= keep) this.forget(block);
+      for (const [index, objectId] of [...file.blocks]) {
+        if (index >= keep) {
+          file.blocks.delete(index);
+          released.push(objectId);
+        }
+      }
+      const within = newSize % bs;
+      if (within !== 0 && (file.blocks.has(keep - 1) || this.dirty.has(this.dirtyKey(file, keep - 1)))) {
+        const block = await this.dirtyBlock(file, keep - 1, false);
+        block.buf.fill(0, within);
+        block.generation++;
+      }
+    }
+    file.size = newSize;
+    return released;
+  }
+
+  /** Drops everything of a deleted file without storing it. */
+  discard(file: CachedFile): void {
+    for (const block of [...this.dirty.values()]) if (block.file === file) this.forget(block);
+  }
+
+  stats(): { cleanBytes: number; dirtyBytes: number } {
+    return { cleanBytes: this.clean.calculatedSize ?? 0, dirtyBytes: this.dirtyBytes };
+  }
+}

@@ -1,0 +1,109 @@
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { openSync, promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import type { CommandModule } from 'yargs';
+import { DEFAULT_CACHE_SIZE, openDrive } from '../drive.js';
+import { errorMessage, UserError } from '../errors.js';
+import { checkMountpoint, mountFilesystem } from '../fuse/mount.js';
+import { isMounted, registerDaemon, unregisterDaemon } from '../fuse/mounts.js';
+import { defaultCacheDir } from '../meta/local-state.js';
+import { unlockVault } from '../format/vault.js';
+import { openStore } from '../store/open.js';
+import { formatSize } from '../util/size.js';
+import { sizeArg, storeOptions, type StoreArgs } from './common.js';
+import { daemonLog } from './log.js';
+import { getPassphrase } from './passphrase.js';
+
+interface MountArgs extends StoreArgs {
+  mountpoint: string;
+  cacheSize: string;
+  readOnly: boolean;
+  allowOther: boolean;
+  daemon: boolean;
+}
+
+const DAEMON_CHILD = 'VEILFS_DAEMON_CHILD';
+const READY_TIMEOUT_MS = 120_000;
+
+export const mountCommand: CommandModule<object, MountArgs> = {
+  command: 'mount <mountpoint>',
+  describe: 'Mount a vault as a drive (runs in the foreground until unmounted, unless --daemon)',
+  builder: (y) => storeOptions(y)
+    .positional('mountpoint', { type: 'string', demandOption: true, describe: 'An empty directory' })
+    .option('cache-size', { type: 'string', default: formatSize(DEFAULT_CACHE_SIZE), describe: 'Memory for decrypted blocks (e.g. 64M, 1G)' })
+    .option('read-only', { type: 'boolean', default: false, describe: 'Mount read-only' })
+    .option('allow-other', { type: 'boolean', default: false, describe: 'Let other users use the mount (needs user_allow_other in /etc/fuse.conf unless root)' })
+    .option('daemon', { alias: 'd', type: 'boolean', default: false, describe: 'Detach and return once the mount is live' })
+    .example('$0 mount ~/drive', 'mount the default vault on ~/drive') as any,
+  handler: async (argv) => {
+    const cacheSize = sizeArg('cache-size', argv.cacheSize, 16 * 1024 * 1024);
+    const passphrase = await getPassphrase(argv);
+    if (argv.daemon && !process.env[DAEMON_CHILD]) {
+      // Fail here, in the user's terminal, on a wrong passphrase or a bad mountpoint.
+      await unlockVault(openStore(argv.store), passphrase);
+      return detach(await checkMountpoint(argv.mountpoint), passphrase, argv.cacheDir);
+    }
+    await runMount(argv, passphrase, cacheSize);
+  },
+};
+
+async function runMount(argv: MountArgs, passphrase: string, cacheSize: number): Promise<void> {
+  const store = openStore(argv.store);
+  const drive = await openDrive(store, { passphrase, cacheSize, readOnly: argv.readOnly, cacheDir: argv.cacheDir, log: daemonLog });
+  const mountpoint = await checkMountpoint(argv.mountpoint).catch(async (err) => {
+    await drive.close();
+    throw err;
+  });
+  const mounted = await mountFilesystem(drive.fs, mountpoint, { readOnly: argv.readOnly, allowOther: argv.allowOther, log: daemonLog });
+  await registerDaemon(mountpoint);
+  daemonLog(`mounted ${store.location} at ${mountpoint} (pid ${process.pid})`);
+  const stop = (signal: string) => {
+    daemonLog(`${signal}: unmounting ${mountpoint}`);
+    mounted.unmount().catch((err) => daemonLog(`unmount failed: ${errorMessage(err)}`));
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+  process.on('SIGHUP', stop);
+  await mounted.gone;
+  try {
+    await drive.close();
+    daemonLog(`unmounted ${mountpoint}; everything is stored`);
+  } catch (err) {
+    process.exitCode = 1;
+    daemonLog(`unmounted ${mountpoint}, but not everything could be stored: ${errorMessage(err)}`);
+  } finally {
+    await unregisterDaemon(mountpoint);
+  }
+  process.exit();
+}
+
+/** Starts this same command in the background and waits until its mount is live. */
+async function detach(mountpoint: string, passphrase: string, cacheDir: string | undefined): Promise<void> {
+  const logDir = path.join(cacheDir ?? defaultCacheDir(), 'logs');
+  await fs.mkdir(logDir, { recursive: true, mode: 0o700 });
+  const logFile = path.join(logDir, `mount-${createHash('sha256').update(mountpoint).digest('hex').slice(0, 12)}.log`);
+  const out = openSync(logFile, 'a', 0o600);
+  const child = spawn(process.execPath, [...process.execArgv, process.argv[1], ...process.argv.slice(2).filter((a) => a !== '--daemon' && a !== '-d')], {
+    detached: true,
+    stdio: ['ignore', out, out],
+    env: { ...process.env, [DAEMON_CHILD]: '1', VEILFS_PASSPHRASE: passphrase },
+  });
+  let exited: number | null | undefined;
+  child.on('exit', (code) => (exited = code));
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    if (await isMounted(mountpoint)) {
+      child.unref();
+      process.stdout.write(`mounted at ${mountpoint} (pid ${child.pid}, log ${logFile})\n`);
+      return;
+    }
+    if (exited !== undefined) {
+      const lines = (await fs.readFile(logFile, 'utf8')).trim().split('\n');
+      throw new UserError(lines[lines.length - 1]?.replace(/^\S+ veilfs: /, '') || `mount failed (exit ${exited})`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  child.kill('SIGTERM');
+  throw new UserError(`the mount did not come up within ${READY_TIMEOUT_MS / 1000} s; see ${logFile}`);
+}

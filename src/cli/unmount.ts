@@ -1,0 +1,43 @@
+import * as path from 'node:path';
+import type { CommandModule } from 'yargs';
+import { UserError } from '../errors.js';
+import { daemonPid, forceUnmount, isMounted } from '../fuse/mounts.js';
+
+const WAIT_LOG_MS = 5000;
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export const unmountCommand: CommandModule<object, { mountpoint: string }> = {
+  command: 'unmount <mountpoint>',
+  aliases: ['umount'],
+  describe: 'Unmount a drive; waits until everything written is stored',
+  builder: (y) => y.positional('mountpoint', { type: 'string', demandOption: true }) as any,
+  handler: async (argv) => {
+    const target = path.resolve(argv.mountpoint);
+    const pid = await daemonPid(target);
+    if (pid) {
+      process.kill(pid, 'SIGTERM');
+      let waited = 0;
+      while (alive(pid)) {
+        await new Promise((r) => setTimeout(r, 50));
+        waited += 50;
+        if (waited % WAIT_LOG_MS === 0) process.stderr.write(`veilfs: waiting for the daemon (pid ${pid}) to store pending data…\n`);
+      }
+      if (await isMounted(target)) await forceUnmount(target);
+      return;
+    }
+    if (await isMounted(target)) {
+      // No daemon: it was killed. Detach the dead mount.
+      await forceUnmount(target);
+      return;
+    }
+    throw new UserError(`${target} is not mounted`);
+  },
+};

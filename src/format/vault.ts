@@ -1,0 +1,103 @@
+import { randomBytes } from 'node:crypto';
+import { IntegrityError, UserError } from '../errors.js';
+import { newScryptParams, passphraseKey, randomKey, type ScryptParams } from '../crypto/keys.js';
+import { open, seal } from '../crypto/xchacha.js';
+import { NotFoundError, type ObjectStore } from '../store/types.js';
+import { HEADER_KEY } from './names.js';
+
+export const FORMAT_NAME = 'veilfs';
+export const FORMAT_VERSION = 1;
+export const DEFAULT_BLOCK_SIZE = 1024 * 1024;
+export const MIN_BLOCK_SIZE = 64 * 1024;
+export const MAX_BLOCK_SIZE = 16 * 1024 * 1024;
+
+/** The only object the store can read: no names, sizes or times in it. */
+export interface VaultHeader {
+  format: typeof FORMAT_NAME;
+  version: number;
+  vaultId: string; // 32 hex
+  blockSize: number;
+  kdf: ScryptParams;
+  /** base64 of nonce || sealed master key || tag */
+  masterKey: string;
+}
+
+export interface UnlockedVault {
+  header: VaultHeader;
+  masterKey: Buffer;
+}
+
+/** The public parameters are bound to the wrapped key as AAD. */
+function headerAad(h: Pick<VaultHeader, 'vaultId' | 'blockSize' | 'version'>): Buffer {
+  return Buffer.from(`veilfs v${h.version} master key\0${h.vaultId}\0${h.blockSize}`);
+}
+
+export function checkBlockSize(blockSize: number): void {
+  if (!Number.isInteger(blockSize) || blockSize < MIN_BLOCK_SIZE || blockSize > MAX_BLOCK_SIZE || (blockSize & (blockSize - 1)) !== 0) {
+    throw new UserError(`block size must be a power of two between 64K and 16M (got ${blockSize})`);
+  }
+}
+
+async function wrap(header: Omit<VaultHeader, 'masterKey'>, masterKey: Buffer, passphrase: string): Promise<VaultHeader> {
+  const kek = await passphraseKey(passphrase, header.kdf);
+  return { ...header, masterKey: seal(kek, masterKey, headerAad(header)).toString('base64') };
+}
+
+export async function createVault(store: ObjectStore, passphrase: string, opts: { blockSize?: number; kdfLogN?: number } = {}): Promise<UnlockedVault> {
+  const blockSize = opts.blockSize ?? DEFAULT_BLOCK_SIZE;
+  checkBlockSize(blockSize);
+  if (await store.stat(HEADER_KEY)) throw new UserError(`a vault already exists at ${store.location}`);
+  const masterKey = randomKey();
+  const header = await wrap({
+    format: FORMAT_NAME, version: FORMAT_VERSION, vaultId: randomBytes(16).toString('hex'), blockSize, kdf: newScryptParams(opts.kdfLogN),
+  }, masterKey, passphrase);
+  await store.put(HEADER_KEY, Buffer.from(JSON.stringify(header, null, 2) + '\n'), { ifAbsent: true });
+  return { header, masterKey };
+}
+
+export async function readHeader(store: ObjectStore): Promise<VaultHeader> {
+  let raw: Buffer;
+  try {
+    raw = await store.get(HEADER_KEY);
+  } catch (err) {
+    if (err instanceof NotFoundError) throw new UserError(`no vault at ${store.location} (create one with "veilfs init")`);
+    throw err;
+  }
+  let header: VaultHeader;
+  try {
+    header = JSON.parse(raw.toString('utf8'));
+  } catch {
+    throw new UserError(`vault header at ${store.location} is damaged (not JSON)`);
+  }
+  if (header?.format !== FORMAT_NAME) throw new UserError(`${store.location} does not hold a veilfs vault`);
+  if (header.version !== FORMAT_VERSION) throw new UserError(`vault format version ${header.version} is not supported by this veilfs (supports ${FORMAT_VERSION})`);
+  if (typeof header.vaultId !== 'string' || !/^[0-9a-f]{32}$/.test(header.vaultId) || typeof header.masterKey !== 'string') {
+    throw new UserError(`vault header at ${store.location} is damaged`);
+  }
+  checkBlockSize(header.blockSize);
+  return header;
+}
+
+export async function unlockVault(store: ObjectStore, passphrase: string): Promise<UnlockedVault> {
+  const header = await readHeader(store);
+  let kek: Buffer;
+  try {
+    kek = await passphraseKey(passphrase, header.kdf);
+  } catch (err) {
+    throw new UserError(`vault header at ${store.location} is damaged: ${(err as Error).message}`);
+  }
+  try {
+    return { header, masterKey: open(kek, Buffer.from(header.masterKey, 'base64'), headerAad(header)) };
+  } catch (err) {
+    if (err instanceof IntegrityError) throw new UserError('wrong passphrase (or a tampered vault header)', 2);
+    throw err;
+  }
+}
+
+/** Re-wraps the master key under a new passphrase; data is untouched. */
+export async function changePassphrase(store: ObjectStore, oldPassphrase: string, newPassphrase: string, kdfLogN?: number): Promise<void> {
+  const { header, masterKey } = await unlockVault(store, oldPassphrase);
+  const { masterKey: _old, ...rest } = header;
+  const next = await wrap({ ...rest, kdf: newScryptParams(kdfLogN ?? header.kdf.logN) }, masterKey, newPassphrase);
+  await store.put(HEADER_KEY, Buffer.from(JSON.stringify(next, null, 2) + '\n'));
+}

@@ -1,0 +1,93 @@
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { UserError } from '../errors.js';
+import type { Filesystem } from '../vfs/filesystem.js';
+import { fuseOperations } from './operations.js';
+import { forceUnmount, isMounted } from './mounts.js';
+
+export interface MountOptions {
+  readOnly?: boolean;
+  allowOther?: boolean;
+  log: (message: string) => void;
+}
+
+export interface Mounted {
+  mountpoint: string;
+  /** Resolves when the mount went away, by unmount() or from outside. */
+  gone: Promise<void>;
+  unmount(): Promise<void>;
+}
+
+async function loadFuse(): Promise<typeof import('fuse-native').default> {
+  try {
+    await fs.access('/dev/fuse');
+  } catch {
+    throw new UserError('/dev/fuse is missing: load the FUSE kernel module (modprobe fuse), or give the container the device (--device /dev/fuse)');
+  }
+  try {
+    return (await import('fuse-native')).default;
+  } catch (err) {
+    const msg = (err as Error).message ?? '';
+    if (/libfuse/.test(msg)) throw new UserError('libfuse2 is not installed: install it with "sudo apt-get install libfuse2 fuse3"');
+    throw new UserError(`cannot load fuse-native: ${msg.split('\n')[0]}`);
+  }
+}
+
+export async function checkMountpoint(mountpoint: string): Promise<string> {
+  const target = path.resolve(mountpoint);
+  let st;
+  try {
+    st = await fs.stat(target);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new UserError(`mountpoint ${target} does not exist (create it with mkdir)`);
+    if (code === 'ENOTCONN') throw new UserError(`${target} is a dead mount (its daemon was killed): run "veilfs unmount ${target}" first`);
+    throw new UserError(`cannot use mountpoint ${target}: ${(err as Error).message}`);
+  }
+  if (!st.isDirectory()) throw new UserError(`mountpoint ${target} is not a directory`);
+  if (await isMounted(target)) throw new UserError(`${target} is already mounted`);
+  if ((await fs.readdir(target)).length > 0) throw new UserError(`mountpoint ${target} is not empty`);
+  return target;
+}
+
+const MAX_IO = 128 * 1024;
+
+export async function mountFilesystem(filesystem: Filesystem, mountpoint: string, opts: MountOptions): Promise<Mounted> {
+  const Fuse = await loadFuse();
+  const target = await checkMountpoint(mountpoint);
+  // fuse-native has no big_writes option but passes fsname into -o unescaped;
+  // without big_writes the kernel sends 4 KiB writes.
+  const extra = [`big_writes`, `max_write=${MAX_IO}`, ...(opts.readOnly ? ['ro'] : [])];
+  const fuse = new Fuse(target, fuseOperations(filesystem, opts.log), {
+    timeout: false, // our own layers bound every wait; see the guide
+    maxRead: MAX_IO,
+    fsname: ['veilfs', ...extra].join(','),
+    subtype: 'veilfs',
+    defaultPermissions: true,
+    allowOther: opts.allowOther,
+    attrTimeout: 1,
+    entryTimeout: 1,
+  });
+  await new Promise<void>((resolve, reject) => fuse.mount((err) => (err ? reject(new UserError(`cannot mount ${target}: ${err.message}`)) : resolve())));
+
+  let resolveGone!: () => void;
+  const gone = new Promise<void>((resolve) => (resolveGone = resolve));
+  // Someone may unmount us with umount/fusermount: notice and finish.
+  const watch = setInterval(() => {
+    isMounted(target).then((still) => {
+      if (!still) {
+        clearInterval(watch);
+        resolveGone();
+      }
+    }, () => {});
+  }, 500);
+
+  let unmounting: Promise<void> | undefined;
+  const unmount = () => (unmounting ??= (async () => {
+    clearInterval(watch);
+    await new Promise<void>((resolve) => fuse.unmount(() => resolve()));
+    if (await isMounted(target)) await forceUnmount(target);
+    resolveGone();
+  })());
+  return { mountpoint: target, gone, unmount };
+}

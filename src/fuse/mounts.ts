@@ -1,0 +1,74 @@
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { promisify } from 'node:util';
+import { defaultCacheDir } from '../meta/local-state.js';
+
+const run = promisify(execFile);
+
+/** Mount points as the kernel lists them (octal escapes decoded). */
+export async function mountedPaths(): Promise<Map<string, string>> {
+  const text = await fs.readFile('/proc/self/mounts', 'utf8');
+  const out = new Map<string, string>();
+  for (const line of text.split('\n')) {
+    const fields = line.split(' ');
+    if (fields.length < 3) continue;
+    const decode = (s: string) => s.replace(/\\([0-7]{3})/g, (_, o) => String.fromCharCode(parseInt(o, 8)));
+    out.set(decode(fields[1]), fields[2]);
+  }
+  return out;
+}
+
+export async function isMounted(mountpoint: string): Promise<boolean> {
+  return (await mountedPaths()).has(path.resolve(mountpoint));
+}
+
+/** Where a running daemon leaves its pid, so `veilfs unmount` can find it. */
+function registryFile(mountpoint: string): string {
+  const dir = process.env.XDG_RUNTIME_DIR ? path.join(process.env.XDG_RUNTIME_DIR, 'veilfs') : path.join(defaultCacheDir(), 'run');
+  return path.join(dir, createHash('sha256').update(path.resolve(mountpoint)).digest('hex').slice(0, 24) + '.pid');
+}
+
+export async function registerDaemon(mountpoint: string): Promise<void> {
+  const file = registryFile(mountpoint);
+  await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+  await fs.writeFile(file, `${process.pid}\n`);
+}
+
+export async function unregisterDaemon(mountpoint: string): Promise<void> {
+  await fs.unlink(registryFile(mountpoint)).catch(() => {});
+}
+
+export async function daemonPid(mountpoint: string): Promise<number | undefined> {
+  try {
+    const pid = Number((await fs.readFile(registryFile(mountpoint), 'utf8')).trim());
+    if (!Number.isInteger(pid) || pid <= 0) return undefined;
+    process.kill(pid, 0);
+    const cmdline = await fs.readFile(`/proc/${pid}/cmdline`, 'utf8');
+    return cmdline.includes('veilfs') ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Detaches a FUSE mount whose daemon is gone (or never answers). */
+export async function forceUnmount(mountpoint: string): Promise<void> {
+  const target = path.resolve(mountpoint);
+  const attempts: [string, string[]][] = [
+    ['fusermount', ['-u', target]],
+    ['fusermount3', ['-u', target]],
+    ['umount', [target]],
+    ['fusermount', ['-uz', target]],
+    ['umount', ['-l', target]],
+  ];
+  for (const [cmd, args] of attempts) {
+    try {
+      await run(cmd, args);
+      if (!(await isMounted(target))) return;
+    } catch {
+      // try the next way
+    }
+  }
+  if (await isMounted(target)) throw new Error(`could not unmount ${target}`);
+}

@@ -1,0 +1,162 @@
+import { randomBytes } from 'node:crypto';
+import { constants, promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { checkKey, ConflictError, NotFoundError, StoreError, StoreFullError, type ByteRange, type ObjectStore, type PutOptions } from './types.js';
+
+const TEMP_PREFIX = '.tmp-';
+
+/**
+ * Objects as files under a directory. Every put is durable when it returns:
+ * the data is written to a temporary file, fsynced, then moved into place
+ * (rename, or link() for create-if-absent, which fails atomically if the
+ * name exists), and the directory is fsynced.
+ */
+export class LocalStore implements ObjectStore {
+  readonly location: string;
+
+  constructor(readonly root: string) {
+    this.location = path.resolve(root);
+  }
+
+  private pathOf(key: string): string {
+    checkKey(key);
+    return path.join(this.location, key);
+  }
+
+  async get(key: string, range?: ByteRange): Promise<Buffer> {
+    const file = this.pathOf(key);
+    let handle: fs.FileHandle;
+    try {
+      handle = await fs.open(file, constants.O_RDONLY);
+    } catch (err) {
+      throw translate(err, key);
+    }
+    try {
+      if (!range) return await handle.readFile();
+      const buf = Buffer.allocUnsafe(range.length);
+      let done = 0;
+      while (done < range.length) {
+        const { bytesRead } = await handle.read(buf, done, range.length - done, range.offset + done);
+        if (bytesRead === 0) break;
+        done += bytesRead;
+      }
+      return done === range.length ? buf : buf.subarray(0, done);
+    } catch (err) {
+      throw translate(err, key);
+    } finally {
+      await handle.close();
+    }
+  }
+
+  async put(key: string, data: Uint8Array, options: PutOptions = {}): Promise<void> {
+    const file = this.pathOf(key);
+    const dir = path.dirname(file);
+    const temp = path.join(dir, `${TEMP_PREFIX}${randomBytes(8).toString('hex')}`);
+    await this.writeSynced(temp, data, dir);
+    try {
+      if (options.ifAbsent) {
+        await fs.link(temp, file).catch((err: NodeJS.ErrnoException) => {
+          if (err.code === 'EEXIST') throw new ConflictError(key);
+          throw err;
+        });
+        await fs.unlink(temp);
+      } else {
+        await fs.rename(temp, file);
+      }
+      await syncDir(dir);
+    } catch (err) {
+      await fs.unlink(temp).catch(() => {});
+      throw translate(err, key);
+    }
+  }
+
+  private async writeSynced(temp: string, data: Uint8Array, dir: string): Promise<void> {
+    let handle: fs.FileHandle;
+    try {
+      handle = await fs.open(temp, 'wx', 0o600);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw translate(err, temp);
+      await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+      handle = await fs.open(temp, 'wx', 0o600);
+    }
+    try {
+      await handle.writeFile(data);
+      await handle.sync();
+    } catch (err) {
+      await handle.close().catch(() => {});
+      await fs.unlink(temp).catch(() => {});
+      throw translate(err, temp);
+    }
+    await handle.close();
+  }
+
+  async delete(key: string): Promise<void> {
+    try {
+      await fs.unlink(this.pathOf(key));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw translate(err, key);
+    }
+  }
+
+  async list(prefix: string): Promise<string[]> {
+    // Walk only the directory the prefix names; its last part filters names.
+    const slash = prefix.lastIndexOf('/');
+    const dirKey = slash >= 0 ? prefix.slice(0, slash) : '';
+    const keys: string[] = [];
+    await this.walk(dirKey, keys);
+    return keys.filter((k) => k.startsWith(prefix)).sort();
+  }
+
+  private async walk(dirKey: string, out: string[]): Promise<void> {
+    let entries: import('node:fs').Dirent[];
+    try {
+      entries = await fs.readdir(path.join(this.location, dirKey), { withFileTypes: true });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') return;
+      throw translate(err, dirKey);
+    }
+    for (const entry of entries) {
+      if (entry.name.startsWith(TEMP_PREFIX)) continue;
+      const key = dirKey ? `${dirKey}/${entry.name}` : entry.name;
+      if (entry.isDirectory()) await this.walk(key, out);
+      else if (entry.isFile()) out.push(key);
+    }
+  }
+
+  async stat(key: string): Promise<{ size: number } | undefined> {
+    try {
+      const st = await fs.stat(this.pathOf(key));
+      return { size: st.size };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw translate(err, key);
+    }
+  }
+
+  async capacity(): Promise<{ total: number; free: number } | undefined> {
+    try {
+      const st = await fs.statfs(this.location);
+      return { total: st.blocks * st.bsize, free: st.bavail * st.bsize };
+    } catch {
+      return undefined;
+    }
+  }
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const handle = await fs.open(dir, constants.O_RDONLY | constants.O_DIRECTORY);
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+function translate(err: unknown, key: string): Error {
+  if (err instanceof StoreError) return err;
+  const e = err as NodeJS.ErrnoException;
+  if (e.code === 'ENOENT') return new NotFoundError(key);
+  if (e.code === 'ENOSPC' || e.code === 'EDQUOT') return new StoreFullError(key);
+  return new StoreError(`local store: ${e.code ?? ''} ${e.message}`.trim(), key);
+}

@@ -1,0 +1,430 @@
+import { FsError } from '../errors.js';
+import type { BlockCache } from '../cache/block-cache.js';
+import { Inode, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from '../meta/inode.js';
+import type { Tree } from '../meta/tree.js';
+import { attrOf, type Attr } from './attr.js';
+import { checkName, isWithin, PATH_MAX, splitPath } from './paths.js';
+
+export const O_ACCMODE = 0o3;
+export const O_WRONLY = 0o1;
+export const O_RDWR = 0o2;
+export const O_TRUNC = 0o1000;
+export const O_APPEND = 0o2000;
+
+/** Largest file offset we accept: numbers stay exact far beyond this. */
+const MAX_FILE_SIZE = 2 ** 50;
+const MAX_READAHEAD_BLOCKS = 8;
+/**
+ * What fuse-native passes for UTIME_NOW / UTIME_OMIT (it converts the
+ * special tv_nsec values to milliseconds without checking them).
+ */
+const UTIME_SPECIAL_MS = 1073;
+
+interface Handle {
+  node: Inode;
+  flags: number;
+  nextOffset: number;
+  readahead: number;
+}
+
+export interface FsOptions {
+  readOnly?: boolean;
+  uid?: number;
+  gid?: number;
+  log?: (message: string) => void;
+  capacity?: () => Promise<{ total: number; free: number } | undefined>;
+}
+
+export interface StatFs {
+  bsize: number;
+  frsize: number;
+  blocks: number;
+  bfree: number;
+  bavail: number;
+  files: number;
+  ffree: number;
+  favail: number;
+  namemax: number;
+}
+
+/**
+ * POSIX semantics over the in-memory tree and the block cache. Path based,
+ * because fuse-native speaks the high-level libfuse API; errors are FsError.
+ */
+export class Filesystem {
+  private readonly handles = new Map<number, Handle>();
+  private readonly openCount = new Map<number, number>();
+  private nextFd = 1;
+  private readonly readOnly: boolean;
+  private readonly uid: number;
+  private readonly gid: number;
+  private readonly log: (message: string) => void;
+  private syncTimer?: NodeJS.Timeout;
+
+  constructor(private readonly tree: Tree, private readonly cache: BlockCache, private readonly opts: FsOptions = {}) {
+    this.readOnly = !!opts.readOnly;
+    this.uid = opts.uid ?? process.getuid?.() ?? 0;
+    this.gid = opts.gid ?? process.getgid?.() ?? 0;
+    this.log = opts.log ?? (() => {});
+  }
+
+  // ---- lookup ----
+
+  private lookup(path: string): Inode {
+    let node = this.tree.root;
+    for (const name of splitPath(path)) {
+      if (!node.isDir) throw new FsError('ENOTDIR');
+      const ino = node.entries.get(name);
+      if (ino === undefined) throw new FsError('ENOENT');
+      node = this.tree.get(ino)!;
+    }
+    return node;
+  }
+
+  private parentOf(path: string): { dir: Inode; name: string; names: string[] } {
+    const names = splitPath(path);
+    if (names.length === 0) throw new FsError('EBUSY', 'the root directory');
+    const name = names[names.length - 1];
+    const dir = this.lookup('/' + names.slice(0, -1).join('/'));
+    if (!dir.isDir) throw new FsError('ENOTDIR');
+    return { dir, name, names };
+  }
+
+  private handle(fd: number): Handle {
+    const h = this.handles.get(fd);
+    if (!h) throw new FsError('EBADF');
+    return h;
+  }
+
+  private writable(): void {
+    if (this.readOnly) throw new FsError('EROFS');
+  }
+
+  private attr(node: Inode): Attr {
+    return attrOf(node, this.cache.blockSize, node.isFile ? this.cache.unstoredBlocks(node) : 0);
+  }
+
+  private touch(node: Inode, now = Date.now(), content = true): void {
+    if (content) node.mtime = now;
+    node.ctime = now;
+    this.tree.changed(node);
+  }
+
+  // ---- attributes ----
+
+  getattr(path: string): Attr {
+    return this.attr(this.lookup(path));
+  }
+
+  fgetattr(fd: number): Attr {
+    return this.attr(this.handle(fd).node);
+  }
+
+  access(path: string): void {
+    this.lookup(path);
+  }
+
+  chmod(path: string, mode: number): void {
+    this.writable();
+    const node = this.lookup(path);
+    node.mode = (node.mode & S_IFMT) | (mode & 0o7777);
+    this.touch(node, Date.now(), false);
+  }
+
+  chown(path: string, uid: number, gid: number): void {
+    this.writable();
+    const node = this.lookup(path);
+    // (uid_t)-1 means "leave unchanged".
+    if (uid !== -1 && uid !== 0xffffffff) node.uid = uid;
+    if (gid !== -1 && gid !== 0xffffffff) node.gid = gid;
+    this.touch(node, Date.now(), false);
+  }
+
+  utimens(path: string, atime: number, mtime: number): void {
+    this.writable();
+    const node = this.lookup(path);
+    const now = Date.now();
+    node.atime = atime === UTIME_SPECIAL_MS ? now : atime;
+    node.mtime = mtime === UTIME_SPECIAL_MS ? now : mtime;
+    node.ctime = now;
+    this.tree.changed(node);
+  }
+
+  async statfs(): Promise<StatFs> {
+    const bsize = 4096;
+    const cap = (await this.opts.capacity?.()) ?? { total: 2 ** 50, free: 2 ** 50 };
+    const files = 2 ** 32 - 1;
+    return {
+      bsize, frsize: bsize, blocks: Math.floor(cap.total / bsize), bfree: Math.floor(cap.free / bsize), bavail: Math.floor(cap.free / bsize),
+      files, ffree: files - this.tree.size, favail: files - this.tree.size, namemax: 255,
+    };
+  }
+
+  // ---- directories ----
+
+  readdir(path: string): { names: string[]; attrs: Attr[] } {
+    const dir = this.lookup(path);
+    if (!dir.isDir) throw new FsError('ENOTDIR');
+    const names = ['.', '..'];
+    const attrs = [this.attr(dir), this.attr(dir)];
+    for (const [name, ino] of dir.entries) {
+      names.push(name);
+      attrs.push(this.attr(this.tree.get(ino)!));
+    }
+    return { names, attrs };
+  }
+
+  private addEntry(dir: Inode, name: string, node: Inode, now: number): void {
+    dir.entries.set(name, node.ino);
+    if (node.isDir) dir.nlink++;
+    this.touch(dir, now);
+  }
+
+  private makeNode(path: string, mode: number): Inode {
+    this.writable();
+    const { dir, name } = this.parentOf(path);
+    checkName(name);
+    if (dir.entries.has(name)) throw new FsError('EEXIST');
+    const node = this.tree.create(mode, this.uid, this.gid);
+    this.addEntry(dir, name, node, node.ctime);
+    return node;
+  }
+
+  mkdir(path: string, mode: number): void {
+    this.makeNode(path, S_IFDIR | (mode & 0o7777));
+  }
+
+  rmdir(path: string): void {
+    this.writable();
+    const { dir, name } = this.parentOf(path);
+    const ino = dir.entries.get(name);
+    if (ino === undefined) throw new FsError('ENOENT');
+    const node = this.tree.get(ino)!;
+    if (!node.isDir) throw new FsError('ENOTDIR');
+    if (node.entries.size > 0) throw new FsError('ENOTEMPTY');
+    dir.entries.delete(name);
+    dir.nlink--;
+    this.touch(dir);
+    node.nlink = 0;
+    this.tree.destroy(node);
+  }
+
+  symlink(target: string, path: string): void {
+    if (Buffer.byteLength(target) >= PATH_MAX) throw new FsError('ENAMETOOLONG');
+    const node = this.makeNode(path, S_IFLNK | 0o777);
+    node.target = target;
+    node.size = Buffer.byteLength(target);
+  }
+
+  readlink(path: string): string {
+    const node = this.lookup(path);
+    if (!node.isSymlink) throw new FsError('EINVAL');
+    return node.target;
+  }
+
+  link(existing: string, path: string): void {
+    this.writable();
+    const node = this.lookup(existing);
+    if (node.isDir) throw new FsError('EPERM', 'hard links to directories are not allowed');
+    const { dir, name } = this.parentOf(path);
+    checkName(name);
+    if (dir.entries.has(name)) throw new FsError('EEXIST');
+    node.nlink++;
+    this.touch(node, Date.now(), false);
+    this.addEntry(dir, name, node, node.ctime);
+  }
+
+  unlink(path: string): void {
+    this.writable();
+    const { dir, name } = this.parentOf(path);
+    const ino = dir.entries.get(name);
+    if (ino === undefined) throw new FsError('ENOENT');
+    const node = this.tree.get(ino)!;
+    if (node.isDir) throw new FsError('EISDIR');
+    dir.entries.delete(name);
+    const now = Date.now();
+    this.touch(dir, now);
+    this.dropLink(node, now);
+  }
+
+  private dropLink(node: Inode, now: number): void {
+    node.nlink--;
+    node.ctime = now;
+    this.tree.changed(node);
+    this.destroyIfUnused(node);
+  }
+
+  private destroyIfUnused(node: Inode): void {
+    if (node.nlink > 0 || (this.openCount.get(node.ino) ?? 0) > 0) return;
+    if (node.isFile) this.cache.discard(node);
+    this.tree.destroy(node);
+  }
+
+  rename(from: string, to: string): void {
+    this.writable();
+    const src = this.parentOf(from);
+    const dst = this.parentOf(to);
+    checkName(dst.name);
+    const ino = src.dir.entries.get(src.name);
+    if (ino === undefined) throw new FsError('ENOENT');
+    const node = this.tree.get(ino)!;
+    if (node.isDir && isWithin(dst.names, src.names) && dst.names.length > src.names.length) {
+      throw new FsError('EINVAL', 'cannot move a directory into itself');
+    }
+    const targetIno = dst.dir.entries.get(dst.name);
+    const now = Date.now();
+    if (targetIno !== undefined) {
+      if (targetIno === ino) return;
+      const target = this.tree.get(targetIno)!;
+      if (node.isDir) {
+        if (!target.isDir) throw new FsError('ENOTDIR');
+        if (target.entries.size > 0) throw new FsError('ENOTEMPTY');
+      } else if (target.isDir) {
+        throw new FsError('EISDIR');
+      }
+      dst.dir.entries.delete(dst.name);
+      if (target.isDir) {
+        dst.dir.nlink--;
+        target.nlink = 0;
+        this.tree.destroy(target);
+      } else {
+        this.dropLink(target, now);
+      }
+    }
+    src.dir.entries.delete(src.name);
+    if (node.isDir) src.dir.nlink--;
+    this.touch(src.dir, now);
+    this.addEntry(dst.dir, dst.name, node, now);
+    this.touch(node, now, false);
+  }
+
+  // ---- files ----
+
+  private newHandle(node: Inode, flags: number): number {
+    const fd = this.nextFd++;
+    this.handles.set(fd, { node, flags, nextOffset: 0, readahead: 0 });
+    this.openCount.set(node.ino, (this.openCount.get(node.ino) ?? 0) + 1);
+    return fd;
+  }
+
+  create(path: string, mode: number, flags = O_RDWR): number {
+    const node = this.makeNode(path, S_IFREG | (mode & 0o7777));
+    return this.newHandle(node, flags);
+  }
+
+  async open(path: string, flags: number): Promise<number> {
+    const node = this.lookup(path);
+    if (node.isDir) {
+      if ((flags & O_ACCMODE) !== 0) throw new FsError('EISDIR');
+    } else if (!node.isFile) {
+      throw new FsError('EINVAL');
+    }
+    const writes = (flags & O_ACCMODE) !== 0;
+    if (writes) this.writable();
+    if (writes && flags & O_TRUNC && node.size > 0) await this.resize(node, 0);
+    return this.newHandle(node, flags);
+  }
+
+  async read(fd: number, buf: Buffer, length: number, position: number): Promise<number> {
+    const h = this.handle(fd);
+    if (!h.node.isFile) throw new FsError('EISDIR');
+    const n = await this.cache.read(h.node, position, length, buf);
+    this.planReadahead(h, position, n);
+    return n;
+  }
+
+  /** Sequential readers get a read-ahead window that doubles; a seek resets it. */
+  private planReadahead(h: Handle, position: number, n: number): void {
+    h.readahead = position === h.nextOffset ? Math.min(Math.max(1, h.readahead * 2), MAX_READAHEAD_BLOCKS) : 0;
+    h.nextOffset = position + n;
+    if (h.readahead > 0 && n > 0) {
+      const bs = this.cache.blockSize;
+      this.cache.prefetch(h.node, Math.floor((position + n - 1) / bs) + 1, h.readahead);
+    }
+  }
+
+  async write(fd: number, data: Buffer, position: number): Promise<number> {
+    this.writable();
+    const h = this.handle(fd);
+    if ((h.flags & O_ACCMODE) === 0) throw new FsError('EBADF');
+    const node = h.node;
+    const at = h.flags & O_APPEND ? node.size : position;
+    if (at + data.length > MAX_FILE_SIZE) throw new FsError('EFBIG');
+    await this.cache.write(node, at, data);
+    this.touch(node);
+    return data.length;
+  }
+
+  private async resize(node: Inode, size: number): Promise<void> {
+    if (size < 0) throw new FsError('EINVAL');
+    if (size > MAX_FILE_SIZE) throw new FsError('EFBIG');
+    for (const objectId of await this.cache.truncate(node, size)) this.tree.release(objectId);
+    this.touch(node);
+  }
+
+  async truncate(path: string, size: number): Promise<void> {
+    this.writable();
+    const node = this.lookup(path);
+    if (node.isDir) throw new FsError('EISDIR');
+    if (!node.isFile) throw new FsError('EINVAL');
+    await this.resize(node, size);
+  }
+
+  async ftruncate(fd: number, size: number): Promise<void> {
+    this.writable();
+    const h = this.handle(fd);
+    if ((h.flags & O_ACCMODE) === 0) throw new FsError('EBADF');
+    await this.resize(h.node, size);
+  }
+
+  /** close(2) of one descriptor: start storing, do not wait (fsync waits). */
+  flush(fd: number): void {
+    this.writeBack(this.handle(fd).node);
+  }
+
+  private writeBack(node: Inode): void {
+    if (!node.isFile || !this.cache.hasDirty(node)) return;
+    this.cache.flush(node).catch((err) => this.log(`writing back inode ${node.ino} failed, will retry: ${(err as Error).message}`));
+  }
+
+  /** Everything written to this file so far is in the store and committed. */
+  async fsync(fd: number): Promise<void> {
+    const h = this.handle(fd);
+    if (h.node.isFile) await this.cache.flush(h.node);
+    await this.tree.commit();
+  }
+
+  release(fd: number): void {
+    const { node } = this.handle(fd);
+    this.handles.delete(fd);
+    const count = (this.openCount.get(node.ino) ?? 1) - 1;
+    if (count > 0) this.openCount.set(node.ino, count);
+    else this.openCount.delete(node.ino);
+    if (node.nlink === 0) this.destroyIfUnused(node);
+    else this.writeBack(node);
+  }
+
+  // ---- whole filesystem ----
+
+  /** Stores all dirty data and commits the metadata. */
+  async sync(): Promise<void> {
+    await this.cache.flush();
+    await this.tree.commit();
+  }
+
+  startBackgroundSync(intervalMs: number): void {
+    this.syncTimer = setInterval(() => {
+      if (!this.cache.hasDirty() && !this.tree.hasChanges) return;
+      this.sync().catch((err) => this.log(`background sync failed, will retry: ${(err as Error).message}`));
+    }, intervalMs);
+    this.syncTimer.unref();
+  }
+
+  /** On unmount: everything stored, committed and checkpointed. */
+  async close(): Promise<void> {
+    if (this.syncTimer) clearInterval(this.syncTimer);
+    if (this.readOnly) return;
+    await this.sync();
+    await this.tree.compact();
+  }
+}

@@ -1,0 +1,24 @@
+import { FsError } from '../errors.js';
+
+export const NAME_MAX = 255;
+export const PATH_MAX = 4096;
+
+/** Splits an absolute path as FUSE hands it over ("/a/b") into checked names. */
+export function splitPath(path: string): string[] {
+  if (!path.startsWith('/')) throw new FsError('EINVAL', `not an absolute path: ${path}`);
+  if (Buffer.byteLength(path) >= PATH_MAX) throw new FsError('ENAMETOOLONG');
+  const names = path.split('/').filter((n) => n.length > 0);
+  for (const name of names) checkName(name);
+  return names;
+}
+
+export function checkName(name: string): void {
+  if (Buffer.byteLength(name) > NAME_MAX) throw new FsError('ENAMETOOLONG');
+  if (name === '.' || name === '..') throw new FsError('EINVAL', `"${name}" is not a valid entry name`);
+}
+
+/** True if `inner` is `outer` itself or lies below it. */
+export function isWithin(inner: string[], outer: string[]): boolean {
+  if (inner.length < outer.length) return false;
+  return outer.every((name, i) => inner[i] === name);
+}
