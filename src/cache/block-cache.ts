@@ -63,6 +63,9 @@ export class BlockCache {
     this.clean = new LRUCache<string, Buffer, FetchContext>({
       maxSize: cleanSize,
       sizeCalculation: (buf) => Math.max(1, buf.length),
+      // A fetch whose entry is evicted before it completes (more blocks in
+      // flight than the cache holds) still hands its value to its readers.
+      ignoreFetchAbort: true,
       fetchMethod: async (objectId, _stale, { context }) => {
         const sealed = await this.store.get(dataKey(objectId));
         return decryptBlock(context.file.key, { fileId: context.file.fileId, index: context.index, objectId }, sealed, this.blockSize);

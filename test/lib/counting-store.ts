@@ -1,0 +1,52 @@
+import type { ByteRange, ObjectStore, PutOptions } from '../../src/store/types.js';
+
+/**
+ * Wraps a store to count calls and optionally hold puts until released,
+ * to observe in-flight sharing and dirty pinning.
+ */
+export class CountingStore implements ObjectStore {
+  gets = 0;
+  puts = 0;
+  private gate: Promise<void> | null = null;
+  private openGate: (() => void) | null = null;
+  getDelayMs = 0;
+
+  constructor(private readonly inner: ObjectStore) {}
+
+  get location(): string {
+    return this.inner.location;
+  }
+
+  holdPuts(): void {
+    this.gate = new Promise((resolve) => (this.openGate = resolve));
+  }
+
+  releasePuts(): void {
+    this.openGate?.();
+    this.gate = null;
+  }
+
+  async get(key: string, range?: ByteRange): Promise<Buffer> {
+    this.gets++;
+    if (this.getDelayMs) await new Promise((r) => setTimeout(r, this.getDelayMs));
+    return this.inner.get(key, range);
+  }
+
+  async put(key: string, data: Uint8Array, options?: PutOptions): Promise<void> {
+    if (this.gate && key.startsWith('d/')) await this.gate;
+    this.puts++;
+    return this.inner.put(key, data, options);
+  }
+
+  delete(key: string): Promise<void> {
+    return this.inner.delete(key);
+  }
+
+  list(prefix: string): Promise<string[]> {
+    return this.inner.list(prefix);
+  }
+
+  stat(key: string): Promise<{ size: number } | undefined> {
+    return this.inner.stat(key);
+  }
+}

@@ -1,0 +1,54 @@
+import t from 'tap';
+import * as path from 'node:path';
+import { changePassphrase, createVault, readHeader, unlockVault } from '../src/format/vault.js';
+import { HEADER_KEY } from '../src/format/names.js';
+import { UserError } from '../src/errors.js';
+import { LocalStore } from '../src/store/local.js';
+import { tempDir } from './lib/tmp.js';
+
+t.test('master key wraps and unwraps; wrong passphrase is a clear UserError', async (t) => {
+  const store = new LocalStore(path.join(tempDir(t), 's'));
+  const created = await createVault(store, 'right', { kdfLogN: 10 });
+  const unlocked = await unlockVault(store, 'right');
+  t.equal(unlocked.masterKey.toString('hex'), created.masterKey.toString('hex'));
+  await t.rejects(unlockVault(store, 'wrong'), { name: 'UserError', message: /wrong passphrase/ });
+  await t.rejects(createVault(store, 'again', { kdfLogN: 10 }), { message: /already exists/ });
+});
+
+t.test('header holds no secrets in clear and binds its parameters', async (t) => {
+  const store = new LocalStore(path.join(tempDir(t), 's'));
+  const { masterKey } = await createVault(store, 'pw', { kdfLogN: 10, blockSize: 128 * 1024 });
+  const raw = (await store.get(HEADER_KEY)).toString();
+  t.notMatch(raw, masterKey.toString('base64'));
+  t.notMatch(raw, masterKey.toString('hex'));
+  const header = JSON.parse(raw);
+  t.equal(header.version, 1);
+  header.blockSize = 256 * 1024; // an attacker changes a public parameter
+  await store.put(HEADER_KEY, Buffer.from(JSON.stringify(header)));
+  await t.rejects(unlockVault(store, 'pw'), UserError);
+});
+
+t.test('passwd re-wraps the key; data key unchanged; old passphrase stops working', async (t) => {
+  const store = new LocalStore(path.join(tempDir(t), 's'));
+  const { masterKey } = await createVault(store, 'old', { kdfLogN: 10 });
+  const before = await readHeader(store);
+  await changePassphrase(store, 'old', 'new');
+  const after = await readHeader(store);
+  t.not(after.kdf.salt, before.kdf.salt, 'fresh salt');
+  t.equal(after.vaultId, before.vaultId);
+  t.equal((await unlockVault(store, 'new')).masterKey.toString('hex'), masterKey.toString('hex'));
+  await t.rejects(unlockVault(store, 'old'), { message: /wrong passphrase/ });
+  await t.rejects(changePassphrase(store, 'old', 'x'), { message: /wrong passphrase/ });
+});
+
+t.test('missing vault and foreign or damaged headers give clear errors', async (t) => {
+  const dir = tempDir(t);
+  const store = new LocalStore(path.join(dir, 's'));
+  await t.rejects(unlockVault(store, 'pw'), { message: /no vault at/ });
+  await store.put(HEADER_KEY, Buffer.from('not json'));
+  await t.rejects(unlockVault(store, 'pw'), { message: /damaged/ });
+  await store.put(HEADER_KEY, Buffer.from('{"format":"other"}'));
+  await t.rejects(unlockVault(store, 'pw'), { message: /does not hold a veilfs vault/ });
+  await store.put(HEADER_KEY, Buffer.from('{"format":"veilfs","version":9}'));
+  await t.rejects(unlockVault(store, 'pw'), { message: /version 9 is not supported/ });
+});
