@@ -1,0 +1,96 @@
+import t, { type Test } from 'tap';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { isMounted } from '../src/fuse/mounts.js';
+import { cliEnv, mountDrive, sh, veilfs } from './lib/cli.js';
+
+/** One line on stderr, no stack trace, non-zero exit. */
+function clearError(t: Test, r: { code: number; stderr: string }, pattern: RegExp, what: string): void {
+  t.not(r.code, 0, `${what}: exit code ${r.code}`);
+  t.match(r.stderr, pattern, `${what}: says why`);
+  t.equal(r.stderr.trim().split('\n').length, 1, `${what}: one line (${r.stderr.trim()})`);
+  t.notMatch(r.stderr, /\n\s+at /, `${what}: no stack trace`);
+}
+
+t.test('every command has real --help', async (t) => {
+  const cli = cliEnv(t);
+  const top = await veilfs(['--help'], cli.env);
+  t.equal(top.code, 0);
+  for (const cmd of ['init', 'mount', 'unmount', 'passwd']) t.match(top.stdout, cmd);
+  const expectations: Record<string, RegExp[]> = {
+    init: [/--store/, /--block-size/, /--passphrase-file/],
+    mount: [/--store/, /--cache-size/, /--read-only/, /--daemon/, /mountpoint/],
+    unmount: [/mountpoint/],
+    passwd: [/--new-passphrase-file/],
+  };
+  for (const [cmd, patterns] of Object.entries(expectations)) {
+    const r = await veilfs([cmd, '--help'], cli.env);
+    t.equal(r.code, 0, `${cmd} --help`);
+    for (const p of patterns) t.match(r.stdout, p, `${cmd} --help mentions ${p}`);
+  }
+  clearError(t, await veilfs(['frobnicate'], cli.env), /Unknown argument|command/i, 'unknown command');
+});
+
+t.test('clear one-line errors for the usual mistakes', async (t) => {
+  const cli = cliEnv(t);
+  const m = path.join(cli.dir, 'mnt');
+  mkdirSync(m);
+  clearError(t, await veilfs(['mount', '--store', cli.store, m], cli.env), /no vault at/, 'no vault');
+  t.equal((await veilfs(['init', '--store', cli.store], cli.env)).code, 0);
+  clearError(t, await veilfs(['init', '--store', cli.store], cli.env), /already exists/, 'init twice');
+  clearError(t, await veilfs(['mount', '--store', cli.store, m], { ...cli.env, VEILFS_PASSPHRASE: 'wrong' }), /wrong passphrase/, 'wrong passphrase');
+  const noPass = { ...cli.env };
+  delete noPass.VEILFS_PASSPHRASE;
+  clearError(t, await veilfs(['mount', '--store', cli.store, m], noPass), /no passphrase/, 'no passphrase and no terminal');
+  clearError(t, await veilfs(['mount', '--store', cli.store, path.join(cli.dir, 'missing')], cli.env), /does not exist/, 'missing mountpoint');
+  writeFileSync(path.join(m, 'file'), 'x');
+  clearError(t, await veilfs(['mount', '--store', cli.store, m], cli.env), /not empty/, 'non-empty mountpoint');
+  clearError(t, await veilfs(['mount', '--store', cli.store, '--cache-size', 'lots', path.join(cli.dir, 'x')], cli.env), /cache-size/, 'bad size');
+  clearError(t, await veilfs(['unmount', m], cli.env), /not mounted/, 'unmount of something not mounted');
+  clearError(t, await veilfs(['init', '--store', 's3://bucket/x'], cli.env), /unsupported store/, 'unknown store scheme');
+  const m2 = path.join(cli.dir, 'mnt2');
+  const drive = await mountDrive(t, cli, m2);
+  clearError(t, await veilfs(['mount', '--store', cli.store, m2], cli.env), /already mounted/, 'already mounted');
+  await drive.unmount();
+});
+
+t.test('--passphrase-file and passwd', async (t) => {
+  const cli = cliEnv(t);
+  const env = { ...cli.env };
+  delete env.VEILFS_PASSPHRASE;
+  const oldFile = path.join(cli.dir, 'old');
+  const newFile = path.join(cli.dir, 'new');
+  writeFileSync(oldFile, 'first passphrase\n');
+  writeFileSync(newFile, 'second passphrase\n');
+  t.equal((await veilfs(['init', '--store', cli.store, '--passphrase-file', oldFile], env)).code, 0);
+  const m = path.join(cli.dir, 'mnt');
+  const drive = await mountDrive(t, { ...cli, env: { ...env, VEILFS_PASSPHRASE: 'first passphrase' } }, m);
+  writeFileSync(path.join(m, 'kept.txt'), 'kept across passwd');
+  await drive.unmount();
+  const r = await veilfs(['passwd', '--store', cli.store, '--passphrase-file', oldFile, '--new-passphrase-file', newFile], env);
+  t.equal(r.code, 0, `passwd ${r.stderr}`);
+  clearError(t, await veilfs(['passwd', '--store', cli.store, '--passphrase-file', oldFile, '--new-passphrase-file', newFile], env), /wrong passphrase/, 'old passphrase no longer works');
+  const again = await mountDrive(t, { ...cli, env: { ...env, VEILFS_PASSPHRASE: 'second passphrase' } }, m);
+  t.equal((await sh(`cat ${m}/kept.txt`)).stdout, 'kept across passwd', 'data readable with the new passphrase');
+  await again.unmount();
+});
+
+t.test('--daemon returns once the mount is live; unmount waits for the daemon', async (t) => {
+  const cli = cliEnv(t);
+  await veilfs(['init', '--store', cli.store], cli.env);
+  const m = path.join(cli.dir, 'mnt');
+  mkdirSync(m);
+  t.teardown(async () => {
+    if (await isMounted(m)) await veilfs(['unmount', m], cli.env);
+  });
+  const r = await veilfs(['mount', '--daemon', '--store', cli.store, m], cli.env);
+  t.equal(r.code, 0, `mount --daemon ${r.stderr}`);
+  t.ok(await isMounted(m), 'mounted when the command returns');
+  writeFileSync(path.join(m, 'f'), 'daemon data');
+  t.equal((await veilfs(['unmount', m], cli.env)).code, 0);
+  t.notOk(await isMounted(m));
+  clearError(t, await veilfs(['mount', '--daemon', '--store', cli.store, m], { ...cli.env, VEILFS_PASSPHRASE: 'nope' }), /wrong passphrase/, 'daemon with a wrong passphrase fails in the foreground');
+  t.equal((await veilfs(['mount', '--daemon', '--store', cli.store, m], cli.env)).code, 0);
+  t.equal((await sh(`cat ${m}/f`)).stdout, 'daemon data');
+  t.equal((await veilfs(['unmount', m], cli.env)).code, 0);
+});
