@@ -79,13 +79,19 @@ t.test('kill -9 after fsync: fsynced data survives, the tree is consistent', asy
   writeSync(fd, durable);
   fsyncSync(fd);
   closeSync(fd);
-  // Written but never fsynced: may or may not survive, must not corrupt anything.
-  writeFileSync(path.join(m, 'volatile.bin'), randomBytes(1024 * 1024));
+  // Closed without fsync: close (FUSE flush) also makes data durable.
+  const closed = randomBytes(1024 * 1024 + 3);
+  writeFileSync(path.join(m, 'closed.bin'), closed);
+  // Still open, never synced: may or may not survive, must not corrupt anything.
+  const open = openSync(path.join(m, 'volatile.bin'), 'w');
+  writeSync(open, randomBytes(1024 * 1024));
   await drive.crash();
+  closeSync(open);
   t.notOk(existsSync(path.join(m, 'keep')), 'the dead mount is gone');
 
   const again = await mountDrive(t, cli, m);
   t.equal(Buffer.compare(readFileSync(path.join(m, 'keep/deep/durable.bin')), durable), 0, 'fsynced file intact');
+  t.equal(Buffer.compare(readFileSync(path.join(m, 'closed.bin')), closed), 0, 'closed file intact');
   t.equal((await sh(`find ${m} | wc -l`)).code, 0, 'tree walks');
   if (existsSync(path.join(m, 'volatile.bin'))) {
     t.equal((await sh(`cat ${m}/volatile.bin > /dev/null`)).code, 0, 'an unsynced file that survived reads without error');

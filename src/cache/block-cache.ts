@@ -1,5 +1,5 @@
 import { LRUCache } from 'lru-cache';
-import { decryptBlock, encryptBlock } from '../format/block.js';
+import { decryptBlock, encryptBlock, paddedLength } from '../format/block.js';
 import { dataKey, newObjectId } from '../format/names.js';
 import type { ObjectStore } from '../store/types.js';
 import { Limiter } from '../util/limiter.js';
@@ -33,6 +33,8 @@ interface DirtyBlock {
   generation: number;
   upload?: Promise<void>;
 }
+
+const EMPTY = Buffer.alloc(0);
 
 interface FetchContext {
   file: CachedFile;
@@ -131,6 +133,7 @@ export class BlockCache {
       const within = at - index * bs;
       const n = Math.min(bs - within, data.length - pos);
       const block = await this.dirtyBlock(file, index, within === 0 && n === bs);
+      this.ensureCapacity(block, within + n);
       block.buf.set(data.subarray(pos, pos + n), within);
       block.generation++;
       pos += n;
@@ -149,14 +152,14 @@ export class BlockCache {
     const pending = this.pendingDirty.get(key);
     if (pending) return pending;
     const creating = (async () => {
-      const buf = Buffer.alloc(this.blockSize);
+      let buf = EMPTY;
       if (!overwriteAll && file.blocks.has(index)) {
         const old = await this.blockData(file, index);
-        if (old) old.copy(buf, 0, 0, Math.min(old.length, this.blockSize));
+        if (old) buf = Buffer.from(old.subarray(0, this.blockSize));
       }
       const block: DirtyBlock = { file, index, buf, generation: 0 };
       this.dirty.set(key, block);
-      this.dirtyBytes += this.blockSize;
+      this.dirtyBytes += buf.length;
       return block;
     })();
     this.pendingDirty.set(key, creating);
@@ -165,6 +168,19 @@ export class BlockCache {
     } finally {
       this.pendingDirty.delete(key);
     }
+  }
+
+  /**
+   * Dirty buffers start small and grow by powers of two, so a small file
+   * costs kilobytes, not a whole block. Bytes past the old end are zeros.
+   */
+  private ensureCapacity(block: DirtyBlock, needed: number): void {
+    if (block.buf.length >= needed) return;
+    const size = paddedLength(needed, this.blockSize);
+    const grown = Buffer.alloc(size);
+    block.buf.copy(grown);
+    this.dirtyBytes += size - block.buf.length;
+    block.buf = grown;
   }
 
   private startUpload(block: DirtyBlock): void {
@@ -218,7 +234,7 @@ export class BlockCache {
   private forget(block: DirtyBlock): void {
     if (!this.isDirty(block)) return;
     this.dirty.delete(this.dirtyKey(block.file, block.index));
-    this.dirtyBytes -= this.blockSize;
+    this.dirtyBytes -= block.buf.length;
     if (this.dirtyBytes <= this.dirtyLimit) for (const wake of this.drained.splice(0)) wake();
   }
 
@@ -241,7 +257,7 @@ export class BlockCache {
 
   private inFlightBytes(): number {
     let n = 0;
-    for (const block of this.dirty.values()) if (block.upload) n += this.blockSize;
+    for (const block of this.dirty.values()) if (block.upload) n += block.buf.length;
     return n;
   }
 

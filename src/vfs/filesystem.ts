@@ -377,9 +377,16 @@ export class Filesystem {
     await this.resize(h.node, size);
   }
 
-  /** close(2) of one descriptor: start storing, do not wait (fsync waits). */
-  flush(fd: number): void {
-    this.writeBack(this.handle(fd).node);
+  /**
+   * close(2) of one descriptor: what was written through it is stored and
+   * committed before close returns, so it survives a crash of the daemon.
+   * Concurrent closes share one commit.
+   */
+  async flush(fd: number): Promise<void> {
+    const { node } = this.handle(fd);
+    if (!node.isFile || (this.handle(fd).flags & O_ACCMODE) === 0) return;
+    if (this.cache.hasDirty(node)) await this.cache.flush(node);
+    if (this.tree.hasChanges) await this.tree.commit();
   }
 
   private writeBack(node: Inode): void {
