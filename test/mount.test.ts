@@ -86,7 +86,7 @@ t.test('kill -9 after fsync: fsynced data survives, the tree is consistent', asy
   const open = openSync(path.join(m, 'volatile.bin'), 'w');
   writeSync(open, randomBytes(1024 * 1024));
   await drive.crash();
-  closeSync(open);
+  t.throws(() => closeSync(open), { code: 'ENOTCONN' }, 'the open descriptor sees the dead daemon');
   t.notOk(existsSync(path.join(m, 'keep')), 'the dead mount is gone');
 
   const again = await mountDrive(t, cli, m);
