@@ -1,7 +1,10 @@
+import { existsSync, readdirSync } from 'node:fs';
+import * as path from 'node:path';
 import { BlockCache } from './cache/block-cache.js';
 import { subkey } from './crypto/keys.js';
 import { dataKey } from './format/names.js';
 import { createVault, unlockVault, type VaultHeader } from './format/vault.js';
+import { JournaledStore } from './journal/journaled-store.js';
 import { defaultCacheDir, LocalState } from './meta/local-state.js';
 import { MetaLog } from './meta/metalog.js';
 import { Tree } from './meta/tree.js';
@@ -14,45 +17,99 @@ export interface DriveOptions {
   passphrase: string;
   cacheSize?: number;
   readOnly?: boolean;
-  /** Where this machine keeps per-vault state (default ~/.cache/veilfs). */
+  /** Where this machine keeps per-vault state and journals (default ~/.cache/veilfs). */
   cacheDir?: string;
   log?: (message: string) => void;
   syncIntervalMs?: number;
+  /** On close, give up uploading when the store made no progress for this long (the rest stays journaled). */
+  drainStallMs?: number;
+  /** Local disk the journal may fill before writers wait. */
+  journalBytes?: number;
 }
 
 export interface Drive {
   header: VaultHeader;
   fs: Filesystem;
-  /** Stores and commits everything; the drive is unusable afterwards. */
-  close(): Promise<void>;
+  /** Changes journaled on this machine but not yet in the store. */
+  backlog(): { entries: number; bytes: number };
+  /** Stores and commits everything; the drive is unusable afterwards. Resolves to whether the store has it all. */
+  close(): Promise<boolean>;
 }
 
-function metaLog(store: ObjectStore, masterKey: Buffer, header: VaultHeader, cacheDir?: string): MetaLog {
-  return new MetaLog(store, subkey(masterKey, 'metadata'), header.vaultId, new LocalState(cacheDir ?? defaultCacheDir(), header.vaultId));
+function metaLog(store: ObjectStore, masterKey: Buffer, header: VaultHeader, stateDir: string): MetaLog {
+  return new MetaLog(store, subkey(masterKey, 'metadata'), header.vaultId, new LocalState(stateDir));
+}
+
+/** Per-vault state on this machine: highest metadata number seen, the journal. */
+export function vaultStateDir(cacheDir: string | undefined, vaultId: string): string {
+  return path.join(cacheDir ?? defaultCacheDir(), vaultId);
+}
+
+export function journalDir(stateDir: string): string {
+  return path.join(stateDir, 'journal');
+}
+
+function hasJournaledChanges(dir: string): boolean {
+  return existsSync(dir) && readdirSync(dir).some((n) => n.endsWith('.wal'));
 }
 
 /** Creates a vault with an empty root directory. */
 export async function initDrive(store: ObjectStore, passphrase: string, opts: { blockSize?: number; kdfLogN?: number; cacheDir?: string } = {}): Promise<VaultHeader> {
   const { header, masterKey } = await createVault(store, passphrase, opts);
   const { records, nextIno } = Tree.initialRecords(process.getuid?.() ?? 0, process.getgid?.() ?? 0);
-  await metaLog(store, masterKey, header, opts.cacheDir).initialize(records, nextIno);
+  await metaLog(store, masterKey, header, vaultStateDir(opts.cacheDir, header.vaultId)).initialize(records, nextIno);
   return header;
 }
 
-/** Unlocks a vault and assembles the layers: tree, cache, filesystem. */
-export async function openDrive(store: ObjectStore, opts: DriveOptions): Promise<Drive> {
+/** Unlocks a vault and assembles the layers: journal, tree, cache, filesystem. */
+export async function openDrive(remote: ObjectStore, opts: DriveOptions): Promise<Drive> {
   const log = opts.log ?? ((m: string) => process.stderr.write(`veilfs: ${m}\n`));
-  const { header, masterKey } = await unlockVault(store, opts.passphrase);
-  const tree = await Tree.load(metaLog(store, masterKey, header, opts.cacheDir), (id) => store.delete(dataKey(id)), log);
-  const cache = new BlockCache(store, {
-    stored: (file, _index, _objectId, previous) => {
-      const node = tree.get(file.ino);
-      if (node) tree.changed(node);
-      if (previous) tree.release(previous);
-    },
-    log,
-  }, { blockSize: header.blockSize, cacheSize: opts.cacheSize ?? DEFAULT_CACHE_SIZE });
-  const fs = new Filesystem(tree, cache, { readOnly: opts.readOnly, log, capacity: store.capacity ? () => store.capacity!() : undefined });
-  if (!opts.readOnly) fs.startBackgroundSync(opts.syncIntervalMs ?? 2000);
-  return { header, fs, close: () => fs.close() };
+  const { header, masterKey } = await unlockVault(remote, opts.passphrase);
+  const stateDir = vaultStateDir(opts.cacheDir, header.vaultId);
+  let store: ObjectStore = remote;
+  let journal: JournaledStore | undefined;
+  if (opts.readOnly) {
+    if (hasJournaledChanges(journalDir(stateDir))) {
+      log('changes from an earlier read-write mount wait in the journal on this machine; this read-only mount does not show them (mount read-write to upload them)');
+    }
+  } else {
+    journal = await JournaledStore.open(remote, { dir: journalDir(stateDir), log, maxBytes: opts.journalBytes });
+    store = journal;
+  }
+  try {
+    const tree = await Tree.load(metaLog(store, masterKey, header, stateDir), (id) => store.delete(dataKey(id)), log);
+    const cache = new BlockCache(store, {
+      stored: (file, _index, _objectId, previous) => {
+        const node = tree.get(file.ino);
+        if (node) tree.changed(node);
+        if (previous) tree.release(previous);
+      },
+      log,
+    }, { blockSize: header.blockSize, cacheSize: opts.cacheSize ?? DEFAULT_CACHE_SIZE });
+    const fs = new Filesystem(tree, cache, { readOnly: opts.readOnly, log, capacity: remote.capacity ? () => remote.capacity!() : undefined });
+    if (!opts.readOnly) fs.startBackgroundSync(opts.syncIntervalMs ?? 2000);
+    return {
+      header,
+      fs,
+      backlog: () => journal?.backlog ?? { entries: 0, bytes: 0 },
+      close: async () => {
+        try {
+          await fs.close();
+          if (!journal) return true;
+          await journal.sync();
+          const drained = await journal.drain(opts.drainStallMs ?? 60_000);
+          if (!drained) {
+            const { entries, bytes } = journal.backlog;
+            log(`the store is not taking uploads: ${entries} changes (${Math.ceil(bytes / 2 ** 20)} MiB) stay in the journal (${journalDir(stateDir)}) and are uploaded on the next mount`);
+          }
+          return drained;
+        } finally {
+          await (journal ?? remote).close?.();
+        }
+      },
+    };
+  } catch (err) {
+    await journal?.close();
+    throw err;
+  }
 }

@@ -47,7 +47,9 @@ t.test('clear one-line errors for the usual mistakes', async (t) => {
   clearError(t, await veilfs(['mount', '--store', cli.store, m], cli.env), /not empty/, 'non-empty mountpoint');
   clearError(t, await veilfs(['mount', '--store', cli.store, '--cache-size', 'lots', path.join(cli.dir, 'x')], cli.env), /cache-size/, 'bad size');
   clearError(t, await veilfs(['unmount', m], cli.env), /not mounted/, 'unmount of something not mounted');
-  clearError(t, await veilfs(['init', '--store', 's3://bucket/x'], cli.env), /unsupported store/, 'unknown store scheme');
+  clearError(t, await veilfs(['init', '--store', 'ftp://host/x'], cli.env), /unsupported store/, 'unknown store scheme');
+  const noCredentials = { ...cli.env, HOME: cli.dir, AWS_ACCESS_KEY_ID: '', AWS_SECRET_ACCESS_KEY: '', AWS_PROFILE: '' };
+  clearError(t, await veilfs(['init', '--store', 's3://bucket/x'], noCredentials), /no S3 credentials/, 'S3 without credentials');
   const m2 = path.join(cli.dir, 'mnt2');
   const drive = await mountDrive(t, cli, m2);
   clearError(t, await veilfs(['mount', '--store', cli.store, m2], cli.env), /already mounted/, 'already mounted');

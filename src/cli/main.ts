@@ -1,6 +1,7 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { errorMessage, UserError } from '../errors.js';
+import { StoreError } from '../store/types.js';
 import { initCommand } from './init.js';
 import { mountCommand } from './mount.js';
 import { passwdCommand } from './passwd.js';
@@ -31,6 +32,7 @@ try {
     .parseAsync();
 } catch (err) {
   if (err instanceof UserError) fail(err.message, err.exitCode);
+  if (err instanceof StoreError) fail(`the store failed: ${err.message}`, 75);
   if (process.env.VEILFS_DEBUG) console.error(err);
   fail(`internal error: ${errorMessage(err)}`, 70);
 }

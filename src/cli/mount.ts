@@ -9,15 +9,15 @@ import { checkMountpoint, mountFilesystem } from '../fuse/mount.js';
 import { isMounted, registerDaemon, unregisterDaemon } from '../fuse/mounts.js';
 import { defaultCacheDir } from '../meta/local-state.js';
 import { unlockVault } from '../format/vault.js';
-import { openStore } from '../store/open.js';
 import { formatSize } from '../util/size.js';
-import { sizeArg, storeOptions, type StoreArgs } from './common.js';
+import { sizeArg, storeFromArgs, storeOptions, type StoreArgs } from './common.js';
 import { daemonLog } from './log.js';
 import { getPassphrase } from './passphrase.js';
 
 interface MountArgs extends StoreArgs {
   mountpoint: string;
   cacheSize: string;
+  journalSize: string;
   readOnly: boolean;
   allowOther: boolean;
   daemon: boolean;
@@ -32,25 +32,37 @@ export const mountCommand: CommandModule<object, MountArgs> = {
   builder: (y) => storeOptions(y)
     .positional('mountpoint', { type: 'string', demandOption: true, describe: 'An empty directory' })
     .option('cache-size', { type: 'string', default: formatSize(DEFAULT_CACHE_SIZE), describe: 'Memory for decrypted blocks (e.g. 64M, 1G)' })
+    .option('journal-size', { type: 'string', default: '4G', describe: 'Local disk for changes not yet uploaded; writers wait when it is full' })
     .option('read-only', { type: 'boolean', default: false, describe: 'Mount read-only' })
     .option('allow-other', { type: 'boolean', default: false, describe: 'Let other users use the mount (needs user_allow_other in /etc/fuse.conf unless root)' })
     .option('daemon', { alias: 'd', type: 'boolean', default: false, describe: 'Detach and return once the mount is live' })
     .example('$0 mount ~/drive', 'mount the default vault on ~/drive') as any,
   handler: async (argv) => {
     const cacheSize = sizeArg('cache-size', argv.cacheSize, 16 * 1024 * 1024);
-    const passphrase = await getPassphrase(argv);
+    const journalBytes = sizeArg('journal-size', argv.journalSize, 64 * 1024 * 1024);
+    const passphrase = process.env[DAEMON_CHILD] ? await passphraseFromParent() : await getPassphrase(argv);
     if (argv.daemon && !process.env[DAEMON_CHILD]) {
       // Fail here, in the user's terminal, on a wrong passphrase or a bad mountpoint.
-      await unlockVault(openStore(argv.store), passphrase);
+      const store = storeFromArgs(argv);
+      await unlockVault(store, passphrase).finally(() => store.close?.());
       return detach(await checkMountpoint(argv.mountpoint), passphrase, argv.cacheDir);
     }
-    await runMount(argv, passphrase, cacheSize);
+    await runMount(argv, passphrase, cacheSize, journalBytes);
   },
 };
 
-async function runMount(argv: MountArgs, passphrase: string, cacheSize: number): Promise<void> {
-  const store = openStore(argv.store);
-  const drive = await openDrive(store, { passphrase, cacheSize, readOnly: argv.readOnly, cacheDir: argv.cacheDir, log: daemonLog });
+/** The detached daemon gets the passphrase through a pipe, not its environment. */
+async function passphraseFromParent(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+async function runMount(argv: MountArgs, passphrase: string, cacheSize: number, journalBytes: number): Promise<void> {
+  // Cheap checks first: a bad mountpoint should not cost a key derivation.
+  await checkMountpoint(argv.mountpoint);
+  const store = storeFromArgs(argv, daemonLog);
+  const drive = await openDrive(store, { passphrase, cacheSize, journalBytes, readOnly: argv.readOnly, cacheDir: argv.cacheDir, log: daemonLog });
   const mountpoint = await checkMountpoint(argv.mountpoint).catch(async (err) => {
     await drive.close();
     throw err;
@@ -58,7 +70,14 @@ async function runMount(argv: MountArgs, passphrase: string, cacheSize: number):
   const mounted = await mountFilesystem(drive.fs, mountpoint, { readOnly: argv.readOnly, allowOther: argv.allowOther, log: daemonLog });
   await registerDaemon(mountpoint);
   daemonLog(`mounted ${store.location} at ${mountpoint} (pid ${process.pid})`);
+  let signals = 0;
   const stop = (signal: string) => {
+    if (++signals > 1) {
+      // Everything acknowledged is in the local journal; the next mount uploads it.
+      daemonLog(`${signal} again: exiting without waiting for uploads; the journal keeps what is not stored yet`);
+      unregisterDaemon(mountpoint).finally(() => process.exit(1));
+      return;
+    }
     daemonLog(`${signal}: unmounting ${mountpoint}`);
     mounted.unmount().catch((err) => daemonLog(`unmount failed: ${errorMessage(err)}`));
   };
@@ -67,8 +86,9 @@ async function runMount(argv: MountArgs, passphrase: string, cacheSize: number):
   process.on('SIGHUP', stop);
   await mounted.gone;
   try {
-    await drive.close();
-    daemonLog(`unmounted ${mountpoint}; everything is stored`);
+    const { entries } = drive.backlog();
+    if (entries > 0) daemonLog(`unmounted ${mountpoint}; uploading ${entries} pending changes (signal again to leave them in the journal for the next mount)`);
+    if (await drive.close()) daemonLog(`unmounted ${mountpoint}; everything is stored`);
   } catch (err) {
     process.exitCode = 1;
     daemonLog(`unmounted ${mountpoint}, but not everything could be stored: ${errorMessage(err)}`);
@@ -86,9 +106,10 @@ async function detach(mountpoint: string, passphrase: string, cacheDir: string |
   const out = openSync(logFile, 'a', 0o600);
   const child = spawn(process.execPath, [...process.execArgv, process.argv[1], ...process.argv.slice(2).filter((a) => a !== '--daemon' && a !== '-d')], {
     detached: true,
-    stdio: ['ignore', out, out],
-    env: { ...process.env, [DAEMON_CHILD]: '1', VEILFS_PASSPHRASE: passphrase },
+    stdio: ['pipe', out, out],
+    env: { ...process.env, [DAEMON_CHILD]: '1' },
   });
+  child.stdin!.end(passphrase);
   let exited: number | null | undefined;
   child.on('exit', (code) => (exited = code));
   const deadline = Date.now() + READY_TIMEOUT_MS;

@@ -16,8 +16,8 @@ export function defaultCacheDir(): string {
 export class LocalState {
   readonly dir: string;
 
-  constructor(cacheDir: string, vaultId: string) {
-    this.dir = path.join(cacheDir, vaultId);
+  constructor(dir: string) {
+    this.dir = dir;
   }
 
   async highestSeq(): Promise<number> {

@@ -1,7 +1,7 @@
 import { IntegrityError, UserError } from '../errors.js';
 import { open, seal } from '../crypto/xchacha.js';
 import { CHECKPOINT_PREFIX, checkpointKey, LOG_PREFIX, logKey, seqOf } from '../format/names.js';
-import { ConflictError, type ObjectStore } from '../store/types.js';
+import { ConflictError, keysOf, type ObjectStore } from '../store/types.js';
 import type { InodeRecord } from './inode.js';
 import type { LocalState } from './local-state.js';
 
@@ -86,7 +86,7 @@ export class MetaLog {
   }
 
   async load(): Promise<LoadedTree> {
-    const checkpoints = (await this.store.list(CHECKPOINT_PREFIX))
+    const checkpoints = keysOf(await this.store.list(CHECKPOINT_PREFIX))
       .map((k) => seqOf(k, CHECKPOINT_PREFIX)).filter((s): s is number => s !== undefined);
     if (checkpoints.length === 0) throw new UserError('vault metadata is missing from the store (no checkpoint found); run "veilfs fsck"');
     const cpSeq = Math.max(...checkpoints);
@@ -94,7 +94,7 @@ export class MetaLog {
     const inodes = new Map(cp.inodes.map((r) => [r.ino, r]));
     let nextIno = cp.nextIno;
     let seq = cpSeq;
-    const logSeqs = (await this.store.list(LOG_PREFIX))
+    const logSeqs = keysOf(await this.store.list(LOG_PREFIX))
       .map((k) => seqOf(k, LOG_PREFIX)).filter((s): s is number => s !== undefined && s > cpSeq).sort((a, b) => a - b);
     for (const s of logSeqs) {
       if (s !== seq + 1) throw new UserError(`metadata log has a gap after #${seq} (next is #${s}); run "veilfs fsck"`);
@@ -130,6 +130,11 @@ export class MetaLog {
     await this.localState.recordSeq(seq);
   }
 
+  /** Everything committed so far survives a power cut. */
+  async sync(): Promise<void> {
+    await this.store.sync?.();
+  }
+
   shouldCheckpoint(): boolean {
     return this.seq - this.checkpointSeq >= 512 || this.bytesSinceCheckpoint >= 32 * 1024 * 1024;
   }
@@ -142,12 +147,14 @@ export class MetaLog {
   async checkpoint(inodes: InodeRecord[], nextIno: number): Promise<void> {
     const seq = this.seq;
     if (seq === this.checkpointSeq) return;
-    await this.store.put(checkpointKey(seq), this.encode('checkpoint', seq, { seq, nextIno, inodes } satisfies Checkpoint));
+    // Create-only: a checkpoint never changes once written, and a journal
+    // uploads a create only after everything it refers to.
+    await this.store.put(checkpointKey(seq), this.encode('checkpoint', seq, { seq, nextIno, inodes } satisfies Checkpoint), { ifAbsent: true });
     this.checkpointSeq = seq;
     this.bytesSinceCheckpoint = 0;
     const stale = [
-      ...(await this.store.list(LOG_PREFIX)).filter((k) => (seqOf(k, LOG_PREFIX) ?? Infinity) <= seq),
-      ...(await this.store.list(CHECKPOINT_PREFIX)).filter((k) => (seqOf(k, CHECKPOINT_PREFIX) ?? Infinity) < seq),
+      ...keysOf(await this.store.list(LOG_PREFIX)).filter((k) => (seqOf(k, LOG_PREFIX) ?? Infinity) <= seq),
+      ...keysOf(await this.store.list(CHECKPOINT_PREFIX)).filter((k) => (seqOf(k, CHECKPOINT_PREFIX) ?? Infinity) < seq),
     ];
     for (const key of stale) await this.store.delete(key);
   }

@@ -117,6 +117,12 @@ export class Tree {
     }
   }
 
+  /** Commits, and makes everything committed survive a power cut. */
+  async commitDurably(): Promise<void> {
+    await this.commit();
+    await this.log.sync();
+  }
+
   /** Checkpoints now (on unmount), so the next mount replays no log. */
   async compact(): Promise<void> {
     await this.commit();

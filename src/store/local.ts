@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { constants, promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { checkKey, ConflictError, NotFoundError, StoreError, StoreFullError, type ByteRange, type ObjectStore, type PutOptions } from './types.js';
+import { checkKey, ConflictError, NotFoundError, StoreError, StoreFullError, type ByteRange, type ObjectInfo, type ObjectStore, type PutOptions } from './types.js';
 
 const TEMP_PREFIX = '.tmp-';
 
@@ -98,16 +98,16 @@ export class LocalStore implements ObjectStore {
     }
   }
 
-  async list(prefix: string): Promise<string[]> {
+  async list(prefix: string): Promise<ObjectInfo[]> {
     // Walk only the directory the prefix names; its last part filters names.
     const slash = prefix.lastIndexOf('/');
     const dirKey = slash >= 0 ? prefix.slice(0, slash) : '';
-    const keys: string[] = [];
-    await this.walk(dirKey, keys);
-    return keys.filter((k) => k.startsWith(prefix)).sort();
+    const out: ObjectInfo[] = [];
+    await this.walk(dirKey, prefix, out);
+    return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   }
 
-  private async walk(dirKey: string, out: string[]): Promise<void> {
+  private async walk(dirKey: string, prefix: string, out: ObjectInfo[]): Promise<void> {
     let entries: import('node:fs').Dirent[];
     try {
       entries = await fs.readdir(path.join(this.location, dirKey), { withFileTypes: true });
@@ -119,8 +119,12 @@ export class LocalStore implements ObjectStore {
     for (const entry of entries) {
       if (entry.name.startsWith(TEMP_PREFIX)) continue;
       const key = dirKey ? `${dirKey}/${entry.name}` : entry.name;
-      if (entry.isDirectory()) await this.walk(key, out);
-      else if (entry.isFile()) out.push(key);
+      if (entry.isDirectory()) {
+        if (key.startsWith(prefix) || prefix.startsWith(`${key}/`)) await this.walk(key, prefix, out);
+      } else if (entry.isFile() && key.startsWith(prefix)) {
+        const st = await fs.stat(path.join(this.location, key)).catch(() => undefined);
+        if (st) out.push({ key, size: st.size, mtime: st.mtimeMs });
+      }
     }
   }
 

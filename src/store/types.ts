@@ -12,6 +12,13 @@ export interface PutOptions {
   ifAbsent?: boolean;
 }
 
+export interface ObjectInfo {
+  key: string;
+  size: number;
+  /** Last modification, ms since the epoch. */
+  mtime: number;
+}
+
 export interface ObjectStore {
   /** Human-readable location for messages (never contains secrets). */
   readonly location: string;
@@ -20,10 +27,12 @@ export interface ObjectStore {
   put(key: string, data: Uint8Array, options?: PutOptions): Promise<void>;
   /** Deleting a missing key is not an error. */
   delete(key: string): Promise<void>;
-  /** All keys that start with prefix, in lexicographic order. */
-  list(prefix: string): Promise<string[]>;
+  /** Every object whose key starts with prefix, in lexicographic key order. */
+  list(prefix: string): Promise<ObjectInfo[]>;
   /** Size of the object, or undefined if it does not exist. */
   stat(key: string): Promise<{ size: number } | undefined>;
+  /** Makes every completed put and delete survive a power cut (where the store can tell the difference). */
+  sync?(): Promise<void>;
   /** Capacity, where the store can tell. */
   capacity?(): Promise<{ total: number; free: number } | undefined>;
   close?(): Promise<void>;
@@ -33,6 +42,14 @@ export class StoreError extends Error {
   constructor(message: string, readonly key?: string) {
     super(message);
     this.name = 'StoreError';
+  }
+}
+
+/** A failure worth retrying: a 5xx, a throttle, a reset connection, a timeout. */
+export class TransientStoreError extends StoreError {
+  constructor(message: string, key?: string) {
+    super(message, key);
+    this.name = 'TransientStoreError';
   }
 }
 
@@ -51,8 +68,8 @@ export class ConflictError extends StoreError {
 }
 
 export class StoreFullError extends StoreError {
-  constructor(key: string) {
-    super(`store is full (writing ${key})`, key);
+  constructor(key: string, detail = 'store is full') {
+    super(`${detail} (writing ${key})`, key);
     this.name = 'StoreFullError';
   }
 }
@@ -62,4 +79,9 @@ export function checkKey(key: string): void {
   if (!/^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/.test(key) || key.split('/').some((p) => p === '..' || p === '.')) {
     throw new StoreError(`invalid object key ${JSON.stringify(key)}`, key);
   }
+}
+
+/** Just the keys of a listing. */
+export function keysOf(infos: ObjectInfo[]): string[] {
+  return infos.map((i) => i.key);
 }

@@ -398,7 +398,7 @@ export class Filesystem {
   async fsync(fd: number): Promise<void> {
     const h = this.handle(fd);
     if (h.node.isFile) await this.cache.flush(h.node);
-    await this.tree.commit();
+    await this.tree.commitDurably();
   }
 
   release(fd: number): void {
@@ -416,7 +416,7 @@ export class Filesystem {
   /** Stores all dirty data and commits the metadata. */
   async sync(): Promise<void> {
     await this.cache.flush();
-    await this.tree.commit();
+    await this.tree.commitDurably();
   }
 
   startBackgroundSync(intervalMs: number): void {

@@ -1,4 +1,4 @@
-import type { ByteRange, ObjectStore, PutOptions } from '../../src/store/types.js';
+import type { ByteRange, ObjectInfo, ObjectStore, PutOptions } from '../../src/store/types.js';
 
 /**
  * Wraps a store to count calls and optionally hold puts until released,
@@ -42,7 +42,7 @@ export class CountingStore implements ObjectStore {
     return this.inner.delete(key);
   }
 
-  list(prefix: string): Promise<string[]> {
+  list(prefix: string): Promise<ObjectInfo[]> {
     return this.inner.list(prefix);
   }
 

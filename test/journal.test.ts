@@ -1,0 +1,216 @@
+import t from 'tap';
+import { appendFileSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { JournaledStore } from '../src/journal/journaled-store.js';
+import { Wal } from '../src/journal/wal.js';
+import { FaultStore } from '../src/store/fault.js';
+import { LocalStore } from '../src/store/local.js';
+import { ConflictError, keysOf, NotFoundError, StoreFullError, type PutOptions } from '../src/store/types.js';
+import { tempDir } from './lib/tmp.js';
+
+/** Records the order in which the remote completes operations; puts of chosen keys can be held. */
+class RecordingStore extends LocalStore {
+  done: string[] = [];
+  private held = new Map<string, Promise<void>>();
+  private releasers = new Map<string, () => void>();
+
+  hold(prefix: string): void {
+    this.held.set(prefix, new Promise((resolve) => this.releasers.set(prefix, resolve)));
+  }
+
+  release(prefix: string): void {
+    this.releasers.get(prefix)?.();
+    this.held.delete(prefix);
+  }
+
+  override async put(key: string, data: Uint8Array, options?: PutOptions): Promise<void> {
+    for (const [prefix, gate] of this.held) if (key.startsWith(prefix)) await gate;
+    await super.put(key, data, options);
+    this.done.push(`put ${key}`);
+  }
+
+  override async delete(key: string): Promise<void> {
+    await super.delete(key);
+    this.done.push(`delete ${key}`);
+  }
+}
+
+function setup(t: Parameters<typeof tempDir>[0]) {
+  const dir = tempDir(t);
+  return { journalDir: path.join(dir, 'journal'), remote: new RecordingStore(path.join(dir, 'remote')) };
+}
+
+const until = async (cond: () => boolean | Promise<boolean>, ms = 10_000) => {
+  const end = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+};
+
+t.test('reads see the journal over the remote; uploads drain it', async (t) => {
+  const { journalDir, remote } = setup(t);
+  await remote.put('d/old', Buffer.from('remote only'));
+  remote.hold('d/');
+  const j = await JournaledStore.open(remote, { dir: journalDir });
+  await j.put('d/new', Buffer.from('journaled'));
+  t.equal((await j.get('d/new')).toString(), 'journaled', 'readable before upload');
+  t.equal((await j.get('d/new', { offset: 2, length: 3 })).toString(), 'urn', 'ranges too');
+  t.same(await j.stat('d/new'), { size: 9 });
+  t.equal(await remote.stat('d/new'), undefined, 'not uploaded while the store holds');
+  t.same(keysOf(await j.list('d/')), ['d/new', 'd/old'], 'list merges both');
+  await j.delete('d/old');
+  await t.rejects(j.get('d/old'), NotFoundError, 'a journaled delete hides the remote object');
+  t.same(keysOf(await j.list('d/')), ['d/new']);
+  t.same(j.backlog.entries, 2);
+  remote.release('d/');
+  t.ok(await j.drain(5000), 'drained');
+  t.equal((await remote.get('d/new')).toString(), 'journaled');
+  t.equal(await remote.stat('d/old'), undefined);
+  t.same(j.backlog, { entries: 0, bytes: 0 });
+  await j.close();
+  t.same(readdirSync(journalDir).filter((n) => n.endsWith('.wal')), [], 'no segment left once all is uploaded');
+});
+
+t.test('a create or delete reaches the store only after everything before it, and blocks what follows', async (t) => {
+  const { journalDir, remote } = setup(t);
+  const j = await JournaledStore.open(remote, { dir: journalDir });
+  remote.hold('d/a');
+  await j.put('d/a', Buffer.from('block a'));
+  await j.put('d/b', Buffer.from('block b'));
+  await j.put('m/1', Buffer.from('commit 1 refers to a, b'), { ifAbsent: true });
+  await j.delete('d/zzz');
+  await j.put('m/2', Buffer.from('commit 2'), { ifAbsent: true });
+  await j.put('d/c', Buffer.from('block c'));
+  await until(() => remote.done.includes('put d/b') && remote.done.includes('put d/c'));
+  t.notOk(remote.done.includes('put m/1'), 'the commit waits for the held block it follows');
+  remote.release('d/a');
+  t.ok(await j.drain(5000));
+  const order = remote.done;
+  const at = (op: string) => order.indexOf(op);
+  t.ok(at('put d/a') < at('put m/1') && at('put d/b') < at('put m/1'), `commit after its blocks: ${order.join(', ')}`);
+  t.ok(at('put m/1') < at('delete d/zzz') && at('delete d/zzz') < at('put m/2'), 'ordered entries keep their order');
+  t.ok(at('put d/c') < at('put m/1'), 'a fresh block after them did not have to wait');
+  await j.close();
+});
+
+t.test('with the store down, writes still succeed; closing keeps them; the next open uploads them', async (t) => {
+  const { journalDir, remote } = setup(t);
+  const faulty = new FaultStore(remote, { down: true });
+  const j = await JournaledStore.open(faulty, { dir: journalDir, log: () => {} });
+  for (let i = 0; i < 20; i++) await j.put(`d/${i}`, Buffer.alloc(10_000, i));
+  await j.put('m/1', Buffer.from('commit'), { ifAbsent: true });
+  await j.sync();
+  t.notOk(await j.drain(300), 'cannot drain while the store is down');
+  t.equal(j.backlog.entries, 21);
+  await j.close();
+  t.same(keysOf(await remote.list('')), [], 'nothing reached the store');
+
+  const again = await JournaledStore.open(remote, { dir: journalDir, log: () => {} });
+  t.ok(await again.drain(5000), 'the next open uploads everything');
+  t.equal(keysOf(await remote.list('d/')).length, 20);
+  t.equal((await remote.get('d/7'))[0], 7);
+  t.equal((await remote.get('m/1')).toString(), 'commit');
+  await again.close();
+});
+
+t.test('a torn record at the end of the log is dropped, the records before it kept', async (t) => {
+  const { journalDir, remote } = setup(t);
+  const faulty = new FaultStore(remote, { down: true });
+  const logs: string[] = [];
+  const j = await JournaledStore.open(faulty, { dir: journalDir, log: (m) => logs.push(m) });
+  await j.put('d/kept', Buffer.from('kept'));
+  await j.put('d/also', Buffer.from('also kept'));
+  await j.close();
+  const segment = readdirSync(journalDir).filter((n) => n.endsWith('.wal'))[0];
+  // What a kill in the middle of an append leaves: the start of a record.
+  appendFileSync(path.join(journalDir, segment), Buffer.from([0x56, 0x57, 0x4c, 0x31, 0, 0, 0, 20, 0, 0, 0, 9]));
+  const { wal, records } = await Wal.open(journalDir, { log: (m) => logs.push(m) });
+  t.same(records.map((r) => r.key), ['d/kept', 'd/also']);
+  t.match(logs.join('\n'), /torn record/);
+  await wal.close();
+
+  // A flipped byte inside the last record: its CRC fails, it is dropped.
+  const file = path.join(journalDir, segment);
+  const bytes = readFileSync(file);
+  bytes[bytes.length - 3] ^= 0xff;
+  writeFileSync(file, bytes);
+  const reopened = await JournaledStore.open(remote, { dir: journalDir, log: (m) => logs.push(m) });
+  t.ok(await reopened.drain(5000));
+  t.equal((await remote.get('d/kept')).toString(), 'kept');
+  t.equal(await remote.stat('d/also'), undefined, 'the damaged record was not uploaded');
+  await reopened.close();
+});
+
+t.test('a write the store acknowledged but lost is uploaded again', async (t) => {
+  const { journalDir, remote } = setup(t);
+  const faulty = new FaultStore(remote, { lostWriteRate: 1 });
+  const j = await JournaledStore.open(faulty, { dir: journalDir, log: () => {} });
+  await j.put('d/x', Buffer.from('must arrive'));
+  await until(() => faulty.injected >= 1);
+  faulty.setConfig({});
+  t.ok(await j.drain(10_000));
+  t.equal((await remote.get('d/x')).toString(), 'must arrive');
+  await j.close();
+});
+
+t.test('a create that finds its own earlier upload is done; one that finds another writer\'s stops the uploads', async (t) => {
+  const { journalDir, remote } = setup(t);
+  await remote.put('m/1', Buffer.from('same bytes'));
+  await remote.put('m/2', Buffer.from('another writer'));
+  const logs: string[] = [];
+  const j = await JournaledStore.open(remote, { dir: journalDir, log: (m) => logs.push(m) });
+  await j.put('m/1', Buffer.from('same bytes'), { ifAbsent: true });
+  await j.put('m/2', Buffer.from('mine'), { ifAbsent: true });
+  await j.put('d/after', Buffer.from('x'));
+  await t.rejects(j.put('m/2', Buffer.from('again'), { ifAbsent: true }), ConflictError, 'a pending create conflicts locally');
+  t.notOk(await j.drain(1000), 'the conflict stops the drain');
+  t.match(logs.join('\n'), /another writer created m\/2/);
+  t.equal((await remote.get('m/2')).toString(), 'another writer', 'never overwritten');
+  await j.close();
+  t.ok(readdirSync(journalDir).some((n) => n.endsWith('.wal')), 'the unuploaded changes stay in the journal');
+});
+
+t.test('a full journal makes writers wait, then fail with StoreFullError', async (t) => {
+  const { journalDir, remote } = setup(t);
+  const j = await JournaledStore.open(new FaultStore(remote, { down: true }), { dir: journalDir, maxBytes: 100_000, spaceWaitMs: 300, log: () => {} });
+  await j.put('d/1', Buffer.alloc(60_000));
+  const started = Date.now();
+  await t.rejects(j.put('d/2', Buffer.alloc(60_000)), StoreFullError);
+  t.ok(Date.now() - started >= 250, 'waited for space first');
+  await j.put('m/1', Buffer.from('small commits still go in'), { ifAbsent: true });
+  await j.close();
+});
+
+t.test('one process per journal', async (t) => {
+  const { journalDir, remote } = setup(t);
+  const j = await JournaledStore.open(remote, { dir: journalDir });
+  await t.rejects(JournaledStore.open(remote, { dir: journalDir }), /in use by another veilfs process/);
+  await j.close();
+  const again = await JournaledStore.open(remote, { dir: journalDir });
+  await again.close();
+  writeFileSync(path.join(journalDir, 'lock'), '999999999\n');
+  const stale = await JournaledStore.open(remote, { dir: journalDir });
+  t.pass('a lock of a dead process is taken over');
+  await stale.close();
+});
+
+t.test('segments roll over and are deleted once uploaded', async (t) => {
+  const dir = tempDir(t);
+  const { wal } = await Wal.open(dir, { segmentBytes: 1000 });
+  const records = [];
+  for (let i = 0; i < 10; i++) records.push(await wal.append({ op: 'put', key: `d/${i}` }, Buffer.alloc(400, i)));
+  t.ok(readdirSync(dir).filter((n) => n.endsWith('.wal')).length >= 4, 'several segments');
+  t.equal((await wal.read(records[3]))[0], 3);
+  t.equal((await wal.read(records[3], { offset: 10, length: 5 })).length, 5);
+  for (const r of records.slice(0, 8)) wal.release(r);
+  await wal.sync();
+  t.ok(readdirSync(dir).filter((n) => n.endsWith('.wal')).length <= 3, 'released segments are gone');
+  t.equal(wal.bytes, 800);
+  await wal.close();
+  const { wal: again, records: left } = await Wal.open(dir);
+  const keys = left.map((r) => r.key);
+  t.ok(keys.includes('d/8') && keys.includes('d/9'), `unreleased records survive reopening (${keys})`);
+  t.notOk(keys.includes('d/0'), 'records of deleted segments do not come back');
+  await again.close();
+});
