@@ -6,7 +6,7 @@ import { dataKey } from './format/names.js';
 import { createVault, unlockVault, type VaultHeader } from './format/vault.js';
 import { JournaledStore } from './journal/journaled-store.js';
 import { defaultCacheDir, LocalState } from './meta/local-state.js';
-import { MetaLog } from './meta/metalog.js';
+import { MetaLog, type NoteJournal } from './meta/metalog.js';
 import { Tree } from './meta/tree.js';
 import type { ObjectStore } from './store/types.js';
 import { Filesystem } from './vfs/filesystem.js';
@@ -36,8 +36,8 @@ export interface Drive {
   close(): Promise<boolean>;
 }
 
-function metaLog(store: ObjectStore, masterKey: Buffer, header: VaultHeader, stateDir: string): MetaLog {
-  return new MetaLog(store, subkey(masterKey, 'metadata'), header.vaultId, new LocalState(stateDir));
+function metaLog(store: ObjectStore, masterKey: Buffer, header: VaultHeader, stateDir: string, notes?: NoteJournal): MetaLog {
+  return new MetaLog(store, subkey(masterKey, 'metadata'), header.vaultId, new LocalState(stateDir), notes);
 }
 
 /** Per-vault state on this machine: highest metadata number seen, the journal. */
@@ -77,7 +77,7 @@ export async function openDrive(remote: ObjectStore, opts: DriveOptions): Promis
     store = journal;
   }
   try {
-    const tree = await Tree.load(metaLog(store, masterKey, header, stateDir), (id) => store.delete(dataKey(id)), log);
+    const tree = await Tree.load(metaLog(store, masterKey, header, stateDir, journal), (id) => store.delete(dataKey(id)), log);
     const cache = new BlockCache(store, {
       stored: (file, _index, _objectId, previous) => {
         const node = tree.get(file.ino);

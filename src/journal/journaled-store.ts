@@ -1,7 +1,7 @@
 import { errorMessage } from '../errors.js';
 import { ConflictError, NotFoundError, StoreError, StoreFullError, type ByteRange, type ObjectInfo, type ObjectStore, type PutOptions } from '../store/types.js';
 import { acquireLock, type Lock } from './lock.js';
-import { Wal, type WalRecord } from './wal.js';
+import { Wal, type WalOp, type WalRecord } from './wal.js';
 
 export interface JournalOptions {
   /** The journal's directory (one per vault on this machine). */
@@ -50,6 +50,8 @@ export class JournaledStore implements ObjectStore {
   private readonly latest = new Map<string, Entry>();
   /** Unordered puts ready to go. */
   private readonly ready: Entry[] = [];
+  /** Local-only records, oldest first, until dropNotes(). */
+  private notes: WalRecord[] = [];
   private nextId = 0;
   private running = 0;
   private memoryUsed = 0;
@@ -87,7 +89,10 @@ export class JournaledStore implements ObjectStore {
     try {
       const { wal, records } = await Wal.open(opts.dir, { log: opts.log });
       const store = new JournaledStore(remote, wal, lock, opts);
-      for (const record of records) store.enqueue(record);
+      for (const record of records) {
+        if (record.op === 'note') store.notes.push(record);
+        else store.enqueue(record);
+      }
       if (records.length) {
         opts.log?.(`journal: resuming ${records.length} changes (${Math.ceil(wal.bytes / 1024)} KiB) not yet in the store`);
       }
@@ -171,7 +176,29 @@ export class JournaledStore implements ObjectStore {
     this.pump();
   }
 
-  private async append(op: { op: 'put' | 'delete'; key: string; ifAbsent?: boolean }, data: Uint8Array, key: string): Promise<WalRecord> {
+  /**
+   * Keeps bytes in the journal only, never uploaded: what the metadata
+   * layer needs to rebuild changes that are not yet committed to the store.
+   */
+  async note(data: Uint8Array): Promise<void> {
+    this.checkOpen();
+    this.notes.push(await this.append({ op: 'note', key: '' }, data, 'note'));
+  }
+
+  /** The notes not yet dropped, oldest first. */
+  async pendingNotes(): Promise<Buffer[]> {
+    const out = [];
+    for (const record of this.notes) out.push(await this.wal.read(record));
+    return out;
+  }
+
+  /** The notes so far are covered by a commit: they may go. */
+  dropNotes(): void {
+    for (const record of this.notes) this.wal.release(record);
+    this.notes = [];
+  }
+
+  private async append(op: WalOp, data: Uint8Array, key: string): Promise<WalRecord> {
     try {
       return await this.wal.append(op, data);
     } catch (err) {
@@ -214,12 +241,17 @@ export class JournaledStore implements ObjectStore {
       }
       return;
     }
-    while (this.running < this.concurrency) {
-      const first = this.pending.values().next().value as Entry | undefined;
-      if (first && first.ordered && !first.running) {
-        this.start(first);
-        continue;
+    // Ordered entries at the head may start: one create, or a run of deletes
+    // (deletes of distinct keys do not depend on each other).
+    for (const entry of this.pending.values()) {
+      if (this.running >= this.concurrency || !entry.ordered) break;
+      if (!entry.running) {
+        if (entry.record.op !== 'delete' && entry !== this.pending.values().next().value) break;
+        this.start(entry);
       }
+      if (entry.record.op !== 'delete') break;
+    }
+    while (this.running < this.concurrency) {
       const next = this.ready.shift();
       if (!next) break;
       if (!next.running && this.pending.has(next.id)) this.start(next);

@@ -2,9 +2,9 @@ import { constants, promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { crc32 } from 'node:zlib';
 
-/** What a record asks of the store. */
+/** What a record asks of the store; a note is kept locally and never uploaded. */
 export interface WalOp {
-  op: 'put' | 'delete';
+  op: 'put' | 'delete' | 'note';
   key: string;
   ifAbsent?: boolean;
 }

@@ -19,10 +19,28 @@ export interface Checkpoint {
   inodes: InodeRecord[];
 }
 
+/** Changes journaled on this machine since commit `base`, not yet committed. */
+interface Note {
+  base: number;
+  no: number;
+  nextIno: number;
+  upserts: InodeRecord[];
+  removes: number[];
+}
+
 export interface LoadedTree {
   seq: number;
   nextIno: number;
   inodes: Map<number, InodeRecord>;
+  /** Inodes changed or removed by journaled notes: the next commit must carry them. */
+  noted: { upserts: Set<number>; removes: Set<number> };
+}
+
+/** Where notes live: the local journal. */
+export interface NoteJournal {
+  note(data: Uint8Array): Promise<void>;
+  pendingNotes(): Promise<Buffer[]>;
+  dropNotes(): void;
 }
 
 /** Raised when another writer took the next log sequence number first. */
@@ -33,47 +51,58 @@ export class CommitConflictError extends Error {
   }
 }
 
+type Kind = 'log' | 'checkpoint' | 'note';
 const MIN_PAD = 1024;
+const NOTE_HEADER = 16;
 
 /**
  * The encrypted metadata: an append-only log of batches m/<seq>, created
  * with create-if-absent, plus checkpoints c/<seq> of the whole tree. Each
  * object's AAD names its kind, vault and sequence number, so objects cannot
  * be swapped or renumbered; the highest number seen is remembered locally,
- * so a log rolled back by the store is refused.
+ * so a log rolled back by the store is refused. Between commits, changes
+ * are kept as notes in the local journal, so a crash of the daemon loses
+ * nothing that was closed or fsynced.
  */
 export class MetaLog {
   seq = 0;
   checkpointSeq = 0;
   bytesSinceCheckpoint = 0;
+  private noteNo = 0;
 
   constructor(
     private readonly store: ObjectStore,
     private readonly key: Buffer,
     private readonly vaultId: string,
     private readonly localState: LocalState,
+    private readonly notes?: NoteJournal,
   ) {}
 
-  private aad(kind: 'log' | 'checkpoint', seq: number): Buffer {
-    return Buffer.from(`veilfs v1 meta ${kind}\0${this.vaultId}\0${seq}`);
+  private aad(kind: Kind, id: string): Buffer {
+    return Buffer.from(`veilfs v1 meta ${kind}\0${this.vaultId}\0${id}`);
   }
 
-  private encode(kind: 'log' | 'checkpoint', seq: number, value: unknown): Buffer {
+  private encode(kind: Kind, id: string, value: unknown): Buffer {
     const json = JSON.stringify(value);
     let padded = MIN_PAD;
     while (padded < Buffer.byteLength(json)) padded *= 2;
     // Trailing spaces are valid JSON, and hide the exact size of the change.
     const plain = Buffer.alloc(padded, 0x20);
     plain.write(json, 0, 'utf8');
-    return seal(this.key, plain, this.aad(kind, seq));
+    return seal(this.key, plain, this.aad(kind, id));
   }
 
-  private async decode<T>(kind: 'log' | 'checkpoint', seq: number, key: string): Promise<T> {
+  /** Decrypts and parses a sealed metadata object; IntegrityError if it is not what it claims. */
+  decodeBytes<T>(kind: Kind, id: string, sealed: Uint8Array, expectSeq?: number): T {
+    const value = JSON.parse(open(this.key, sealed, this.aad(kind, id)).toString('utf8'));
+    if (expectSeq !== undefined && value?.seq !== expectSeq) throw new IntegrityError('sequence number mismatch');
+    return value as T;
+  }
+
+  private async decode<T extends { seq?: number }>(kind: 'log' | 'checkpoint', seq: number, key: string): Promise<T> {
     const sealed = await this.store.get(key);
     try {
-      const value = JSON.parse(open(this.key, sealed, this.aad(kind, seq)).toString('utf8'));
-      if (value?.seq !== seq) throw new IntegrityError('sequence number mismatch');
-      return value as T;
+      return this.decodeBytes<T>(kind, String(seq), sealed, seq);
     } catch (err) {
       throw new UserError(`metadata object ${key} is damaged or was tampered with (${(err as Error).message}); run "veilfs fsck"`);
     }
@@ -81,44 +110,108 @@ export class MetaLog {
 
   /** Writes the first checkpoint of a new vault. */
   async initialize(inodes: InodeRecord[], nextIno: number): Promise<void> {
-    await this.store.put(checkpointKey(0), this.encode('checkpoint', 0, { seq: 0, nextIno, inodes } satisfies Checkpoint), { ifAbsent: true });
+    await this.store.put(checkpointKey(0), this.encode('checkpoint', '0', { seq: 0, nextIno, inodes } satisfies Checkpoint), { ifAbsent: true });
     await this.localState.recordSeq(0);
   }
 
-  async load(): Promise<LoadedTree> {
-    const checkpoints = keysOf(await this.store.list(CHECKPOINT_PREFIX))
-      .map((k) => seqOf(k, CHECKPOINT_PREFIX)).filter((s): s is number => s !== undefined);
+  /** Sequence numbers of the checkpoints and log batches in the store, ascending. */
+  async listSeqs(): Promise<{ checkpoints: number[]; logs: number[] }> {
+    const seqs = async (prefix: string) => keysOf(await this.store.list(prefix))
+      .map((k) => seqOf(k, prefix)).filter((s): s is number => s !== undefined).sort((a, b) => a - b);
+    return { checkpoints: await seqs(CHECKPOINT_PREFIX), logs: await seqs(LOG_PREFIX) };
+  }
+
+  async readCheckpoint(seq: number): Promise<Checkpoint> {
+    return this.decode<Checkpoint>('checkpoint', seq, checkpointKey(seq));
+  }
+
+  async readBatch(seq: number): Promise<Batch> {
+    return this.decode<Batch>('log', seq, logKey(seq));
+  }
+
+  /** Newest checkpoint, every batch after it, then this machine's notes. */
+  async load(opts: { allowRollback?: boolean } = {}): Promise<LoadedTree> {
+    const { checkpoints, logs } = await this.listSeqs();
     if (checkpoints.length === 0) throw new UserError('vault metadata is missing from the store (no checkpoint found); run "veilfs fsck"');
-    const cpSeq = Math.max(...checkpoints);
-    const cp = await this.decode<Checkpoint>('checkpoint', cpSeq, checkpointKey(cpSeq));
+    const cpSeq = checkpoints[checkpoints.length - 1];
+    const cp = await this.readCheckpoint(cpSeq);
     const inodes = new Map(cp.inodes.map((r) => [r.ino, r]));
     let nextIno = cp.nextIno;
     let seq = cpSeq;
-    const logSeqs = keysOf(await this.store.list(LOG_PREFIX))
-      .map((k) => seqOf(k, LOG_PREFIX)).filter((s): s is number => s !== undefined && s > cpSeq).sort((a, b) => a - b);
-    for (const s of logSeqs) {
+    for (const s of logs.filter((n) => n > cpSeq)) {
       if (s !== seq + 1) throw new UserError(`metadata log has a gap after #${seq} (next is #${s}); run "veilfs fsck"`);
-      const batch = await this.decode<Batch>('log', s, logKey(s));
+      const batch = await this.readBatch(s);
       for (const r of batch.upserts) inodes.set(r.ino, r);
       for (const ino of batch.removes) inodes.delete(ino);
       nextIno = batch.nextIno;
       seq = s;
     }
     const seen = await this.localState.highestSeq();
-    if (seq < seen) {
-      throw new UserError(`the store's metadata (#${seq}) is older than what this machine has seen (#${seen}): it was rolled back or lost; refusing to mount`);
+    if (seq < seen && !opts.allowRollback) {
+      throw new UserError(`the store's metadata (#${seq}) is older than what this machine has seen (#${seen}): it was rolled back or lost, or this machine's journal (~/.cache/veilfs) was removed; refusing to mount (see "veilfs fsck")`);
+    }
+    const noted = { upserts: new Set<number>(), removes: new Set<number>() };
+    this.noteNo = 0;
+    for (const note of await this.readNotes(seq)) {
+      for (const r of note.upserts) {
+        inodes.set(r.ino, r);
+        noted.upserts.add(r.ino);
+        noted.removes.delete(r.ino);
+      }
+      for (const ino of note.removes) {
+        inodes.delete(ino);
+        noted.upserts.delete(ino);
+        noted.removes.add(ino);
+      }
+      nextIno = Math.max(nextIno, note.nextIno);
+      this.noteNo = note.no + 1;
     }
     this.seq = seq;
     this.checkpointSeq = cpSeq;
     this.bytesSinceCheckpoint = 0;
     await this.localState.recordSeq(seq);
-    return { seq, nextIno, inodes };
+    return { seq, nextIno, inodes, noted };
+  }
+
+  /** The notes written after commit `seq`, in order; older ones are covered by commits. */
+  private async readNotes(seq: number): Promise<Note[]> {
+    if (!this.notes) return [];
+    const out: Note[] = [];
+    for (const bytes of await this.notes.pendingNotes()) {
+      const base = Number(bytes.readBigUInt64BE(0));
+      const no = Number(bytes.readBigUInt64BE(8));
+      if (base !== seq) continue;
+      // Notes are a chain: a missing or damaged one ends what can be applied.
+      if (no !== out.length) break;
+      try {
+        out.push(this.decodeBytes<Note>('note', `${base}.${no}`, bytes.subarray(NOTE_HEADER)));
+      } catch {
+        break;
+      }
+    }
+    return out;
+  }
+
+  /** Journals uncommitted changes locally (survives a crash of the daemon). */
+  async note(upserts: InodeRecord[], removes: number[], nextIno: number): Promise<void> {
+    if (!this.notes) throw new Error('no journal for notes');
+    const no = this.noteNo;
+    const header = Buffer.alloc(NOTE_HEADER);
+    header.writeBigUInt64BE(BigInt(this.seq), 0);
+    header.writeBigUInt64BE(BigInt(no), 8);
+    const sealed = this.encode('note', `${this.seq}.${no}`, { base: this.seq, no, nextIno, upserts, removes } satisfies Note);
+    await this.notes.note(Buffer.concat([header, sealed]));
+    this.noteNo = no + 1;
+  }
+
+  get canNote(): boolean {
+    return !!this.notes;
   }
 
   /** Appends one batch; throws CommitConflictError if the number was taken. */
   async append(upserts: InodeRecord[], removes: number[], nextIno: number): Promise<void> {
     const seq = this.seq + 1;
-    const body = this.encode('log', seq, { seq, nextIno, upserts, removes } satisfies Batch);
+    const body = this.encode('log', String(seq), { seq, nextIno, upserts, removes } satisfies Batch);
     try {
       await this.store.put(logKey(seq), body, { ifAbsent: true });
     } catch (err) {
@@ -126,11 +219,13 @@ export class MetaLog {
       throw err;
     }
     this.seq = seq;
+    this.noteNo = 0;
+    this.notes?.dropNotes();
     this.bytesSinceCheckpoint += body.length;
     await this.localState.recordSeq(seq);
   }
 
-  /** Everything committed so far survives a power cut. */
+  /** Everything committed or noted so far survives a power cut. */
   async sync(): Promise<void> {
     await this.store.sync?.();
   }
@@ -149,13 +244,11 @@ export class MetaLog {
     if (seq === this.checkpointSeq) return;
     // Create-only: a checkpoint never changes once written, and a journal
     // uploads a create only after everything it refers to.
-    await this.store.put(checkpointKey(seq), this.encode('checkpoint', seq, { seq, nextIno, inodes } satisfies Checkpoint), { ifAbsent: true });
+    await this.store.put(checkpointKey(seq), this.encode('checkpoint', String(seq), { seq, nextIno, inodes } satisfies Checkpoint), { ifAbsent: true });
     this.checkpointSeq = seq;
     this.bytesSinceCheckpoint = 0;
-    const stale = [
-      ...keysOf(await this.store.list(LOG_PREFIX)).filter((k) => (seqOf(k, LOG_PREFIX) ?? Infinity) <= seq),
-      ...keysOf(await this.store.list(CHECKPOINT_PREFIX)).filter((k) => (seqOf(k, CHECKPOINT_PREFIX) ?? Infinity) < seq),
-    ];
+    const { checkpoints, logs } = await this.listSeqs();
+    const stale = [...logs.filter((s) => s <= seq).map(logKey), ...checkpoints.filter((s) => s < seq).map(checkpointKey)];
     for (const key of stale) await this.store.delete(key);
   }
 }

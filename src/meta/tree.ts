@@ -12,8 +12,12 @@ export interface Logger {
  * commit waits to start share it.
  */
 export class Tree {
+  /** Changed since the last commit. */
   private readonly dirty = new Set<number>();
   private readonly removed = new Set<number>();
+  /** Changed since the last note (or commit). */
+  private readonly unnoted = new Set<number>();
+  private readonly unnotedRemoved = new Set<number>();
   /** Objects that the next commit makes unreferenced: deleted after it. */
   private pendingDeletes: string[] = [];
   private chain: Promise<void> = Promise.resolve();
@@ -37,7 +41,11 @@ export class Tree {
     const inodes = new Map<number, Inode>();
     for (const [ino, r] of loaded.inodes) inodes.set(ino, Inode.fromRecord(r));
     if (!inodes.get(ROOT_INO)?.isDir) throw new Error('vault metadata has no root directory');
-    return new Tree(log, inodes, loaded.nextIno, deleteObject, logger);
+    const tree = new Tree(log, inodes, loaded.nextIno, deleteObject, logger);
+    // Noted changes are not in the store yet: the next commit must carry them.
+    for (const ino of loaded.noted.upserts) tree.dirty.add(ino);
+    for (const ino of loaded.noted.removes) tree.removed.add(ino);
+    return tree;
   }
 
   get(ino: number): Inode | undefined {
@@ -61,13 +69,16 @@ export class Tree {
 
   changed(node: Inode): void {
     this.dirty.add(node.ino);
+    this.unnoted.add(node.ino);
   }
 
   /** Forgets an inode whose last link and last handle are gone. */
   destroy(node: Inode): void {
     this.inodes.delete(node.ino);
     this.dirty.delete(node.ino);
+    this.unnoted.delete(node.ino);
     this.removed.add(node.ino);
+    this.unnotedRemoved.add(node.ino);
     for (const objectId of node.blocks.values()) this.pendingDeletes.push(objectId);
   }
 
@@ -78,6 +89,38 @@ export class Tree {
 
   get hasChanges(): boolean {
     return this.dirty.size > 0 || this.removed.size > 0 || this.pendingDeletes.length > 0;
+  }
+
+  /**
+   * Journals the changes since the last note on this machine, without a
+   * commit to the store: cheap, and enough to survive a crash of the daemon.
+   * Without a journal (read-only), it commits.
+   */
+  note(): Promise<void> {
+    if (!this.log.canNote) return this.commit();
+    const next = this.chain.catch(() => {}).then(() => this.noteNow());
+    this.chain = next;
+    return next;
+  }
+
+  private async noteNow(): Promise<void> {
+    if (this.unnoted.size === 0 && this.unnotedRemoved.size === 0) return;
+    const changed = [...this.unnoted];
+    const removed = [...this.unnotedRemoved];
+    this.unnoted.clear();
+    this.unnotedRemoved.clear();
+    try {
+      await this.log.note(changed.map((ino) => this.inodes.get(ino)!.toRecord()), removed, this.nextIno);
+    } catch (err) {
+      for (const ino of changed) if (this.inodes.has(ino)) this.unnoted.add(ino);
+      for (const ino of removed) this.unnotedRemoved.add(ino);
+      throw err;
+    }
+  }
+
+  /** Makes everything committed or noted survive a power cut. */
+  sync(): Promise<void> {
+    return this.log.sync();
   }
 
   commit(): Promise<void> {
@@ -97,14 +140,20 @@ export class Tree {
     const removed = [...this.removed];
     const deletes = this.pendingDeletes;
     const upserts = dirty.map((ino) => this.inodes.get(ino)!.toRecord());
+    const unnoted = [...this.unnoted];
+    const unnotedRemoved = [...this.unnotedRemoved];
     this.dirty.clear();
     this.removed.clear();
+    this.unnoted.clear();
+    this.unnotedRemoved.clear();
     this.pendingDeletes = [];
     try {
       if (upserts.length || removed.length) await this.log.append(upserts, removed, this.nextIno);
     } catch (err) {
       for (const ino of dirty) if (this.inodes.has(ino)) this.dirty.add(ino);
       for (const ino of removed) this.removed.add(ino);
+      for (const ino of unnoted) if (this.inodes.has(ino)) this.unnoted.add(ino);
+      for (const ino of unnotedRemoved) this.unnotedRemoved.add(ino);
       this.pendingDeletes.unshift(...deletes);
       throw err;
     }
@@ -115,12 +164,6 @@ export class Tree {
       await this.log.checkpoint([...this.inodes.values()].map((n) => n.toRecord()), this.nextIno)
         .catch((err) => this.logger(`checkpoint failed, will retry: ${(err as Error).message}`));
     }
-  }
-
-  /** Commits, and makes everything committed survive a power cut. */
-  async commitDurably(): Promise<void> {
-    await this.commit();
-    await this.log.sync();
   }
 
   /** Checkpoints now (on unmount), so the next mount replays no log. */

@@ -378,15 +378,15 @@ export class Filesystem {
   }
 
   /**
-   * close(2) of one descriptor: what was written through it is stored and
-   * committed before close returns, so it survives a crash of the daemon.
-   * Concurrent closes share one commit.
+   * close(2) of one descriptor: what was written through it goes to the
+   * local journal before close returns, so it survives a crash of the
+   * daemon; the store gets it within seconds.
    */
   async flush(fd: number): Promise<void> {
     const { node } = this.handle(fd);
     if (!node.isFile || (this.handle(fd).flags & O_ACCMODE) === 0) return;
     if (this.cache.hasDirty(node)) await this.cache.flush(node);
-    if (this.tree.hasChanges) await this.tree.commit();
+    if (this.tree.hasChanges) await this.tree.note();
   }
 
   private writeBack(node: Inode): void {
@@ -394,11 +394,12 @@ export class Filesystem {
     this.cache.flush(node).catch((err) => this.log(`writing back inode ${node.ino} failed, will retry: ${(err as Error).message}`));
   }
 
-  /** Everything written to this file so far is in the store and committed. */
+  /** Everything written to this file so far survives a crash and a power cut (journaled and synced). */
   async fsync(fd: number): Promise<void> {
     const h = this.handle(fd);
     if (h.node.isFile) await this.cache.flush(h.node);
-    await this.tree.commitDurably();
+    await this.tree.note();
+    await this.tree.sync();
   }
 
   release(fd: number): void {
@@ -413,10 +414,11 @@ export class Filesystem {
 
   // ---- whole filesystem ----
 
-  /** Stores all dirty data and commits the metadata. */
+  /** Stores all dirty data, commits the metadata and syncs the journal. */
   async sync(): Promise<void> {
     await this.cache.flush();
-    await this.tree.commitDurably();
+    await this.tree.commit();
+    await this.tree.sync();
   }
 
   startBackgroundSync(intervalMs: number): void {

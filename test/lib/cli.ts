@@ -3,6 +3,7 @@ import { mkdirSync } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { forceUnmount, isMounted } from '../../src/fuse/mounts.js';
+import { newStoreUrl, removeAll, type StoreKind } from './stores.js';
 import { tempDir } from './tmp.js';
 
 export const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bin/veilfs');
@@ -16,9 +17,11 @@ export interface CliEnv {
   env: NodeJS.ProcessEnv;
 }
 
-/** A private HOME-like environment so tests never touch the user's vaults. */
-export function cliEnv(t: T): CliEnv {
+/** A private HOME-like environment so tests never touch the user's vaults; the store is new and empty. */
+export function cliEnv(t: T, kind: StoreKind = 'local'): CliEnv {
   const dir = tempDir(t, 'veilfs-cli');
+  const store = newStoreUrl(kind, dir);
+  t.teardown(() => removeAll(store));
   const env = {
     ...process.env,
     XDG_CACHE_HOME: path.join(dir, 'cache'),
@@ -26,7 +29,7 @@ export function cliEnv(t: T): CliEnv {
     XDG_RUNTIME_DIR: path.join(dir, 'run'),
     VEILFS_PASSPHRASE: PASSPHRASE,
   };
-  return { dir, store: path.join(dir, 'store'), env };
+  return { dir, store, env };
 }
 
 export interface RunResult {
