@@ -64,23 +64,12 @@ export class S3Store implements ObjectStore {
     });
   }
 
-  private target(key?: string, query?: string): { host: string; path: string; url: string } {
-    const { endpoint, bucket, pathStyle } = this.config;
-    const host = pathStyle ? endpoint.host : `${bucket}.${endpoint.host}`;
-    const base = endpoint.pathname.replace(/\/+$/, '');
-    const bucketPath = pathStyle ? `/${bucket}` : '';
-    const objectPath = key === undefined ? (pathStyle ? '' : '/') : `/${encodeKey(this.config.prefix + key)}`;
-    const path = `${base}${bucketPath}${objectPath}` || '/';
-    const full = query ? `${path}?${query}` : path;
-    return { host, path: full, url: `${endpoint.protocol}//${host}${full}` };
-  }
-
   private request(method: string, key: string | undefined, opts: RequestOptions = {}): Promise<Reply> {
     return this.limiter.run(() => this.send(method, key, opts));
   }
 
   private async send(method: string, key: string | undefined, opts: RequestOptions): Promise<Reply> {
-    const { host, path, url } = this.target(key, opts.query);
+    const { host, path, url } = requestTarget(this.config, key, opts.query);
     const headers: Record<string, string> = { ...opts.headers, 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD' };
     if (opts.body) headers['content-length'] = String(opts.body.length);
     const { accessKeyId, secretAccessKey, sessionToken } = this.config.credentials;
@@ -183,6 +172,18 @@ export class S3Store implements ObjectStore {
     this.agents.http.destroy();
     this.agents.https.destroy();
   }
+}
+
+/** Host, path and URL of a request, path-style (host/bucket/key) or virtual-hosted (bucket.host/key). */
+export function requestTarget(config: Pick<S3Config, 'endpoint' | 'bucket' | 'pathStyle' | 'prefix'>, key?: string, query?: string): { host: string; path: string; url: string } {
+  const { endpoint, bucket, pathStyle } = config;
+  const host = pathStyle ? endpoint.host : `${bucket}.${endpoint.host}`;
+  const base = endpoint.pathname.replace(/\/+$/, '');
+  const bucketPath = pathStyle ? `/${bucket}` : '';
+  const objectPath = key === undefined ? (pathStyle ? '' : '/') : `/${encodeKey(config.prefix + key)}`;
+  const path = `${base}${bucketPath}${objectPath}` || '/';
+  const full = query ? `${path}?${query}` : path;
+  return { host, path: full, url: `${endpoint.protocol}//${host}${full}` };
 }
 
 /** SigV4 canonical encoding: encodeURIComponent leaves !'()* as they are. */
