@@ -137,3 +137,68 @@ t.test('discard drops a deleted file without storing it', async (t) => {
   t.equal(store.puts, 0);
   t.notOk(cache.hasDirty());
 });
+
+t.test('a sequential reader fetches ahead with several blocks in flight; a random reader only what it touches', async (t) => {
+  const { cache, store } = setup(t, 64 * BS);
+  const file = newFile(2);
+  await cache.write(file, 0, randomBytes(40 * BS));
+  await cache.flush(file);
+  const cold = () => new BlockCache(store, { stored: () => {}, log: () => {} }, { blockSize: BS, cacheSize: 64 * BS });
+  store.getDelayMs = 30;
+
+  let reader = cold();
+  const ra = reader.newReadahead();
+  store.gets = 0;
+  const chunk = Buffer.alloc(16 * 1024);
+  let maxInFlight = 0;
+  const started = Date.now();
+  for (let at = 0; at < 40 * BS; at += chunk.length) {
+    await reader.read(file, at, chunk.length, chunk, ra);
+    maxInFlight = Math.max(maxInFlight, store.inFlight);
+  }
+  const took = Date.now() - started;
+  t.equal(store.gets, 40, 'every block fetched once');
+  t.ok(maxInFlight >= 4, `several fetches in flight (${maxInFlight})`);
+  t.ok(took < 40 * 30 / 2, `faster than one fetch at a time (${took} ms for 40 blocks at 30 ms each)`);
+
+  // Jumps of more than 4 MiB forward or 1 MiB back are random access.
+  await cache.write(file, 40 * BS, randomBytes(160 * BS));
+  await cache.flush(file);
+  reader = cold();
+  const random = reader.newReadahead();
+  store.gets = 0;
+  for (const block of [150, 10, 90, 190, 50]) await reader.read(file, block * BS + 100, 4096, chunk, random);
+  await new Promise((r) => setTimeout(r, 100));
+  t.equal(store.gets, 5, 'random reads fetch only the blocks they touch');
+});
+
+t.test('the readahead window doubles while sequential, forgives small seeks, resets on a jump', async (t) => {
+  const { Readahead } = await import('../src/cache/readahead.js');
+  const ra = new Readahead(8);
+  const k = 128 * 1024;
+  t.same([0, 1, 2, 3, 4].map((i) => ra.next(i * k, k)), [1, 2, 4, 8, 8], 'grows to the cap');
+  t.equal(ra.next(5 * k + 512 * 1024, k), 8, 'a small forward skip keeps the window');
+  t.equal(ra.next(4 * k, k), 8, 'so does a small step back (reordered reads)');
+  t.equal(ra.next(900 * k, k), 0, 'a far jump: random access');
+  t.equal(ra.next(901 * k, k), 1, 'sequential again: starts small');
+});
+
+t.test('a block that fails authentication is fetched again once, then reported, never returned', async (t) => {
+  const { cache, store } = setup(t);
+  const file = newFile(2);
+  await cache.write(file, 0, randomBytes(BS));
+  await cache.flush(file);
+  const logs: string[] = [];
+  const flaky = { ...store, location: 'x', get: async (key: string) => {
+    const data = Buffer.from(await store.get(key));
+    if (flips-- > 0) data[100] ^= 1;
+    return data;
+  } } as unknown as typeof store;
+  let flips = 1;
+  const reader = new BlockCache(flaky, { stored: () => {}, log: (m) => logs.push(m) }, { blockSize: BS, cacheSize: 16 * BS });
+  t.equal(await reader.read(file, 0, 10, Buffer.alloc(10)), 10, 'one flipped bit in transit: the second fetch succeeds');
+  t.match(logs.join('\n'), /failed authentication; fetching it again/);
+  flips = 2;
+  const again = new BlockCache(flaky, { stored: () => {}, log: () => {} }, { blockSize: BS, cacheSize: 16 * BS });
+  await t.rejects(again.read(file, 0, 10, Buffer.alloc(10)), { name: 'IntegrityError', message: /block 0 .* of inode 2/ });
+});

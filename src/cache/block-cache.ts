@@ -3,6 +3,8 @@ import { decryptBlock, encryptBlock, paddedLength } from '../format/block.js';
 import { dataKey, newObjectId } from '../format/names.js';
 import type { ObjectStore } from '../store/types.js';
 import { Limiter } from '../util/limiter.js';
+import { IntegrityError } from '../errors.js';
+import { Readahead } from './readahead.js';
 
 /** What the cache needs to know of a file; the metadata inode provides it. */
 export interface CachedFile {
@@ -56,6 +58,7 @@ export class BlockCache {
   private readonly dirtyLimit: number;
   private readonly uploads: Limiter;
   private readonly drained: (() => void)[] = [];
+  private readonly maxReadahead: number;
 
   constructor(private readonly store: ObjectStore, private readonly events: CacheEvents, opts: BlockCacheOptions) {
     this.blockSize = opts.blockSize;
@@ -68,11 +71,35 @@ export class BlockCache {
       // A fetch whose entry is evicted before it completes (more blocks in
       // flight than the cache holds) still hands its value to its readers.
       ignoreFetchAbort: true,
-      fetchMethod: async (objectId, _stale, { context }) => {
-        const sealed = await this.store.get(dataKey(objectId));
-        return decryptBlock(context.file.key, { fileId: context.file.fileId, index: context.index, objectId }, sealed, this.blockSize);
-      },
+      fetchMethod: (objectId, _stale, { context }) => this.fetchBlock(objectId, context),
     });
+    // Fetch ahead at most a quarter of what the cache holds, so prefetched blocks live until read.
+    this.maxReadahead = Math.max(1, Math.min(32, Math.floor(cleanSize / 4 / opts.blockSize)));
+  }
+
+  /**
+   * Fetches and authenticates one block. A block that fails authentication
+   * is fetched once more (a bit flipped in transit); failing again, it is
+   * damaged in the store, and no byte of it is handed out.
+   */
+  private async fetchBlock(objectId: string, { file, index }: FetchContext): Promise<Buffer> {
+    const addr = { fileId: file.fileId, index, objectId };
+    for (let attempt = 1; ; attempt++) {
+      const sealed = await this.store.get(dataKey(objectId));
+      try {
+        return decryptBlock(file.key, addr, sealed, this.blockSize);
+      } catch (err) {
+        if (!(err instanceof IntegrityError)) throw err;
+        const what = `block ${index} (object ${objectId}) of inode ${file.ino} failed authentication`;
+        if (attempt >= 2) throw new IntegrityError(`${what}: the store returned damaged, moved or replaced data`);
+        this.events.log(`${what}; fetching it again`);
+      }
+    }
+  }
+
+  /** Sequential-read detection for one open file. */
+  newReadahead(): Readahead {
+    return new Readahead(this.maxReadahead);
   }
 
   private dirtyKey(file: CachedFile, index: number): string {
@@ -89,13 +116,19 @@ export class BlockCache {
     return data ?? null;
   }
 
-  /** Reads up to length bytes at offset into out; returns the count (short at EOF). */
-  async read(file: CachedFile, offset: number, length: number, out: Buffer): Promise<number> {
+  /**
+   * Reads up to length bytes at offset into out; returns the count (short
+   * at EOF). With a readahead, a sequential reader also starts fetching the
+   * blocks it will want next.
+   */
+  async read(file: CachedFile, offset: number, length: number, out: Buffer, readahead?: Readahead): Promise<number> {
     const end = Math.min(offset + length, file.size);
     if (end <= offset) return 0;
     const bs = this.blockSize;
     const first = Math.floor(offset / bs);
     const last = Math.floor((end - 1) / bs);
+    const ahead = readahead?.next(offset, end - offset) ?? 0;
+    if (ahead > 0) this.prefetch(file, last + 1, ahead);
     const parts: Promise<Buffer | null>[] = [];
     for (let i = first; i <= last; i++) parts.push(this.blockData(file, i));
     const blocks = await Promise.all(parts);
@@ -114,7 +147,7 @@ export class BlockCache {
   }
 
   /** Starts fetching blocks a sequential reader will want next. */
-  prefetch(file: CachedFile, fromIndex: number, count: number): void {
+  private prefetch(file: CachedFile, fromIndex: number, count: number): void {
     const lastIndex = Math.floor((file.size - 1) / this.blockSize);
     for (let i = fromIndex; i < fromIndex + count && i <= lastIndex; i++) {
       if (this.dirty.has(this.dirtyKey(file, i))) continue;

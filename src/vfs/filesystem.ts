@@ -1,5 +1,6 @@
 import { FsError } from '../errors.js';
 import type { BlockCache } from '../cache/block-cache.js';
+import type { Readahead } from '../cache/readahead.js';
 import { Inode, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from '../meta/inode.js';
 import type { Tree } from '../meta/tree.js';
 import { attrOf, type Attr } from './attr.js';
@@ -13,7 +14,6 @@ export const O_APPEND = 0o2000;
 
 /** Largest file offset we accept: numbers stay exact far beyond this. */
 const MAX_FILE_SIZE = 2 ** 50;
-const MAX_READAHEAD_BLOCKS = 8;
 /**
  * What fuse-native passes for UTIME_NOW / UTIME_OMIT (it converts the
  * special tv_nsec values to milliseconds without checking them).
@@ -23,8 +23,7 @@ const UTIME_SPECIAL_MS = 1073;
 interface Handle {
   node: Inode;
   flags: number;
-  nextOffset: number;
-  readahead: number;
+  readahead: Readahead;
 }
 
 export interface FsOptions {
@@ -302,7 +301,7 @@ export class Filesystem {
 
   private newHandle(node: Inode, flags: number): number {
     const fd = this.nextFd++;
-    this.handles.set(fd, { node, flags, nextOffset: 0, readahead: 0 });
+    this.handles.set(fd, { node, flags, readahead: this.cache.newReadahead() });
     this.openCount.set(node.ino, (this.openCount.get(node.ino) ?? 0) + 1);
     return fd;
   }
@@ -328,19 +327,7 @@ export class Filesystem {
   async read(fd: number, buf: Buffer, length: number, position: number): Promise<number> {
     const h = this.handle(fd);
     if (!h.node.isFile) throw new FsError('EISDIR');
-    const n = await this.cache.read(h.node, position, length, buf);
-    this.planReadahead(h, position, n);
-    return n;
-  }
-
-  /** Sequential readers get a read-ahead window that doubles; a seek resets it. */
-  private planReadahead(h: Handle, position: number, n: number): void {
-    h.readahead = position === h.nextOffset ? Math.min(Math.max(1, h.readahead * 2), MAX_READAHEAD_BLOCKS) : 0;
-    h.nextOffset = position + n;
-    if (h.readahead > 0 && n > 0) {
-      const bs = this.cache.blockSize;
-      this.cache.prefetch(h.node, Math.floor((position + n - 1) / bs) + 1, h.readahead);
-    }
+    return this.cache.read(h.node, position, length, buf, h.readahead);
   }
 
   async write(fd: number, data: Buffer, position: number): Promise<number> {

@@ -7,6 +7,8 @@ import type { ByteRange, ObjectInfo, ObjectStore, PutOptions } from '../../src/s
 export class CountingStore implements ObjectStore {
   gets = 0;
   puts = 0;
+  /** Gets under way right now. */
+  inFlight = 0;
   private gate: Promise<void> | null = null;
   private openGate: (() => void) | null = null;
   getDelayMs = 0;
@@ -28,8 +30,13 @@ export class CountingStore implements ObjectStore {
 
   async get(key: string, range?: ByteRange): Promise<Buffer> {
     this.gets++;
-    if (this.getDelayMs) await new Promise((r) => setTimeout(r, this.getDelayMs));
-    return this.inner.get(key, range);
+    this.inFlight++;
+    try {
+      if (this.getDelayMs) await new Promise((r) => setTimeout(r, this.getDelayMs));
+      return await this.inner.get(key, range);
+    } finally {
+      this.inFlight--;
+    }
   }
 
   async put(key: string, data: Uint8Array, options?: PutOptions): Promise<void> {

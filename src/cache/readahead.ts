@@ -1,0 +1,26 @@
+const MiB = 1024 * 1024;
+/** Reads this close to where the last one ended still count as sequential (the kernel reorders a little). */
+const BACK_TOLERANCE = 1 * MiB;
+const FORWARD_TOLERANCE = 4 * MiB;
+
+/**
+ * Sequential-access detection for one open file: the window of blocks to
+ * fetch ahead doubles while reads keep following each other (small seeks
+ * forgiven) and drops to nothing on a random jump, so random readers fetch
+ * only the blocks they touch.
+ */
+export class Readahead {
+  private expected = -1;
+  private window = 0;
+
+  constructor(private readonly maxBlocks: number) {}
+
+  /** Records a read of n bytes at offset; returns how many blocks past it to fetch now. */
+  next(offset: number, n: number): number {
+    const sequential = this.expected >= 0 && offset >= this.expected - BACK_TOLERANCE && offset <= this.expected + FORWARD_TOLERANCE;
+    const fromStart = this.expected < 0 && offset === 0;
+    this.window = sequential || fromStart ? Math.min(this.maxBlocks, Math.max(1, this.window * 2)) : 0;
+    this.expected = Math.max(offset + n, sequential ? this.expected : 0);
+    return n > 0 ? this.window : 0;
+  }
+}
