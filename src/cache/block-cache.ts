@@ -79,7 +79,7 @@ export class BlockCache {
 
   /**
    * Fetches and authenticates one block. A block that fails authentication
-   * is fetched once more (a bit flipped in transit); failing again, it is
+   * is fetched again (a bit flipped in transit); failing three times, it is
    * damaged in the store, and no byte of it is handed out.
    */
   private async fetchBlock(objectId: string, { file, index }: FetchContext): Promise<Buffer> {
@@ -91,7 +91,7 @@ export class BlockCache {
       } catch (err) {
         if (!(err instanceof IntegrityError)) throw err;
         const what = `block ${index} (object ${objectId}) of inode ${file.ino} failed authentication`;
-        if (attempt >= 2) throw new IntegrityError(`${what}: the store returned damaged, moved or replaced data`);
+        if (attempt >= 3) throw new IntegrityError(`${what}: the store returned damaged, moved or replaced data`);
         this.events.log(`${what}; fetching it again`);
       }
     }

@@ -18,6 +18,7 @@ interface MountArgs extends StoreArgs {
   mountpoint: string;
   cacheSize: string;
   journalSize: string;
+  commitInterval: number;
   readOnly: boolean;
   allowOther: boolean;
   daemon: boolean;
@@ -33,6 +34,7 @@ export const mountCommand: CommandModule<object, MountArgs> = {
     .positional('mountpoint', { type: 'string', demandOption: true, describe: 'An empty directory' })
     .option('cache-size', { type: 'string', default: formatSize(DEFAULT_CACHE_SIZE), describe: 'Memory for decrypted blocks (e.g. 64M, 1G)' })
     .option('journal-size', { type: 'string', default: '4G', describe: 'Local disk for changes not yet uploaded; writers wait when it is full' })
+    .option('commit-interval', { type: 'number', default: 2, describe: 'Seconds between commits of changes to the store (close and fsync journal them locally at once)' })
     .option('read-only', { type: 'boolean', default: false, describe: 'Mount read-only' })
     .option('allow-other', { type: 'boolean', default: false, describe: 'Let other users use the mount (needs user_allow_other in /etc/fuse.conf unless root)' })
     .option('daemon', { alias: 'd', type: 'boolean', default: false, describe: 'Detach and return once the mount is live' })
@@ -62,7 +64,13 @@ async function runMount(argv: MountArgs, passphrase: string, cacheSize: number, 
   // Cheap checks first: a bad mountpoint should not cost a key derivation.
   await checkMountpoint(argv.mountpoint);
   const store = storeFromArgs(argv, daemonLog);
-  const drive = await openDrive(store, { passphrase, cacheSize, journalBytes, readOnly: argv.readOnly, cacheDir: argv.cacheDir, log: daemonLog });
+  if (!(argv.commitInterval > 0)) throw new UserError('--commit-interval must be a positive number of seconds');
+  const drive = await openDrive(store, {
+    passphrase, cacheSize, journalBytes, readOnly: argv.readOnly, cacheDir: argv.cacheDir, log: daemonLog,
+    syncIntervalMs: argv.commitInterval * 1000,
+    // Unmount gives up uploading (the journal keeps the rest) when nothing moved for this long.
+    drainStallMs: Math.max(10_000, 2 * argv.storeTimeout * 1000),
+  });
   const mountpoint = await checkMountpoint(argv.mountpoint).catch(async (err) => {
     await drive.close();
     throw err;

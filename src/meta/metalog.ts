@@ -236,19 +236,20 @@ export class MetaLog {
 
   /**
    * Writes the whole tree as of the current sequence number, then drops the
-   * log entries and checkpoints it supersedes. A crash in between leaves
-   * extra objects that the next checkpoint removes.
+   * log entries and the checkpoint it supersedes (known from memory: no
+   * listing, so it works while the store is away). A crash in between
+   * leaves extra objects for "veilfs gc".
    */
   async checkpoint(inodes: InodeRecord[], nextIno: number): Promise<void> {
     const seq = this.seq;
-    if (seq === this.checkpointSeq) return;
+    const previous = this.checkpointSeq;
+    if (seq === previous) return;
     // Create-only: a checkpoint never changes once written, and a journal
     // uploads a create only after everything it refers to.
     await this.store.put(checkpointKey(seq), this.encode('checkpoint', String(seq), { seq, nextIno, inodes } satisfies Checkpoint), { ifAbsent: true });
     this.checkpointSeq = seq;
     this.bytesSinceCheckpoint = 0;
-    const { checkpoints, logs } = await this.listSeqs();
-    const stale = [...logs.filter((s) => s <= seq).map(logKey), ...checkpoints.filter((s) => s < seq).map(checkpointKey)];
-    for (const key of stale) await this.store.delete(key);
+    for (let s = previous + 1; s <= seq; s++) await this.store.delete(logKey(s));
+    await this.store.delete(checkpointKey(previous));
   }
 }
