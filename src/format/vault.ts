@@ -3,6 +3,7 @@ import { IntegrityError, UserError } from '../errors.js';
 import { newScryptParams, passphraseKey, randomKey, type ScryptParams } from '../crypto/keys.js';
 import { open, seal } from '../crypto/xchacha.js';
 import { NotFoundError, type ObjectStore } from '../store/types.js';
+import { putVerified } from '../store/verified-put.js';
 import { HEADER_KEY } from './names.js';
 
 export const FORMAT_NAME = 'veilfs';
@@ -51,7 +52,7 @@ export async function createVault(store: ObjectStore, passphrase: string, opts: 
   const header = await wrap({
     format: FORMAT_NAME, version: FORMAT_VERSION, vaultId: randomBytes(16).toString('hex'), blockSize, kdf: newScryptParams(opts.kdfLogN),
   }, masterKey, passphrase);
-  await store.put(HEADER_KEY, Buffer.from(JSON.stringify(header, null, 2) + '\n'), { ifAbsent: true });
+  await putVerified(store, HEADER_KEY, Buffer.from(JSON.stringify(header, null, 2) + '\n'), { ifAbsent: true });
   return { header, masterKey };
 }
 
@@ -99,5 +100,5 @@ export async function changePassphrase(store: ObjectStore, oldPassphrase: string
   const { header, masterKey } = await unlockVault(store, oldPassphrase);
   const { masterKey: _old, ...rest } = header;
   const next = await wrap({ ...rest, kdf: newScryptParams(kdfLogN ?? header.kdf.logN) }, masterKey, newPassphrase);
-  await store.put(HEADER_KEY, Buffer.from(JSON.stringify(next, null, 2) + '\n'));
+  await putVerified(store, HEADER_KEY, Buffer.from(JSON.stringify(next, null, 2) + '\n'));
 }

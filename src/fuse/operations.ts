@@ -13,7 +13,18 @@ function stat(a: Attr): Record<string, number> {
  * (sync or async) and errors go back through `reply`, the only path to the
  * kernel.
  */
+/**
+ * libfuse's path-based API keeps a file that is unlinked while open alive by
+ * renaming it to ".fuse_hiddenNNNN" and unlinking that name on the last
+ * close. The filesystem keeps open-unlinked files alive by itself, so the
+ * hiding rename becomes a plain unlink here (the name vanishes at once, as
+ * POSIX says) and the later unlink of the hidden name is a no-op.
+ */
+const HIDDEN_NAME = /\/\.fuse_hidden[0-9a-f]+$/;
+
 export function fuseOperations(fs: Filesystem, log: (message: string) => void): Record<string, (...args: any[]) => void> {
+  /** Hidden name → inode number, while the file is open. */
+  const hidden = new Map<string, number>();
   function reply<T>(op: string, path: string, cb: Callback, run: () => T | Promise<T>, shape: (v: T) => unknown[] = () => []): void {
     const fail = (err: unknown) => cb(toErrno(err, () => `${op} ${path}`, log));
     try {
@@ -32,7 +43,10 @@ export function fuseOperations(fs: Filesystem, log: (message: string) => void): 
 
   return {
     init: (cb: Callback) => cb(0),
-    getattr: (path: string, cb: Callback) => reply('getattr', path, cb, () => fs.getattr(path), (a) => [stat(a)]),
+    getattr: (path: string, cb: Callback) => reply('getattr', path, cb, () => {
+      const ino = hidden.get(path);
+      return ino === undefined ? fs.getattr(path) : fs.inodeAttr(ino);
+    }, (a) => [stat(a)]),
     fgetattr: (path: string, fd: number, cb: Callback) => reply('fgetattr', path, cb, () => fs.fgetattr(fd), (a) => [stat(a)]),
     access: (path: string, _mode: number, cb: Callback) => reply('access', path, cb, () => fs.access(path)),
     statfs: (path: string, cb: Callback) => reply('statfs', path, cb, () => fs.statfs(), (s) => [s]),
@@ -42,8 +56,13 @@ export function fuseOperations(fs: Filesystem, log: (message: string) => void): 
     fsyncdir: (path: string, _datasync: number, _fd: number, cb: Callback) => reply('fsyncdir', path, cb, () => fs.sync()),
     mkdir: (path: string, mode: number, cb: Callback) => reply('mkdir', path, cb, () => fs.mkdir(path, mode)),
     rmdir: (path: string, cb: Callback) => reply('rmdir', path, cb, () => fs.rmdir(path)),
-    unlink: (path: string, cb: Callback) => reply('unlink', path, cb, () => fs.unlink(path)),
-    rename: (from: string, to: string, cb: Callback) => reply('rename', from, cb, () => fs.rename(from, to)),
+    unlink: (path: string, cb: Callback) => reply('unlink', path, cb, () => (hidden.delete(path) ? undefined : fs.unlink(path))),
+    rename: (from: string, to: string, cb: Callback) => reply('rename', from, cb, () => {
+      if (!HIDDEN_NAME.test(to)) return fs.rename(from, to);
+      const { ino } = fs.getattr(from);
+      fs.unlink(from);
+      hidden.set(to, ino);
+    }),
     link: (from: string, to: string, cb: Callback) => reply('link', from, cb, () => fs.link(from, to)),
     symlink: (target: string, path: string, cb: Callback) => reply('symlink', path, cb, () => fs.symlink(target, path)),
     readlink: (path: string, cb: Callback) => reply('readlink', path, cb, () => fs.readlink(path), (t) => [t]),

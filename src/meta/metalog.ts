@@ -2,6 +2,7 @@ import { IntegrityError, UserError } from '../errors.js';
 import { open, seal } from '../crypto/xchacha.js';
 import { CHECKPOINT_PREFIX, checkpointKey, LOG_PREFIX, logKey, seqOf } from '../format/names.js';
 import { ConflictError, keysOf, type ObjectStore } from '../store/types.js';
+import { putVerified } from '../store/verified-put.js';
 import type { InodeRecord } from './inode.js';
 import type { LocalState } from './local-state.js';
 
@@ -110,7 +111,7 @@ export class MetaLog {
 
   /** Writes the first checkpoint of a new vault. */
   async initialize(inodes: InodeRecord[], nextIno: number): Promise<void> {
-    await this.store.put(checkpointKey(0), this.encode('checkpoint', '0', { seq: 0, nextIno, inodes } satisfies Checkpoint), { ifAbsent: true });
+    await putVerified(this.store, checkpointKey(0), this.encode('checkpoint', '0', { seq: 0, nextIno, inodes } satisfies Checkpoint), { ifAbsent: true });
     await this.localState.recordSeq(0);
   }
 

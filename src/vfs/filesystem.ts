@@ -115,6 +115,13 @@ export class Filesystem {
     return this.attr(this.lookup(path));
   }
 
+  /** Attributes of an inode that may have no name left (open and unlinked). */
+  inodeAttr(ino: number): Attr {
+    const node = this.tree.get(ino);
+    if (!node) throw new FsError('ENOENT');
+    return this.attr(node);
+  }
+
   fgetattr(fd: number): Attr {
     return this.attr(this.handle(fd).node);
   }
