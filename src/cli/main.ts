@@ -2,6 +2,8 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { errorMessage, UserError } from '../errors.js';
 import { StoreError } from '../store/types.js';
+import { fsckCommand } from './fsck.js';
+import { gcCommand } from './gc.js';
 import { initCommand } from './init.js';
 import { mountCommand } from './mount.js';
 import { passwdCommand } from './passwd.js';
@@ -20,6 +22,8 @@ try {
     .command(mountCommand)
     .command(unmountCommand)
     .command(passwdCommand)
+    .command(fsckCommand)
+    .command(gcCommand)
     .demandCommand(1, 'name a command (see --help)')
     .strict()
     .help()

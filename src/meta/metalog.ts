@@ -193,6 +193,24 @@ export class MetaLog {
     return out;
   }
 
+  /**
+   * How many notes in the journal hold changes the store has no commit for
+   * yet (left by a mount that was killed); older notes are covered.
+   */
+  async uncommittedNotes(): Promise<number> {
+    if (!this.notes) return 0;
+    const { checkpoints, logs } = await this.listSeqs();
+    const newest = Math.max(-1, ...checkpoints, ...logs);
+    return (await this.notes.pendingNotes()).filter((bytes) => Number(bytes.readBigUInt64BE(0)) >= newest).length;
+  }
+
+  /** Continues a log read by other means (fsck) at this state. */
+  resume(seq: number, checkpointSeq: number): void {
+    this.seq = seq;
+    this.checkpointSeq = checkpointSeq;
+    this.noteNo = 0;
+  }
+
   /** Journals uncommitted changes locally (survives a crash of the daemon). */
   async note(upserts: InodeRecord[], removes: number[], nextIno: number): Promise<void> {
     if (!this.notes) throw new Error('no journal for notes');

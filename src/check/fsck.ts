@@ -1,0 +1,302 @@
+import { errorMessage } from '../errors.js';
+import { decryptBlock } from '../format/block.js';
+import { checkpointKey, DATA_PREFIX, dataKey, logKey, objectIdOfDataKey } from '../format/names.js';
+import { ROOT_INO, S_IFDIR, type InodeRecord } from '../meta/inode.js';
+import { Limiter } from '../util/limiter.js';
+import { readHistory, type History } from './history.js';
+import type { MaintenanceSession } from './maintenance.js';
+
+export interface FileProblem {
+  path: string;
+  ino: number;
+  problems: string[];
+}
+
+export interface FsckReport {
+  /** Problems with the metadata objects themselves. */
+  metadata: string[];
+  /** Problems with the shape of the tree. */
+  tree: string[];
+  /** Files with missing or damaged blocks. */
+  files: FileProblem[];
+  /** Data objects nothing refers to ("veilfs gc" removes them). */
+  orphans: { count: number; bytes: number };
+  checked: { files: number; blocks: number; bytes: number };
+  /** What --repair did. */
+  repaired: string[];
+}
+
+export interface FsckOptions {
+  repair: boolean;
+  blockSize: number;
+  concurrency?: number;
+  progress?: (message: string) => void;
+}
+
+const LOST_FOUND = 'lost+found';
+
+const isDir = (r: InodeRecord) => (r.mode & 0o170000) === S_IFDIR;
+const isFile = (r: InodeRecord) => (r.mode & 0o170000) === 0o100000;
+
+/** The tree being checked, and what repairs changed in it. */
+class TreeEdit {
+  readonly changed = new Set<number>();
+  private lostFound?: InodeRecord;
+
+  constructor(readonly inodes: Map<number, InodeRecord>, public nextIno: number) {
+    this.nextIno = Math.max(nextIno, ...inodes.keys()) + 1;
+  }
+
+  newDir(ino = this.nextIno++): InodeRecord {
+    const now = Date.now();
+    const dir: InodeRecord = { ino, mode: S_IFDIR | 0o700, uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0, nlink: 2, size: 0, atime: now, mtime: now, ctime: now, entries: [] };
+    this.inodes.set(ino, dir);
+    this.changed.add(ino);
+    return dir;
+  }
+
+  /** /lost+found, made if need be. */
+  lostAndFound(): InodeRecord {
+    if (this.lostFound) return this.lostFound;
+    const root = this.inodes.get(ROOT_INO)!;
+    const existing = root.entries!.find(([n]) => n === LOST_FOUND);
+    const node = existing && this.inodes.get(existing[1]);
+    if (node && isDir(node)) {
+      this.lostFound = node;
+    } else {
+      this.lostFound = this.newDir();
+      root.entries = root.entries!.filter(([n]) => n !== LOST_FOUND);
+      root.entries.push([LOST_FOUND, this.lostFound.ino]);
+      root.nlink++;
+      this.changed.add(ROOT_INO);
+    }
+    this.changed.add(this.lostFound.ino);
+    return this.lostFound;
+  }
+
+  /** Puts an inode into /lost+found under name (replacing an entry of that name). */
+  adopt(ino: number, name: string): void {
+    const lf = this.lostAndFound();
+    lf.entries = lf.entries!.filter(([n]) => n !== name);
+    lf.entries.push([name, ino]);
+    if (isDir(this.inodes.get(ino)!)) lf.nlink++;
+    this.changed.add(ino);
+  }
+}
+
+/**
+ * Checks every metadata object, the tree and every block of every file
+ * (fetched and authenticated). With repair, makes the vault consistent
+ * again: unreadable metadata after the last good state is dropped (and
+ * reported), dangling entries removed, link counts fixed, and files with
+ * damaged blocks moved to /lost+found with those blocks turned into holes.
+ */
+export async function fsck(session: MaintenanceSession, opts: FsckOptions): Promise<FsckReport> {
+  const report: FsckReport = { metadata: [], tree: [], files: [], orphans: { count: 0, bytes: 0 }, checked: { files: 0, blocks: 0, bytes: 0 }, repaired: [] };
+  const history = await readHistory(session.log);
+  for (const d of history.damaged) report.metadata.push(`${d.key} is unreadable: ${d.reason}`);
+  if (history.checkpointSeq < 0) {
+    report.metadata.push('no readable checkpoint: the tree cannot be recovered from this store');
+    return report;
+  }
+  if (history.stranded.length) {
+    report.metadata.push(`metadata changes #${history.stranded[0]}..#${history.stranded[history.stranded.length - 1]} cannot be applied (a batch before them is missing or damaged)`);
+  }
+  const seen = await session.localState.highestSeq();
+  if (history.seq < seen) report.metadata.push(`the store's metadata (#${history.seq}) is older than what this machine has seen (#${seen}): rolled back or lost`);
+
+  const inodes = history.inodes;
+  const edit = new TreeEdit(inodes, history.nextIno);
+  const tree = checkTree(edit, report, opts.repair);
+  const damagedBlocks = await checkBlocks(session, inodes, tree.paths, report, opts);
+  const referenced = new Set<string>();
+  for (const r of inodes.values()) for (const [, id] of r.blocks ?? []) referenced.add(id);
+  for (const info of await session.store.list(DATA_PREFIX)) {
+    const id = objectIdOfDataKey(info.key);
+    if (id && !referenced.has(id)) {
+      report.orphans.count++;
+      report.orphans.bytes += info.size;
+    }
+  }
+
+  if (opts.repair) {
+    repairFiles(edit, damagedBlocks, tree.parents, report);
+    await commitRepairs(session, history, edit, report, seen);
+  }
+  return report;
+}
+
+interface TreeShape {
+  /** A path for every reachable inode. */
+  paths: Map<number, string>;
+  /** Every (directory, name) that refers to an inode. */
+  parents: Map<number, { dir: number; name: string }[]>;
+}
+
+function subdirectories(inodes: Map<number, InodeRecord>, dir: InodeRecord): number {
+  return (dir.entries ?? []).filter(([, c]) => {
+    const child = inodes.get(c);
+    return child !== undefined && isDir(child);
+  }).length;
+}
+
+function checkTree(edit: TreeEdit, report: FsckReport, repair: boolean): TreeShape {
+  const { inodes, changed } = edit;
+  const paths = new Map<number, string>();
+  const parents = new Map<number, { dir: number; name: string }[]>();
+  const links = new Map<number, number>();
+  let root = inodes.get(ROOT_INO);
+  if (!root || !isDir(root)) {
+    report.tree.push('the root directory is missing');
+    if (!repair) return { paths, parents };
+    root = edit.newDir(ROOT_INO);
+    report.repaired.push('made a new, empty root directory');
+  }
+  paths.set(ROOT_INO, '/');
+  const queue = [ROOT_INO];
+  while (queue.length) {
+    const dirIno = queue.shift()!;
+    const dir = inodes.get(dirIno)!;
+    for (const [name, ino] of [...(dir.entries ?? [])]) {
+      const where = `${paths.get(dirIno) === '/' ? '' : paths.get(dirIno)}/${name}`;
+      const node = inodes.get(ino);
+      const dropEntry = (why: string) => {
+        report.tree.push(`${where}: ${why}`);
+        if (repair) {
+          dir.entries = dir.entries!.filter(([n]) => n !== name);
+          changed.add(dirIno);
+          report.repaired.push(`removed the entry ${where}`);
+        }
+      };
+      if (!node) {
+        dropEntry(`refers to inode ${ino}, which does not exist`);
+        continue;
+      }
+      if (isDir(node) && paths.has(ino)) {
+        dropEntry(`a second name for directory ${paths.get(ino)}`);
+        continue;
+      }
+      links.set(ino, (links.get(ino) ?? 0) + 1);
+      parents.set(ino, [...(parents.get(ino) ?? []), { dir: dirIno, name }]);
+      if (!paths.has(ino)) paths.set(ino, where);
+      if (isDir(node)) queue.push(ino);
+    }
+  }
+  const unreachable = [...inodes.keys()].filter((ino) => !paths.has(ino));
+  if (unreachable.length) {
+    report.tree.push(`${unreachable.length} inodes are not reachable from the root`);
+    if (repair) {
+      for (const ino of unreachable) {
+        const name = `#${ino}`;
+        edit.adopt(ino, name);
+        links.set(ino, 1);
+        paths.set(ino, `/${LOST_FOUND}/${name}`);
+        parents.set(ino, [{ dir: edit.lostAndFound().ino, name }]);
+      }
+      report.repaired.push(`moved ${unreachable.length} unreachable inodes to /${LOST_FOUND}`);
+    }
+  }
+  for (const [ino, node] of inodes) {
+    if (!paths.has(ino)) continue;
+    // Second names of directories were dropped above, so every directory entry is a subdirectory's only one.
+    const want = isDir(node) ? 2 + subdirectories(inodes, node) : links.get(ino) ?? 0;
+    if (node.nlink !== want) {
+      report.tree.push(`${paths.get(ino)}: link count ${node.nlink}, should be ${want}`);
+      if (repair) {
+        node.nlink = want;
+        changed.add(ino);
+      }
+    }
+  }
+  return { paths, parents };
+}
+
+/** Fetches and authenticates every block; returns the damaged block indexes per file. */
+async function checkBlocks(session: MaintenanceSession, inodes: Map<number, InodeRecord>, paths: Map<number, string>, report: FsckReport, opts: FsckOptions): Promise<Map<number, Set<number>>> {
+  const limiter = new Limiter(opts.concurrency ?? 16);
+  const damaged = new Map<number, Set<number>>();
+  const problems = new Map<number, string[]>();
+  const note = (ino: number, index: number, problem: string) => {
+    damaged.set(ino, (damaged.get(ino) ?? new Set()).add(index));
+    problems.set(ino, [...(problems.get(ino) ?? []), problem]);
+  };
+  const jobs: Promise<void>[] = [];
+  for (const r of inodes.values()) {
+    if (!isFile(r)) continue;
+    report.checked.files++;
+    const key = Buffer.from(r.key ?? '', 'base64');
+    for (const [index, objectId] of r.blocks ?? []) {
+      if (index * opts.blockSize >= r.size) {
+        note(r.ino, index, `block ${index} lies past the end of the file`);
+        continue;
+      }
+      jobs.push(limiter.run(async () => {
+        try {
+          const sealed = await session.store.get(dataKey(objectId));
+          decryptBlock(key, { fileId: r.fileId!, index, objectId }, sealed, opts.blockSize);
+          report.checked.blocks++;
+          report.checked.bytes += sealed.length;
+        } catch (err) {
+          note(r.ino, index, `block ${index} (object ${objectId}): ${errorMessage(err)}`);
+        }
+      }));
+    }
+  }
+  await Promise.all(jobs);
+  for (const [ino, list] of problems) report.files.push({ ino, path: paths.get(ino) ?? `(unreachable inode ${ino})`, problems: list.sort() });
+  report.files.sort((a, b) => (a.path < b.path ? -1 : 1));
+  return damaged;
+}
+
+/** Damaged files: their bad blocks become holes and the file moves to /lost+found. */
+function repairFiles(edit: TreeEdit, damaged: Map<number, Set<number>>, parents: Map<number, { dir: number; name: string }[]>, report: FsckReport): void {
+  for (const [ino, bad] of damaged) {
+    const file = edit.inodes.get(ino)!;
+    file.blocks = (file.blocks ?? []).filter(([index]) => !bad.has(index));
+    const names = parents.get(ino) ?? [];
+    for (const { dir, name } of names) {
+      const d = edit.inodes.get(dir)!;
+      d.entries = d.entries!.filter(([n, i]) => !(n === name && i === ino));
+      edit.changed.add(dir);
+    }
+    const name = `${names[0]?.name ?? 'file'}.${ino}`;
+    edit.adopt(ino, name);
+    file.nlink = 1;
+    report.repaired.push(`${report.files.find((f) => f.ino === ino)?.path ?? `inode ${ino}`}: ${bad.size} damaged blocks now read as zeros; moved to /${LOST_FOUND}/${name}`);
+  }
+}
+
+async function commitRepairs(session: MaintenanceSession, history: History, edit: TreeEdit, report: FsckReport, seen: number): Promise<void> {
+  const log = session.log;
+  // What cannot be applied goes, so the next number is free for the repair.
+  const unusable = new Set([...history.damaged.map((d) => d.key), ...history.stranded.map(logKey)]);
+  unusable.delete(checkpointKey(history.checkpointSeq));
+  for (const key of unusable) {
+    await session.store.delete(key);
+    report.repaired.push(`deleted the unusable metadata object ${key}`);
+  }
+  log.resume(history.seq, history.checkpointSeq);
+  if (edit.changed.size) {
+    await log.append([...edit.changed].map((i) => edit.inodes.get(i)!), [], edit.nextIno);
+    await log.checkpoint([...edit.inodes.values()], edit.nextIno);
+  }
+  if (history.seq < seen) report.repaired.push(`accepted the store's metadata #${history.seq} as current on this machine`);
+  await session.localState.recordSeq(log.seq);
+}
+
+/** The report as text, one finding a line. */
+export function formatReport(r: FsckReport): string[] {
+  const lines = [
+    ...r.metadata.map((m) => `metadata: ${m}`),
+    ...r.tree.map((m) => `tree: ${m}`),
+    ...r.files.flatMap((f) => f.problems.map((p) => `damaged: ${f.path}: ${p}`)),
+  ];
+  lines.push(`checked ${r.checked.files} files, ${r.checked.blocks} blocks (${Math.ceil(r.checked.bytes / 2 ** 20)} MiB)`);
+  if (r.orphans.count) lines.push(`${r.orphans.count} unreferenced objects (${Math.ceil(r.orphans.bytes / 2 ** 20)} MiB): "veilfs gc" removes them`);
+  lines.push(...r.repaired.map((m) => `repaired: ${m}`));
+  return lines;
+}
+
+export function isClean(r: FsckReport): boolean {
+  return r.metadata.length === 0 && r.tree.length === 0 && r.files.length === 0;
+}

@@ -1,0 +1,37 @@
+import type { CommandModule } from 'yargs';
+import { formatReport, fsck, isClean } from '../check/fsck.js';
+import { openForMaintenance } from '../check/maintenance.js';
+import { storeFromArgs, storeOptions, type StoreArgs } from './common.js';
+import { getPassphrase } from './passphrase.js';
+
+interface FsckArgs extends StoreArgs {
+  repair: boolean;
+}
+
+/** Exit codes in the tradition of fsck(8). */
+const CLEAN = 0;
+const REPAIRED = 1;
+const DAMAGED = 4;
+
+export const fsckCommand: CommandModule<object, FsckArgs> = {
+  command: 'fsck',
+  describe: 'Check a vault: every metadata object, the tree, and every block of every file (exit 0 clean, 1 repaired, 4 damaged)',
+  builder: (y) => storeOptions(y)
+    .option('repair', { type: 'boolean', default: false, describe: 'Make the vault consistent: damaged files go to /lost+found (damaged blocks read as zeros), broken entries are removed' })
+    .example('$0 fsck --store s3://bucket/vault', 'check a vault in S3') as any,
+  handler: async (argv) => {
+    const store = storeFromArgs(argv);
+    try {
+      const passphrase = await getPassphrase(argv);
+      const session = await openForMaintenance(store, passphrase, argv.cacheDir, (m) => process.stderr.write(`veilfs: ${m}\n`));
+      const report = await fsck(session, { repair: argv.repair, blockSize: session.header.blockSize });
+      await session.finish();
+      for (const line of formatReport(report)) process.stdout.write(`${line}\n`);
+      const clean = isClean(report);
+      process.stdout.write(clean ? 'the vault is consistent\n' : argv.repair ? 'repaired: the vault is consistent now\n' : 'the vault is damaged; "veilfs fsck --repair" makes it consistent\n');
+      process.exitCode = clean ? CLEAN : argv.repair ? REPAIRED : DAMAGED;
+    } finally {
+      await store.close?.();
+    }
+  },
+};

@@ -1,0 +1,44 @@
+import type { CommandModule } from 'yargs';
+import { gc } from '../check/gc.js';
+import { openForMaintenance } from '../check/maintenance.js';
+import { UserError } from '../errors.js';
+import { storeFromArgs, storeOptions, type StoreArgs } from './common.js';
+import { getPassphrase } from './passphrase.js';
+
+interface GcArgs extends StoreArgs {
+  minAge: string;
+  dryRun: boolean;
+}
+
+const UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+export function parseAge(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)([smhd])$/.exec(text.trim());
+  if (!m) throw new UserError(`--min-age: "${text}" is not an age like 30m, 24h or 7d`);
+  return Number(m[1]) * UNITS[m[2]];
+}
+
+const mib = (bytes: number) => `${Math.ceil(bytes / 2 ** 20)} MiB`;
+
+export const gcCommand: CommandModule<object, GcArgs> = {
+  command: 'gc',
+  describe: 'Delete objects that nothing in the vault refers to (left by crashes), once they are old enough to be safe',
+  builder: (y) => storeOptions(y)
+    .option('min-age', { type: 'string', default: '24h', describe: 'Keep unreferenced objects younger than this (a mount elsewhere may be about to commit them)' })
+    .option('dry-run', { type: 'boolean', default: false, describe: 'Only report what would be deleted' }) as any,
+  handler: async (argv) => {
+    const minAgeMs = parseAge(argv.minAge);
+    const store = storeFromArgs(argv);
+    try {
+      const passphrase = await getPassphrase(argv);
+      const session = await openForMaintenance(store, passphrase, argv.cacheDir, (m) => process.stderr.write(`veilfs: ${m}\n`));
+      const report = await gc(session, { minAgeMs, dryRun: argv.dryRun });
+      await session.finish();
+      const verb = argv.dryRun ? 'would delete' : 'deleted';
+      process.stdout.write(`${verb} ${report.deleted.count} unreferenced objects (${mib(report.deleted.bytes)}) and ${report.staleMetadata} superseded metadata objects\n`);
+      if (report.kept.count) process.stdout.write(`kept ${report.kept.count} unreferenced objects younger than ${argv.minAge} (${mib(report.kept.bytes)})\n`);
+    } finally {
+      await store.close?.();
+    }
+  },
+};

@@ -1,0 +1,30 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { subkey } from '../../src/crypto/keys.js';
+import { dataKey } from '../../src/format/names.js';
+import { unlockVault } from '../../src/format/vault.js';
+import { LocalState } from '../../src/meta/local-state.js';
+import { MetaLog } from '../../src/meta/metalog.js';
+import type { ObjectStore } from '../../src/store/types.js';
+
+/**
+ * Reads a vault's metadata the way a mount does, to find which store keys
+ * hold a file's blocks (tests that tamper with the store need them).
+ */
+export async function blockKeys(store: ObjectStore, passphrase: string, filePath: string): Promise<string[]> {
+  const { header, masterKey } = await unlockVault(store, passphrase);
+  const stateDir = mkdtempSync(path.join(tmpdir(), 'veilfs-inspect-'));
+  try {
+    const { inodes } = await new MetaLog(store, subkey(masterKey, 'metadata'), header.vaultId, new LocalState(stateDir)).load();
+    let node = inodes.get(1)!;
+    for (const name of filePath.split('/').filter(Boolean)) {
+      const ino = new Map(node.entries ?? []).get(name);
+      if (ino === undefined) throw new Error(`${filePath}: no such file in the vault`);
+      node = inodes.get(ino)!;
+    }
+    return [...(node.blocks ?? [])].sort((a, b) => a[0] - b[0]).map(([, id]) => dataKey(id));
+  } finally {
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+}
