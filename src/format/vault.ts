@@ -56,42 +56,68 @@ export async function createVault(store: ObjectStore, passphrase: string, opts: 
   return { header, masterKey };
 }
 
+/** Reads and checks the header; a damaged copy is fetched again (it may have been damaged in transit). */
 export async function readHeader(store: ObjectStore): Promise<VaultHeader> {
-  let raw: Buffer;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return parseHeader(await fetchHeader(store), store.location);
+    } catch (err) {
+      if (!(err instanceof DamagedHeaderError) || attempt >= 3) throw err;
+    }
+  }
+}
+
+class DamagedHeaderError extends UserError {}
+
+async function fetchHeader(store: ObjectStore): Promise<Buffer> {
   try {
-    raw = await store.get(HEADER_KEY);
+    return await store.get(HEADER_KEY);
   } catch (err) {
     if (err instanceof NotFoundError) throw new UserError(`no vault at ${store.location} (create one with "veilfs init")`);
     throw err;
   }
+}
+
+function parseHeader(raw: Buffer, location: string): VaultHeader {
   let header: VaultHeader;
   try {
     header = JSON.parse(raw.toString('utf8'));
   } catch {
-    throw new UserError(`vault header at ${store.location} is damaged (not JSON)`);
+    throw new DamagedHeaderError(`vault header at ${location} is damaged (not JSON)`);
   }
-  if (header?.format !== FORMAT_NAME) throw new UserError(`${store.location} does not hold a veilfs vault`);
+  if (header?.format !== FORMAT_NAME) throw new DamagedHeaderError(`${location} does not hold a veilfs vault`);
   if (header.version !== FORMAT_VERSION) throw new UserError(`vault format version ${header.version} is not supported by this veilfs (supports ${FORMAT_VERSION})`);
-  if (typeof header.vaultId !== 'string' || !/^[0-9a-f]{32}$/.test(header.vaultId) || typeof header.masterKey !== 'string') {
-    throw new UserError(`vault header at ${store.location} is damaged`);
+  const k = header.kdf;
+  if (typeof header.vaultId !== 'string' || !/^[0-9a-f]{32}$/.test(header.vaultId) || typeof header.masterKey !== 'string'
+    || k?.name !== 'scrypt' || !Number.isInteger(k.logN) || !Number.isInteger(k.r) || !Number.isInteger(k.p) || typeof k.salt !== 'string') {
+    throw new DamagedHeaderError(`vault header at ${location} is damaged`);
   }
-  checkBlockSize(header.blockSize);
+  try {
+    checkBlockSize(header.blockSize);
+  } catch (err) {
+    throw new DamagedHeaderError(`vault header at ${location} is damaged: ${(err as Error).message}`);
+  }
   return header;
 }
 
 export async function unlockVault(store: ObjectStore, passphrase: string): Promise<UnlockedVault> {
-  const header = await readHeader(store);
-  let kek: Buffer;
-  try {
-    kek = await passphraseKey(passphrase, header.kdf);
-  } catch (err) {
-    throw new UserError(`vault header at ${store.location} is damaged: ${(err as Error).message}`);
-  }
-  try {
-    return { header, masterKey: open(kek, Buffer.from(header.masterKey, 'base64'), headerAad(header)) };
-  } catch (err) {
-    if (err instanceof IntegrityError) throw new UserError('wrong passphrase (or a tampered vault header)', 2);
-    throw err;
+  let header = await readHeader(store);
+  for (let attempt = 1; ; attempt++) {
+    let kek: Buffer;
+    try {
+      kek = await passphraseKey(passphrase, header.kdf);
+    } catch (err) {
+      throw new UserError(`vault header at ${store.location} is damaged: ${(err as Error).message}`);
+    }
+    try {
+      return { header, masterKey: open(kek, Buffer.from(header.masterKey, 'base64'), headerAad(header)) };
+    } catch (err) {
+      if (!(err instanceof IntegrityError)) throw err;
+      // A header damaged in transit looks like a wrong passphrase: look once more before saying so.
+      const again = await readHeader(store);
+      if (attempt >= 2 || JSON.stringify(again) === JSON.stringify(header)) throw new UserError('wrong passphrase (or a tampered vault header)', 2);
+      header = again;
+    }
   }
 }
 

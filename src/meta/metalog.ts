@@ -100,12 +100,16 @@ export class MetaLog {
     return value as T;
   }
 
+  /** Reads one metadata object; a copy that fails authentication is fetched again (damage in transit) before it counts as damaged. */
   private async decode<T extends { seq?: number }>(kind: 'log' | 'checkpoint', seq: number, key: string): Promise<T> {
-    const sealed = await this.store.get(key);
-    try {
-      return this.decodeBytes<T>(kind, String(seq), sealed, seq);
-    } catch (err) {
-      throw new UserError(`metadata object ${key} is damaged or was tampered with (${(err as Error).message}); run "veilfs fsck"`);
+    for (let attempt = 1; ; attempt++) {
+      const sealed = await this.store.get(key);
+      try {
+        return this.decodeBytes<T>(kind, String(seq), sealed, seq);
+      } catch (err) {
+        if (attempt < 3) continue;
+        throw new UserError(`metadata object ${key} is damaged or was tampered with (${(err as Error).message}); run "veilfs fsck"`);
+      }
     }
   }
 
