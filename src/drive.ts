@@ -25,6 +25,8 @@ export interface DriveOptions {
   drainStallMs?: number;
   /** Local disk the journal may fill before writers wait. */
   journalBytes?: number;
+  /** Commits between checkpoints of the whole tree. */
+  checkpointInterval?: number;
 }
 
 export interface Drive {
@@ -77,7 +79,9 @@ export async function openDrive(remote: ObjectStore, opts: DriveOptions): Promis
     store = journal;
   }
   try {
-    const tree = await Tree.load(metaLog(store, masterKey, header, stateDir, journal), (id) => store.delete(dataKey(id)), log);
+    const metadata = metaLog(store, masterKey, header, stateDir, journal);
+    if (opts.checkpointInterval) metadata.checkpointInterval = opts.checkpointInterval;
+    const tree = await Tree.load(metadata, (id) => store.delete(dataKey(id)), log);
     const cache = new BlockCache(store, {
       stored: (file, _index, _objectId, previous) => {
         const node = tree.get(file.ino);

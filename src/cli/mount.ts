@@ -19,6 +19,7 @@ interface MountArgs extends StoreArgs {
   cacheSize: string;
   journalSize: string;
   commitInterval: number;
+  checkpointInterval: number;
   readOnly: boolean;
   allowOther: boolean;
   daemon: boolean;
@@ -35,6 +36,7 @@ export const mountCommand: CommandModule<object, MountArgs> = {
     .option('cache-size', { type: 'string', default: formatSize(DEFAULT_CACHE_SIZE), describe: 'Memory for decrypted blocks (e.g. 64M, 1G)' })
     .option('journal-size', { type: 'string', default: '4G', describe: 'Local disk for changes not yet uploaded; writers wait when it is full' })
     .option('commit-interval', { type: 'number', default: 2, describe: 'Seconds between commits of changes to the store (close and fsync journal them locally at once)' })
+    .option('checkpoint-interval', { type: 'number', default: 128, describe: 'Commits between checkpoints of the whole tree (fewer: faster mounts, more: less rewriting)' })
     .option('read-only', { type: 'boolean', default: false, describe: 'Mount read-only' })
     .option('allow-other', { type: 'boolean', default: false, describe: 'Let other users use the mount (needs user_allow_other in /etc/fuse.conf unless root)' })
     .option('daemon', { alias: 'd', type: 'boolean', default: false, describe: 'Detach and return once the mount is live' })
@@ -68,6 +70,7 @@ async function runMount(argv: MountArgs, passphrase: string, cacheSize: number, 
   const drive = await openDrive(store, {
     passphrase, cacheSize, journalBytes, readOnly: argv.readOnly, cacheDir: argv.cacheDir, log: daemonLog,
     syncIntervalMs: argv.commitInterval * 1000,
+    checkpointInterval: Math.max(1, Math.floor(argv.checkpointInterval)),
     // Unmount gives up uploading (the journal keeps the rest) when nothing moved for this long.
     drainStallMs: Math.max(10_000, 2 * argv.storeTimeout * 1000),
   });

@@ -146,11 +146,12 @@ export class JournaledStore implements ObjectStore {
   }
 
   async list(prefix: string): Promise<ObjectInfo[]> {
-    const remote = await this.remote.list(prefix);
-    const byKey = new Map(remote.map((i) => [i.key, i]));
+    // Journal first, store second: an upload that completes in between is
+    // then in the store's listing, instead of in neither.
+    const journaled = [...this.latest].filter(([key]) => key.startsWith(prefix));
+    const byKey = new Map((await this.remote.list(prefix)).map((i) => [i.key, i]));
     const now = Date.now();
-    for (const [key, entry] of this.latest) {
-      if (!key.startsWith(prefix)) continue;
+    for (const [key, entry] of journaled) {
       if (entry.record.op === 'delete') byKey.delete(key);
       else byKey.set(key, { key, size: entry.record.length, mtime: now });
     }

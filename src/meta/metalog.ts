@@ -70,6 +70,8 @@ export class MetaLog {
   checkpointSeq = 0;
   bytesSinceCheckpoint = 0;
   private noteNo = 0;
+  /** Commits between checkpoints: more means less rewriting of the whole tree, longer log replays. */
+  checkpointInterval = 128;
 
   constructor(
     private readonly store: ObjectStore,
@@ -254,7 +256,7 @@ export class MetaLog {
   }
 
   shouldCheckpoint(): boolean {
-    return this.seq - this.checkpointSeq >= 512 || this.bytesSinceCheckpoint >= 32 * 1024 * 1024;
+    return this.seq - this.checkpointSeq >= this.checkpointInterval || this.bytesSinceCheckpoint >= 32 * 1024 * 1024;
   }
 
   /**
