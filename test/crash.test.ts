@@ -90,9 +90,13 @@ t.test(`${CYCLES} cycles of write, fsync and kill -9 at random points`, async (t
     // Work, and a kill -9 at a random moment in the middle of it (from outside: our I/O is synchronous).
     const killAfter = 50 + int(1200);
     const killer = spawn('sh', ['-c', `sleep ${killAfter / 1000}; kill -9 ${drive.child.pid}`], { stdio: 'ignore' });
+    let killed = false;
+    killer.on('exit', () => (killed = true));
     const p = (name: string) => path.join(m, name);
     try {
-      for (;;) {
+      while (!killed) {
+        // Let the killer's exit through: the work below is synchronous.
+        await new Promise((r) => setImmediate(r));
         const names = [...expect.keys()];
         // Keep the tree small: each cycle reads all of it back.
         const r = names.length > 24 ? 0.75 + random() * 0.15 : random();

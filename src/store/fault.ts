@@ -1,5 +1,6 @@
 import { readFileSync, statSync } from 'node:fs';
 import { TransientStoreError, type ByteRange, type ObjectInfo, type ObjectStore, type PutOptions } from './types.js';
+import { WrappingStore } from './wrapping.js';
 
 /**
  * What can go wrong, per call. Rates are probabilities in [0, 1]. These are
@@ -46,8 +47,7 @@ function rng(seed: number): () => number {
  * read from a JSON control file that tests rewrite while a mount is running
  * (e.g. to take the store "down" and bring it back).
  */
-export class FaultStore implements ObjectStore {
-  readonly location: string;
+export class FaultStore extends WrappingStore {
   private config: FaultConfig;
   private random: () => number;
   private controlMtime = 0;
@@ -56,8 +56,8 @@ export class FaultStore implements ObjectStore {
   /** Calls that failed or were corrupted on purpose, for test assertions. */
   injected = 0;
 
-  constructor(private readonly inner: ObjectStore, config: FaultConfig | { controlFile: string }) {
-    this.location = inner.location;
+  constructor(inner: ObjectStore, config: FaultConfig | { controlFile: string }) {
+    super(inner);
     if ('controlFile' in config) {
       this.controlFile = config.controlFile;
       this.config = {};
@@ -160,17 +160,5 @@ export class FaultStore implements ObjectStore {
     const out = await this.inner.stat(key);
     await this.after('HEAD', key);
     return out;
-  }
-
-  async sync(): Promise<void> {
-    await this.inner.sync?.();
-  }
-
-  async capacity(): Promise<{ total: number; free: number } | undefined> {
-    return this.inner.capacity?.();
-  }
-
-  async close(): Promise<void> {
-    await this.inner.close?.();
   }
 }

@@ -1,4 +1,5 @@
 import { StoreError, TransientStoreError, type ByteRange, type ObjectInfo, type ObjectStore, type PutOptions } from './types.js';
+import { WrappingStore } from './wrapping.js';
 
 export interface RetryPolicy {
   /** Attempts per operation, the first included. */
@@ -26,15 +27,14 @@ export class StoreTimeoutError extends TransientStoreError {
  * the store never answers, so no caller waits forever. Other errors (not
  * found, conflicts, denied) pass through at once.
  */
-export class RetryingStore implements ObjectStore {
-  readonly location: string;
+export class RetryingStore extends WrappingStore {
 
   constructor(
-    private readonly inner: ObjectStore,
+    inner: ObjectStore,
     private readonly policy: RetryPolicy = DEFAULT_RETRY,
     private readonly log: (message: string) => void = () => {},
   ) {
-    this.location = inner.location;
+    super(inner);
   }
 
   private async run<T>(what: string, key: string | undefined, op: () => Promise<T>): Promise<T> {
@@ -77,18 +77,6 @@ export class RetryingStore implements ObjectStore {
 
   stat(key: string): Promise<{ size: number } | undefined> {
     return this.run('HEAD', key, () => this.inner.stat(key));
-  }
-
-  async sync(): Promise<void> {
-    await this.inner.sync?.();
-  }
-
-  async capacity(): Promise<{ total: number; free: number } | undefined> {
-    return this.inner.capacity?.();
-  }
-
-  async close(): Promise<void> {
-    await this.inner.close?.();
   }
 }
 
