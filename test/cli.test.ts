@@ -16,12 +16,14 @@ t.test('every command has real --help', async (t) => {
   const cli = cliEnv(t);
   const top = await veilfs(['--help'], cli.env);
   t.equal(top.code, 0);
-  for (const cmd of ['init', 'mount', 'unmount', 'passwd']) t.match(top.stdout, cmd);
+  for (const cmd of ['init', 'mount', 'unmount', 'passwd', 'fsck', 'gc']) t.match(top.stdout, cmd);
   const expectations: Record<string, RegExp[]> = {
     init: [/--store/, /--block-size/, /--passphrase-file/],
-    mount: [/--store/, /--cache-size/, /--read-only/, /--daemon/, /mountpoint/],
+    mount: [/--store/, /--cache-size/, /--read-only/, /--daemon/, /--journal-size/, /--s3-endpoint/, /mountpoint/],
     unmount: [/mountpoint/],
     passwd: [/--new-passphrase-file/],
+    fsck: [/--repair/, /--store/],
+    gc: [/--min-age/, /--dry-run/],
   };
   for (const [cmd, patterns] of Object.entries(expectations)) {
     const r = await veilfs([cmd, '--help'], cli.env);

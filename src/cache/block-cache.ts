@@ -206,10 +206,12 @@ export class BlockCache {
   /**
    * Dirty buffers start small and grow by powers of two, so a small file
    * costs kilobytes, not a whole block. Bytes past the old end are zeros.
+   * (Buffer.alloc, not allocUnsafe: the padding is stored, and must be zeros.)
    */
   private ensureCapacity(block: DirtyBlock, needed: number): void {
     if (block.buf.length >= needed) return;
-    const size = paddedLength(needed, this.blockSize);
+    // Past the first block the file is big: growing step by step would only copy.
+    const size = block.index > 0 ? this.blockSize : paddedLength(needed, this.blockSize);
     const grown = Buffer.alloc(size);
     block.buf.copy(grown);
     this.dirtyBytes += size - block.buf.length;
