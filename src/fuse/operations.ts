@@ -9,19 +9,19 @@ function stat(a: Attr): Record<string, number> {
 }
 
 /**
- * fuse-native callbacks, each translated to one Filesystem call. Results
- * (sync or async) and errors go back through `reply`, the only path to the
- * kernel.
- */
-/**
  * libfuse's path-based API keeps a file that is unlinked while open alive by
  * renaming it to ".fuse_hiddenNNNN" and unlinking that name on the last
  * close. The filesystem keeps open-unlinked files alive by itself, so the
  * hiding rename becomes a plain unlink here (the name vanishes at once, as
  * POSIX says) and the later unlink of the hidden name is a no-op.
  */
-const HIDDEN_NAME = /\/\.fuse_hidden[0-9a-f]+$/;
+const HIDDEN_NAME = /\/\.fuse_hidden[0-9a-f]{16}$/;
 
+/**
+ * fuse-native callbacks, each translated to one Filesystem call. Results
+ * (sync or async) and errors go back through `reply`, the only path to the
+ * kernel.
+ */
 export function fuseOperations(fs: Filesystem, log: (message: string) => void): Record<string, (...args: any[]) => void> {
   /** Hidden name → inode number, while the file is open. */
   const hidden = new Map<string, number>();
@@ -58,7 +58,8 @@ export function fuseOperations(fs: Filesystem, log: (message: string) => void): 
     rmdir: (path: string, cb: Callback) => reply('rmdir', path, cb, () => fs.rmdir(path)),
     unlink: (path: string, cb: Callback) => reply('unlink', path, cb, () => (hidden.delete(path) ? undefined : fs.unlink(path))),
     rename: (from: string, to: string, cb: Callback) => reply('rename', from, cb, () => {
-      if (!HIDDEN_NAME.test(to)) return fs.rename(from, to);
+      // libfuse hides only open files; a user's own file of such a name is renamed as usual.
+      if (!HIDDEN_NAME.test(to) || !fs.isOpen(from)) return fs.rename(from, to);
       const { ino } = fs.getattr(from);
       fs.unlink(from);
       hidden.set(to, ino);

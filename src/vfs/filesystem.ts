@@ -115,6 +115,11 @@ export class Filesystem {
     return this.attr(this.lookup(path));
   }
 
+  /** Whether some descriptor has the file at path open. */
+  isOpen(path: string): boolean {
+    return (this.openCount.get(this.lookup(path).ino) ?? 0) > 0;
+  }
+
   /** Attributes of an inode that may have no name left (open and unlinked). */
   inodeAttr(ino: number): Attr {
     const node = this.tree.get(ino);
