@@ -50,8 +50,8 @@ async function waitMounted(mnt: string, child: ChildProcess, log: () => string):
   }
 }
 
-function startChild(args: string[], env: NodeJS.ProcessEnv): { child: ChildProcess; log: () => string; exited: Promise<void> } {
-  const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
+function startChild(command: string, args: string[], env: NodeJS.ProcessEnv): { child: ChildProcess; log: () => string; exited: Promise<void> } {
+  const child = spawn(command, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
   child.stderr!.on('data', (d) => (log += d));
   const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
@@ -61,7 +61,7 @@ function startChild(args: string[], env: NodeJS.ProcessEnv): { child: ChildProce
 async function ceiling(dir: string): Promise<Result> {
   const mnt = path.join(dir, 'mnt');
   mkdirSync(mnt);
-  const fs = startChild([path.join(here, 'null-fs.js'), mnt, '0'], process.env);
+  const fs = startChild(process.execPath, [path.join(here, 'null-fs.js'), mnt, '0'], process.env);
   await waitMounted(mnt, fs.child, fs.log);
   try {
     const write = await timed(() => ddWrite(`${mnt}/data`));
@@ -89,12 +89,12 @@ function veilfs(store: 'local' | 's3', rttMs: number) {
     if (rttMs) env.VEILFS_FAULTS = JSON.stringify({ latencyMs: rttMs / 2 });
     const mnt = path.join(dir, 'mnt');
     mkdirSync(mnt);
-    await run(process.execPath, [BIN, 'init', '--store', url], { env });
+    await run(BIN, ['init', '--store', url], { env });
     const mount = async () => {
-      const m = startChild([BIN, 'mount', '--store', url, mnt], env);
+      const m = startChild(BIN, ['mount', '--store', url, mnt], env);
       await waitMounted(mnt, m.child, m.log);
       return async () => {
-        await run(process.execPath, [BIN, 'unmount', mnt], { env });
+        await run(BIN, ['unmount', mnt], { env });
         await m.exited;
       };
     };

@@ -1,8 +1,9 @@
 import t, { type Test } from 'tap';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { isMounted } from '../src/fuse/mounts.js';
-import { cliEnv, mountDrive, sh, veilfs } from './lib/cli.js';
+import { DAEMON_V8_FLAGS } from '../src/cli/v8-flags.js';
+import { BIN, cliEnv, mountDrive, sh, veilfs } from './lib/cli.js';
 
 /** One line on stderr, no stack trace, non-zero exit. */
 function clearError(t: Test, r: { code: number; stderr: string }, pattern: RegExp, what: string): void {
@@ -90,6 +91,13 @@ t.test('--daemon returns once the mount is live; unmount waits for the daemon', 
   const r = await veilfs(['mount', '--daemon', '--store', cli.store, m], cli.env);
   t.equal(r.code, 0, `mount --daemon ${r.stderr}`);
   t.ok(await isMounted(m), 'mounted when the command returns');
+  const pid = /\(pid (\d+)/.exec(r.stdout)?.[1];
+  const daemonArgs = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+  const shebang = readFileSync(BIN, 'utf8').split('\n')[0];
+  for (const flag of DAEMON_V8_FLAGS) {
+    t.ok(daemonArgs.includes(flag), `the daemon runs with ${flag}`);
+    t.ok(shebang.split(' ').includes(flag), `bin/veilfs starts node with ${flag}`);
+  }
   writeFileSync(path.join(m, 'f'), 'daemon data');
   t.equal((await veilfs(['unmount', m], cli.env)).code, 0);
   t.notOk(await isMounted(m));

@@ -13,6 +13,7 @@ import { formatSize } from '../util/size.js';
 import { sizeArg, storeFromArgs, storeOptions, type StoreArgs } from './common.js';
 import { daemonLog } from './log.js';
 import { getPassphrase } from './passphrase.js';
+import { daemonExecArgv } from './v8-flags.js';
 
 interface MountArgs extends StoreArgs {
   mountpoint: string;
@@ -115,7 +116,7 @@ async function detach(mountpoint: string, passphrase: string, cacheDir: string |
   await fs.mkdir(logDir, { recursive: true, mode: 0o700 });
   const logFile = path.join(logDir, `mount-${createHash('sha256').update(mountpoint).digest('hex').slice(0, 12)}.log`);
   const out = openSync(logFile, 'a', 0o600);
-  const child = spawn(process.execPath, [...process.execArgv, process.argv[1], ...process.argv.slice(2).filter((a) => a !== '--daemon' && a !== '-d')], {
+  const child = spawn(process.execPath, [...daemonExecArgv(process.execArgv), process.argv[1], ...process.argv.slice(2).filter((a) => a !== '--daemon' && a !== '-d')], {
     detached: true,
     stdio: ['pipe', out, out],
     env: { ...process.env, [DAEMON_CHILD]: '1' },

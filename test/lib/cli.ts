@@ -40,7 +40,7 @@ export interface RunResult {
 
 export function veilfs(args: string[], env: NodeJS.ProcessEnv, timeoutMs = 120_000): Promise<RunResult> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { env, timeout: timeoutMs }, (err, stdout, stderr) => {
+    execFile(BIN, args, { env, timeout: timeoutMs }, (err, stdout, stderr) => {
       const code = err ? (typeof (err as NodeJS.ErrnoException).code === 'number' ? Number((err as NodeJS.ErrnoException).code) : 1) : 0;
       resolve({ code, stdout, stderr });
     });
@@ -68,7 +68,7 @@ export interface MountHandle {
 /** Runs `veilfs mount` in the foreground as a child and waits for the mount. */
 export async function mountDrive(t: T, cli: CliEnv, mountpoint: string, extra: string[] = []): Promise<MountHandle> {
   mkdirSync(mountpoint, { recursive: true });
-  const child = spawn(process.execPath, [BIN, 'mount', '--store', cli.store, ...extra, mountpoint], { env: cli.env, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(BIN, ['mount', '--store', cli.store, ...extra, mountpoint], { env: cli.env, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (d) => (stderr += d));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
