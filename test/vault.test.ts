@@ -52,3 +52,28 @@ t.test('missing vault and foreign or damaged headers give clear errors', async (
   await store.put(HEADER_KEY, Buffer.from('{"format":"veilfs","version":9}'));
   await t.rejects(unlockVault(store, 'pw'), { message: /version 9 is not supported/ });
 });
+
+t.test('a header copy damaged in transit is fetched again, whatever check it fails', async (t) => {
+  const dir = tempDir(t);
+  const store = new LocalStore(path.join(dir, 's'));
+  await createVault(store, 'pw', { kdfLogN: 10 });
+  const good = await store.get(HEADER_KEY);
+  const damages: [string, (s: string) => string][] = [
+    ['version key garbled', (s) => s.replace('"version"', '"vession"')],
+    ['version digit changed', (s) => s.replace('"version": 1', '"version": 3')],
+    ['truncated', (s) => s.slice(0, 40)],
+    ['format garbled', (s) => s.replace('"veilfs"', '"veilf\u0000"')],
+  ];
+  for (const [what, damage] of damages) {
+    let fetches = 0;
+    const flaky = Object.create(store, {
+      get: { value: async (key: string) => (key === HEADER_KEY && fetches++ === 0 ? Buffer.from(damage(good.toString())) : store.get(key)) },
+    });
+    const unlocked = await unlockVault(flaky, 'pw');
+    t.equal(unlocked.header.version, 1, `${what}: unlocked from the second copy`);
+    t.equal(fetches, 2, `${what}: fetched twice`);
+  }
+  // The same damage twice in a row is the store's content: judged, not retried forever.
+  await store.put(HEADER_KEY, Buffer.from(good.toString().replace('"version": 1', '"version": 3')));
+  await t.rejects(unlockVault(store, 'pw'), { message: /version 3 is not supported/ });
+});

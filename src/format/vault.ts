@@ -56,18 +56,24 @@ export async function createVault(store: ObjectStore, passphrase: string, opts: 
   return { header, masterKey };
 }
 
-/** Reads and checks the header; a damaged copy is fetched again (it may have been damaged in transit). */
+/**
+ * Reads and checks the header. The header is plain JSON, so a copy damaged
+ * in transit fails the same checks as a damaged or foreign header (or even
+ * shows another version number): a failing copy is judged only once two
+ * fetches in a row return the same bytes.
+ */
 export async function readHeader(store: ObjectStore): Promise<VaultHeader> {
+  let previous: Buffer | undefined;
   for (let attempt = 1; ; attempt++) {
+    const raw = await fetchHeader(store);
     try {
-      return parseHeader(await fetchHeader(store), store.location);
+      return parseHeader(raw, store.location);
     } catch (err) {
-      if (!(err instanceof DamagedHeaderError) || attempt >= 3) throw err;
+      if (!(err instanceof UserError) || attempt >= 4 || previous?.equals(raw)) throw err;
+      previous = raw;
     }
   }
 }
-
-class DamagedHeaderError extends UserError {}
 
 async function fetchHeader(store: ObjectStore): Promise<Buffer> {
   try {
@@ -83,19 +89,20 @@ function parseHeader(raw: Buffer, location: string): VaultHeader {
   try {
     header = JSON.parse(raw.toString('utf8'));
   } catch {
-    throw new DamagedHeaderError(`vault header at ${location} is damaged (not JSON)`);
+    throw new UserError(`vault header at ${location} is damaged (not JSON)`);
   }
-  if (header?.format !== FORMAT_NAME) throw new DamagedHeaderError(`${location} does not hold a veilfs vault`);
+  if (header?.format !== FORMAT_NAME) throw new UserError(`${location} does not hold a veilfs vault`);
+  if (!Number.isInteger(header.version)) throw new UserError(`vault header at ${location} is damaged (no version)`);
   if (header.version !== FORMAT_VERSION) throw new UserError(`vault format version ${header.version} is not supported by this veilfs (supports ${FORMAT_VERSION})`);
   const k = header.kdf;
   if (typeof header.vaultId !== 'string' || !/^[0-9a-f]{32}$/.test(header.vaultId) || typeof header.masterKey !== 'string'
     || k?.name !== 'scrypt' || !Number.isInteger(k.logN) || !Number.isInteger(k.r) || !Number.isInteger(k.p) || typeof k.salt !== 'string') {
-    throw new DamagedHeaderError(`vault header at ${location} is damaged`);
+    throw new UserError(`vault header at ${location} is damaged`);
   }
   try {
     checkBlockSize(header.blockSize);
   } catch (err) {
-    throw new DamagedHeaderError(`vault header at ${location} is damaged: ${(err as Error).message}`);
+    throw new UserError(`vault header at ${location} is damaged: ${(err as Error).message}`);
   }
   return header;
 }
