@@ -1,0 +1,188 @@
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { forceUnmount, isMounted } from '../src/fuse/mounts.js';
+import { openStore } from '../src/store/open.js';
+
+/*
+ * What the benchmarks share: the filesystems under test ("targets"), each
+ * set up in its own fresh directory, and interleaved rounds with a
+ * discarded warm-up (on this VM the order of runs otherwise decides the
+ * result, see the guide).
+ */
+const here = path.dirname(fileURLToPath(import.meta.url));
+const BIN = path.resolve(here, '../../bin/veilfs');
+const run = promisify(execFile);
+
+export async function timed(fn: () => Promise<unknown>): Promise<number> {
+  const start = process.hrtime.bigint();
+  await fn();
+  return Number(process.hrtime.bigint() - start) / 1e9;
+}
+
+export const sh = (command: string, cwd?: string) => run('bash', ['-o', 'pipefail', '-c', command], { cwd, maxBuffer: 256 << 20 });
+
+export const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+/** A filesystem to measure, mounted (or just present) at `mnt`. */
+export interface Target {
+  mnt: string;
+  /** A remount does not empty this target's cache (the plain disk): cold reads need O_DIRECT. */
+  coldNeedsDirectIo?: boolean;
+  /** Returns once everything written is in the backing store; afterwards the caches of the filesystem are gone. */
+  unmount(): Promise<void>;
+  mount(): Promise<void>;
+  /** Unmounts (forcibly if need be) and removes what the target left outside its directory. */
+  dispose(): Promise<void>;
+}
+
+export type TargetFactory = (dir: string) => Promise<Target>;
+
+async function waitMounted(mnt: string, child: ChildProcess | undefined, log: () => string): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  while (!(await isMounted(mnt))) {
+    if ((child && child.exitCode !== null) || Date.now() > deadline) throw new Error(`mount of ${mnt} failed: ${log()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+function startChild(command: string, args: string[], env: NodeJS.ProcessEnv): { child: ChildProcess; log: () => string; exited: Promise<void> } {
+  const child = spawn(command, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  let log = '';
+  child.stderr!.on('data', (d) => (log += d));
+  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+  return { child, log: () => log, exited };
+}
+
+async function cleanUp(mnt: string): Promise<void> {
+  if (await isMounted(mnt)) await forceUnmount(mnt);
+}
+
+/** The plain disk: no FUSE at all, and no cache of its own to empty. */
+export const plainDirectory: TargetFactory = async (dir) => {
+  const mnt = path.join(dir, 'plain');
+  mkdirSync(mnt);
+  return { mnt, coldNeedsDirectIo: true, unmount: () => sh('sync').then(() => {}), mount: async () => {}, dispose: async () => {} };
+};
+
+/** A fuse-native filesystem that does nothing: the ceiling of the binding veilfs uses. It keeps only a file size, so it stays mounted throughout. */
+export const nullFs: TargetFactory = async (dir) => {
+  const mnt = path.join(dir, 'mnt');
+  mkdirSync(mnt);
+  const fs = startChild(process.execPath, [path.join(here, 'null-fs.js'), mnt, '0'], process.env);
+  await waitMounted(mnt, fs.child, fs.log);
+  return {
+    mnt,
+    unmount: async () => {},
+    mount: async () => {},
+    dispose: async () => {
+      fs.child.kill('SIGTERM');
+      await fs.exited;
+      await cleanUp(mnt);
+    },
+  };
+};
+
+export function gocryptfsAvailable(): Promise<boolean> {
+  return sh('command -v gocryptfs').then(() => true, () => false);
+}
+
+/** gocryptfs from Debian over a local directory: the encrypted peer. */
+export const gocryptfs: TargetFactory = async (dir) => {
+  const cipher = path.join(dir, 'cipher');
+  const mnt = path.join(dir, 'mnt');
+  const passfile = path.join(dir, 'pass');
+  mkdirSync(cipher);
+  mkdirSync(mnt);
+  writeFileSync(passfile, 'bench\n');
+  await run('gocryptfs', ['-init', '-q', '-passfile', passfile, cipher]);
+  const mount = async () => {
+    await run('gocryptfs', ['-q', '-passfile', passfile, cipher, mnt]);
+  };
+  await mount();
+  return {
+    mnt,
+    // gocryptfs writes through to the directory; what its unmount waits for is the same as for veilfs.
+    unmount: async () => {
+      await run('fusermount', ['-u', mnt]);
+    },
+    mount,
+    dispose: () => cleanUp(mnt),
+  };
+};
+
+/** veilfs on the local store or on the S3 server of S3_ENDPOINT/S3_BUCKET, optionally with added round-trip time. */
+export function veilfs(store: 'local' | 's3', rttMs = 0): TargetFactory {
+  return async (dir) => {
+    const url = store === 'local' ? path.join(dir, 'store') : `s3://${process.env.S3_BUCKET}/bench-${path.basename(dir)}`;
+    const env: NodeJS.ProcessEnv = { ...process.env, VEILFS_PASSPHRASE: 'bench', XDG_CACHE_HOME: path.join(dir, 'cache') };
+    // A store-level delay: half the round trip before each call, half after.
+    if (rttMs) env.VEILFS_FAULTS = JSON.stringify({ latencyMs: rttMs / 2 });
+    const mnt = path.join(dir, 'mnt');
+    mkdirSync(mnt);
+    await run(BIN, ['init', '--store', url], { env });
+    let daemon: ReturnType<typeof startChild> | undefined;
+    const target: Target = {
+      mnt,
+      mount: async () => {
+        daemon = startChild(BIN, ['mount', '--store', url, mnt], env);
+        await waitMounted(mnt, daemon.child, daemon.log);
+      },
+      // veilfs unmount returns once the daemon has uploaded everything and exited.
+      unmount: async () => {
+        await run(BIN, ['unmount', mnt], { env });
+        await daemon?.exited;
+        daemon = undefined;
+      },
+      dispose: async () => {
+        await cleanUp(mnt);
+        daemon?.child.kill('SIGKILL');
+        if (store !== 's3') return;
+        const s3 = openStore(url);
+        const keys = (await s3.list('')).map((i) => i.key);
+        for (let i = 0; i < keys.length; i += 32) await Promise.all(keys.slice(i, i + 32).map((k) => s3.delete(k)));
+        await s3.close?.();
+      },
+    };
+    await target.mount();
+    return target;
+  };
+}
+
+/** Sets up a target in dir, runs the workload on it, and always disposes of it. */
+export function on<R>(factory: TargetFactory, workload: (target: Target) => Promise<R>): (dir: string) => Promise<R> {
+  return async (dir) => {
+    const target = await factory(dir);
+    try {
+      return await workload(target);
+    } finally {
+      await target.dispose();
+    }
+  };
+}
+
+/**
+ * Runs every variant once per round, round 0 being a discarded warm-up, in
+ * an order rotated each round so no variant always follows a big unmount.
+ * Each run gets a fresh directory, removed afterwards.
+ */
+export async function rounds<R>(variants: [string, (dir: string) => Promise<R>][], count: number, describe: (r: R) => string): Promise<Map<string, R[]>> {
+  const results = new Map<string, R[]>(variants.map(([name]) => [name, []]));
+  for (let round = 0; round <= count; round++) {
+    const order = variants.map((_, i) => variants[(i + round) % variants.length]);
+    for (const [name, fn] of order) {
+      const dir = mkdtempSync(path.join(tmpdir(), 'veilfs-bench-'));
+      try {
+        const r = await fn(dir);
+        process.stderr.write(`round ${round}${round === 0 ? ' (warm-up, discarded)' : ''}: ${name}: ${describe(r)}\n`);
+        if (round > 0) results.get(name)!.push(r);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    }
+  }
+  return results;
+}
