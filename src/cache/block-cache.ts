@@ -1,6 +1,7 @@
 import { LRUCache } from 'lru-cache';
 import { decryptBlock, encryptBlock, paddedLength } from '../format/block.js';
 import { dataKey, newObjectId } from '../format/names.js';
+import { getChecked } from '../store/checked-get.js';
 import type { ObjectStore } from '../store/types.js';
 import { Limiter } from '../util/limiter.js';
 import { IntegrityError } from '../errors.js';
@@ -78,22 +79,20 @@ export class BlockCache {
   }
 
   /**
-   * Fetches and authenticates one block. A block that fails authentication
-   * is fetched again (a bit flipped in transit); failing three times, it is
-   * damaged in the store, and no byte of it is handed out.
+   * Fetches and authenticates one block. A copy that fails authentication
+   * is fetched again (a bit flipped in transit); if the store keeps handing
+   * out a bad copy, the block is damaged there, and no byte of it is handed out.
    */
   private async fetchBlock(objectId: string, { file, index }: FetchContext): Promise<Buffer> {
     const addr = { fileId: file.fileId, index, objectId };
-    for (let attempt = 1; ; attempt++) {
-      const sealed = await this.store.get(dataKey(objectId));
-      try {
-        return decryptBlock(file.key, addr, sealed, this.blockSize);
-      } catch (err) {
-        if (!(err instanceof IntegrityError)) throw err;
-        const what = `block ${index} (object ${objectId}) of inode ${file.ino} failed authentication`;
-        if (attempt >= 3) throw new IntegrityError(`${what}: the store returned damaged, moved or replaced data`);
-        this.events.log(`${what}; fetching it again`);
-      }
+    const what = `block ${index} (object ${objectId}) of inode ${file.ino} failed authentication`;
+    try {
+      return await getChecked(() => this.store.get(dataKey(objectId)), (sealed) => decryptBlock(file.key, addr, sealed, this.blockSize), {
+        onRetry: () => this.events.log(`${what}; fetching it again`),
+      });
+    } catch (err) {
+      if (!(err instanceof IntegrityError)) throw err;
+      throw new IntegrityError(`${what}: the store returned damaged, moved or replaced data`);
     }
   }
 

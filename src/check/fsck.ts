@@ -2,6 +2,7 @@ import { errorMessage } from '../errors.js';
 import { decryptBlock } from '../format/block.js';
 import { checkpointKey, DATA_PREFIX, dataKey, logKey, objectIdOfDataKey } from '../format/names.js';
 import { ROOT_INO, S_IFDIR, type InodeRecord } from '../meta/inode.js';
+import { getChecked } from '../store/checked-get.js';
 import { Limiter } from '../util/limiter.js';
 import { readHistory, type History } from './history.js';
 import type { MaintenanceSession } from './maintenance.js';
@@ -232,10 +233,13 @@ async function checkBlocks(session: MaintenanceSession, inodes: Map<number, Inod
       }
       jobs.push(limiter.run(async () => {
         try {
-          const sealed = await session.store.get(dataKey(objectId));
-          decryptBlock(key, { fileId: r.fileId!, index, objectId }, sealed, opts.blockSize);
+          // Fetched again when a copy fails: a bit flipped in transit must not send a good file to lost+found.
+          const bytes = await getChecked(() => session.store.get(dataKey(objectId)), (sealed) => {
+            decryptBlock(key, { fileId: r.fileId!, index, objectId }, sealed, opts.blockSize);
+            return sealed.length;
+          });
           report.checked.blocks++;
-          report.checked.bytes += sealed.length;
+          report.checked.bytes += bytes;
         } catch (err) {
           note(r.ino, index, `block ${index} (object ${objectId}): ${errorMessage(err)}`);
         }

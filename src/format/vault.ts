@@ -3,6 +3,7 @@ import { IntegrityError, UserError } from '../errors.js';
 import { newScryptParams, passphraseKey, randomKey, type ScryptParams } from '../crypto/keys.js';
 import { open, seal } from '../crypto/xchacha.js';
 import { NotFoundError, type ObjectStore } from '../store/types.js';
+import { getChecked } from '../store/checked-get.js';
 import { putVerified } from '../store/verified-put.js';
 import { HEADER_KEY } from './names.js';
 
@@ -56,23 +57,9 @@ export async function createVault(store: ObjectStore, passphrase: string, opts: 
   return { header, masterKey };
 }
 
-/**
- * Reads and checks the header. The header is plain JSON, so a copy damaged
- * in transit fails the same checks as a damaged or foreign header (or even
- * shows another version number): a failing copy is judged only once two
- * fetches in a row return the same bytes.
- */
-export async function readHeader(store: ObjectStore): Promise<VaultHeader> {
-  let previous: Buffer | undefined;
-  for (let attempt = 1; ; attempt++) {
-    const raw = await fetchHeader(store);
-    try {
-      return parseHeader(raw, store.location);
-    } catch (err) {
-      if (!(err instanceof UserError) || attempt >= 4 || previous?.equals(raw)) throw err;
-      previous = raw;
-    }
-  }
+/** Reads and checks the header (plain JSON: damage in transit can fail any of its checks, even show another version). */
+export function readHeader(store: ObjectStore): Promise<VaultHeader> {
+  return getChecked(() => fetchHeader(store), (raw) => parseHeader(raw, store.location));
 }
 
 async function fetchHeader(store: ObjectStore): Promise<Buffer> {
@@ -107,25 +94,29 @@ function parseHeader(raw: Buffer, location: string): VaultHeader {
   return header;
 }
 
-export async function unlockVault(store: ObjectStore, passphrase: string): Promise<UnlockedVault> {
-  let header = await readHeader(store);
-  for (let attempt = 1; ; attempt++) {
-    let kek: Buffer;
-    try {
-      kek = await passphraseKey(passphrase, header.kdf);
-    } catch (err) {
-      throw new UserError(`vault header at ${store.location} is damaged: ${(err as Error).message}`);
+/**
+ * Unwraps the master key. A copy of the header damaged in transit looks
+ * like a wrong passphrase, so a failure counts only once two fetched
+ * copies agree; the slow KDF runs once per distinct set of parameters.
+ */
+export function unlockVault(store: ObjectStore, passphrase: string): Promise<UnlockedVault> {
+  const keks = new Map<string, Promise<Buffer>>();
+  return getChecked(() => fetchHeader(store), async (raw) => {
+    const header = parseHeader(raw, store.location);
+    const params = JSON.stringify(header.kdf);
+    if (!keks.has(params)) {
+      keks.set(params, passphraseKey(passphrase, header.kdf).catch((err) => {
+        throw new UserError(`vault header at ${store.location} is damaged: ${(err as Error).message}`);
+      }));
     }
+    const kek = await keks.get(params)!;
     try {
       return { header, masterKey: open(kek, Buffer.from(header.masterKey, 'base64'), headerAad(header)) };
     } catch (err) {
       if (!(err instanceof IntegrityError)) throw err;
-      // A header damaged in transit looks like a wrong passphrase: look once more before saying so.
-      const again = await readHeader(store);
-      if (attempt >= 2 || JSON.stringify(again) === JSON.stringify(header)) throw new UserError('wrong passphrase (or a tampered vault header)', 2);
-      header = again;
+      throw new UserError('wrong passphrase (or a tampered vault header)', 2);
     }
-  }
+  });
 }
 
 /** Re-wraps the master key under a new passphrase; data is untouched. */

@@ -2,6 +2,7 @@ import { IntegrityError, UserError } from '../errors.js';
 import { open, seal } from '../crypto/xchacha.js';
 import { CHECKPOINT_PREFIX, checkpointKey, LOG_PREFIX, logKey, seqOf } from '../format/names.js';
 import { ConflictError, keysOf, type ObjectStore } from '../store/types.js';
+import { getChecked } from '../store/checked-get.js';
 import { putVerified } from '../store/verified-put.js';
 import type { InodeRecord } from './inode.js';
 import type { LocalState } from './local-state.js';
@@ -102,17 +103,14 @@ export class MetaLog {
     return value as T;
   }
 
-  /** Reads one metadata object; a copy that fails authentication is fetched again (damage in transit) before it counts as damaged. */
   private async decode<T extends { seq?: number }>(kind: 'log' | 'checkpoint', seq: number, key: string): Promise<T> {
-    for (let attempt = 1; ; attempt++) {
-      const sealed = await this.store.get(key);
+    return getChecked(() => this.store.get(key), (sealed) => {
       try {
         return this.decodeBytes<T>(kind, String(seq), sealed, seq);
       } catch (err) {
-        if (attempt < 3) continue;
         throw new UserError(`metadata object ${key} is damaged or was tampered with (${(err as Error).message}); run "veilfs fsck"`);
       }
-    }
+    });
   }
 
   /** Writes the first checkpoint of a new vault. */
