@@ -1,8 +1,7 @@
 import type { CommandModule } from 'yargs';
 import { formatReport, fsck, isClean } from '../check/fsck.js';
-import { openForMaintenance } from '../check/maintenance.js';
-import { storeFromArgs, storeOptions, type StoreArgs } from './common.js';
-import { getPassphrase } from './passphrase.js';
+import { storeOptions, type StoreArgs } from './common.js';
+import { withMaintenance } from './maintenance.js';
 
 interface FsckArgs extends StoreArgs {
   repair: boolean;
@@ -20,18 +19,10 @@ export const fsckCommand: CommandModule<object, FsckArgs> = {
     .option('repair', { type: 'boolean', default: false, describe: 'Make the vault consistent: damaged files go to /lost+found (damaged blocks read as zeros), broken entries are removed' })
     .example('$0 fsck --store s3://bucket/vault', 'check a vault in S3') as any,
   handler: async (argv) => {
-    const store = storeFromArgs(argv);
-    try {
-      const passphrase = await getPassphrase(argv);
-      const session = await openForMaintenance(store, passphrase, argv.cacheDir, (m) => process.stderr.write(`veilfs: ${m}\n`));
-      const report = await fsck(session, { repair: argv.repair, blockSize: session.header.blockSize });
-      await session.finish();
-      for (const line of formatReport(report)) process.stdout.write(`${line}\n`);
-      const clean = isClean(report);
-      process.stdout.write(clean ? 'the vault is consistent\n' : argv.repair ? 'repaired: the vault is consistent now\n' : 'the vault is damaged; "veilfs fsck --repair" makes it consistent\n');
-      process.exitCode = clean ? CLEAN : argv.repair ? REPAIRED : DAMAGED;
-    } finally {
-      await store.close?.();
-    }
+    const report = await withMaintenance(argv, (session) => fsck(session, { repair: argv.repair, blockSize: session.header.blockSize }));
+    for (const line of formatReport(report)) process.stdout.write(`${line}\n`);
+    const clean = isClean(report);
+    process.stdout.write(clean ? 'the vault is consistent\n' : argv.repair ? 'repaired: the vault is consistent now\n' : 'the vault is damaged; "veilfs fsck --repair" makes it consistent\n');
+    process.exitCode = clean ? CLEAN : argv.repair ? REPAIRED : DAMAGED;
   },
 };

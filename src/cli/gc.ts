@@ -1,9 +1,8 @@
 import type { CommandModule } from 'yargs';
 import { gc } from '../check/gc.js';
-import { openForMaintenance } from '../check/maintenance.js';
 import { UserError } from '../errors.js';
-import { storeFromArgs, storeOptions, type StoreArgs } from './common.js';
-import { getPassphrase } from './passphrase.js';
+import { storeOptions, type StoreArgs } from './common.js';
+import { withMaintenance } from './maintenance.js';
 
 interface GcArgs extends StoreArgs {
   minAge: string;
@@ -28,17 +27,9 @@ export const gcCommand: CommandModule<object, GcArgs> = {
     .option('dry-run', { type: 'boolean', default: false, describe: 'Only report what would be deleted' }) as any,
   handler: async (argv) => {
     const minAgeMs = parseAge(argv.minAge);
-    const store = storeFromArgs(argv);
-    try {
-      const passphrase = await getPassphrase(argv);
-      const session = await openForMaintenance(store, passphrase, argv.cacheDir, (m) => process.stderr.write(`veilfs: ${m}\n`));
-      const report = await gc(session, { minAgeMs, dryRun: argv.dryRun });
-      await session.finish();
-      const verb = argv.dryRun ? 'would delete' : 'deleted';
-      process.stdout.write(`${verb} ${report.deleted.count} unreferenced objects (${mib(report.deleted.bytes)}) and ${report.staleMetadata} superseded metadata objects\n`);
-      if (report.kept.count) process.stdout.write(`kept ${report.kept.count} unreferenced objects younger than ${argv.minAge} (${mib(report.kept.bytes)})\n`);
-    } finally {
-      await store.close?.();
-    }
+    const report = await withMaintenance(argv, (session) => gc(session, { minAgeMs, dryRun: argv.dryRun }));
+    const verb = argv.dryRun ? 'would delete' : 'deleted';
+    process.stdout.write(`${verb} ${report.deleted.count} unreferenced objects (${mib(report.deleted.bytes)}) and ${report.staleMetadata} superseded metadata objects\n`);
+    if (report.kept.count) process.stdout.write(`kept ${report.kept.count} unreferenced objects younger than ${argv.minAge} (${mib(report.kept.bytes)})\n`);
   },
 };
