@@ -1,10 +1,10 @@
 import { errorMessage } from '../errors.js';
 import { decryptBlock } from '../format/block.js';
 import { checkpointKey, DATA_PREFIX, dataKey, logKey, objectIdOfDataKey } from '../format/names.js';
-import { ROOT_INO, S_IFDIR, type InodeRecord } from '../meta/inode.js';
+import { ROOT_INO, S_IFDIR, S_IFMT, S_IFREG, type InodeRecord } from '../meta/inode.js';
 import { getChecked } from '../store/checked-get.js';
 import { Limiter } from '../util/limiter.js';
-import { readHistory, type History } from './history.js';
+import { addRefs, readHistory, type History } from './history.js';
 import type { MaintenanceSession } from './maintenance.js';
 
 export interface FileProblem {
@@ -36,8 +36,8 @@ export interface FsckOptions {
 
 const LOST_FOUND = 'lost+found';
 
-const isDir = (r: InodeRecord) => (r.mode & 0o170000) === S_IFDIR;
-const isFile = (r: InodeRecord) => (r.mode & 0o170000) === 0o100000;
+const isDir = (r: InodeRecord) => (r.mode & S_IFMT) === S_IFDIR;
+const isFile = (r: InodeRecord) => (r.mode & S_IFMT) === S_IFREG;
 
 /** The tree being checked, and what repairs changed in it. */
 class TreeEdit {
@@ -110,8 +110,7 @@ export async function fsck(session: MaintenanceSession, opts: FsckOptions): Prom
   const edit = new TreeEdit(inodes, history.nextIno);
   const tree = checkTree(edit, report, opts.repair);
   const damagedBlocks = await checkBlocks(session, inodes, tree.paths, report, opts);
-  const referenced = new Set<string>();
-  for (const r of inodes.values()) for (const [, id] of r.blocks ?? []) referenced.add(id);
+  const referenced = addRefs(new Set(), inodes.values());
   for (const info of await session.store.list(DATA_PREFIX)) {
     const id = objectIdOfDataKey(info.key);
     if (id && !referenced.has(id)) {

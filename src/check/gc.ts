@@ -33,8 +33,8 @@ export async function gc(session: MaintenanceSession, opts: GcOptions): Promise<
   if (history.damaged.length || history.stranded.length || history.checkpointSeq < 0) {
     throw new UserError('some metadata is unreadable, so gc cannot tell what is referenced; run "veilfs fsck" first');
   }
-  const referenced = new Set(history.everReferenced);
-  for (const r of history.inodes.values()) for (const [, id] of r.blocks ?? []) referenced.add(id);
+  // The current tree is built from those same checkpoints and batches, so it is covered.
+  const referenced = history.everReferenced;
   const cutoff = Date.now() - opts.minAgeMs;
   const report: GcReport = { deleted: { count: 0, bytes: 0 }, kept: { count: 0, bytes: 0 }, staleMetadata: 0 };
   const doomed: string[] = [];

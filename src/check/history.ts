@@ -20,8 +20,10 @@ export interface History {
   logs: number[];
 }
 
-function addRefs(into: Set<string>, records: InodeRecord[]): void {
+/** Adds the data objects the records refer to. */
+export function addRefs(into: Set<string>, records: Iterable<InodeRecord>): Set<string> {
   for (const r of records) for (const [, id] of r.blocks ?? []) into.add(id);
+  return into;
 }
 
 export async function readHistory(log: MetaLog): Promise<History> {
