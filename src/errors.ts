@@ -8,7 +8,7 @@ export type Errno =
   | 'EPERM' | 'ENOENT' | 'EIO' | 'EBADF' | 'EACCES' | 'EEXIST' | 'EXDEV'
   | 'ENOTDIR' | 'EISDIR' | 'EINVAL' | 'EFBIG' | 'ENOSPC' | 'EROFS' | 'EMLINK'
   | 'ENAMETOOLONG' | 'ENOTEMPTY' | 'ENOSYS' | 'ENODATA' | 'ENOTSUP' | 'ELOOP'
-  | 'ERANGE' | 'EBUSY';
+  | 'ERANGE' | 'EBUSY' | 'ENXIO' | 'E2BIG' | 'EOPNOTSUPP';
 
 export class FsError extends Error {
   constructor(readonly code: Errno, message?: string) {

@@ -1,9 +1,12 @@
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
-import { O_APPEND, O_RDWR, O_TRUNC, O_WRONLY, type Filesystem } from '../src/vfs/filesystem.js';
+import { O_APPEND, O_RDWR, O_TRUNC, O_WRONLY, UTIME_NOW, UTIME_OMIT, type Filesystem } from '../src/vfs/filesystem.js';
+import { XATTR_CREATE, XATTR_REPLACE } from '../src/vfs/xattrs.js';
 import { testVault } from './lib/drive.js';
 
 const code = (c: string) => ({ code: c });
+/** [seconds, nanoseconds] as one comparable number of nanoseconds. */
+const ns = ([sec, nsec]: [number, number]) => BigInt(sec) * 1_000_000_000n + BigInt(nsec);
 
 async function write(fs: Filesystem, path: string, data: Buffer | string, at = 0): Promise<void> {
   const fd = fs.create(path, 0o644);
@@ -112,14 +115,14 @@ t.test('symlinks, hard links, chmod, chown, utimens', async (t) => {
   const after = fs.getattr('/hard');
   t.equal(after.mode & 0o7777, 0o600);
   t.equal(after.mode & 0o170000, 0o100000, 'type bits kept');
-  t.ok(after.ctime > before.ctime, 'chmod updates ctime');
-  t.equal(after.mtime, before.mtime, 'chmod keeps mtime');
+  t.ok(ns(after.ctime) > ns(before.ctime), 'chmod updates ctime');
+  t.same(after.mtime, before.mtime, 'chmod keeps mtime');
   fs.chown('/hard', 1234, 0xffffffff);
   t.equal(fs.getattr('/hard').uid, 1234);
   t.equal(fs.getattr('/hard').gid, before.gid, '-1 leaves the group');
-  fs.utimens('/hard', 1_000_000, 2_000_000);
-  t.equal(fs.getattr('/hard').atime, 1_000_000);
-  t.equal(fs.getattr('/hard').mtime, 2_000_000);
+  fs.utimens('/hard', [1_000, 0], [2_000, 0]);
+  t.same(fs.getattr('/hard').atime, [1_000, 0]);
+  t.same(fs.getattr('/hard').mtime, [2_000, 0]);
   await drive.close();
 });
 
@@ -143,7 +146,7 @@ t.test('truncate, O_TRUNC, O_APPEND, mtime on write, st_blocks', async (t) => {
   await fs.ftruncate(fd2, 2);
   fs.release(fd2);
   t.equal((await read(fs, '/f')).toString(), 'ne');
-  t.ok(fs.getattr('/f').mtime > t0, 'write updates mtime');
+  t.ok(ns(fs.getattr('/f').mtime) > ns(t0), 'write updates mtime');
   t.equal(fs.getattr('/f').blocks, 1, 'two bytes take one 512-byte unit');
   await drive.close();
 });
@@ -223,3 +226,118 @@ t.test('statfs reports sane numbers', async (t) => {
   await drive.close();
 });
 
+
+t.test('utimens: nanoseconds, UTIME_NOW, UTIME_OMIT, before 1970 and after 2038, kept across a remount', async (t) => {
+  const vault = await testVault(t);
+  let drive = await vault.open();
+  let { fs } = drive;
+  await write(fs, '/f', 'x');
+  fs.utimens('/f', [-86_400 * 365 * 30 - 1, 123_456_789], [4_102_444_800 + 7, 999_999_999]);
+  t.same(fs.getattr('/f').atime, [-86_400 * 365 * 30 - 1, 123_456_789], 'before 1970, to the nanosecond');
+  t.same(fs.getattr('/f').mtime, [4_102_444_807, 999_999_999], 'after 2038, to the nanosecond');
+  const ctime = fs.getattr('/f').ctime;
+  await new Promise((r) => setTimeout(r, 5));
+  fs.utimens('/f', [0, UTIME_OMIT], [5, 5]);
+  t.same(fs.getattr('/f').atime, [-86_400 * 365 * 30 - 1, 123_456_789], 'UTIME_OMIT keeps atime');
+  t.same(fs.getattr('/f').mtime, [5, 5], 'mtime set on its own (not from atime)');
+  t.ok(ns(fs.getattr('/f').ctime) > ns(ctime), 'ctime moves');
+  const before = BigInt(Date.now() - 1) * 1_000_000n;
+  fs.utimens('/f', [0, UTIME_NOW], [0, UTIME_OMIT]);
+  t.ok(ns(fs.getattr('/f').atime) >= before, 'UTIME_NOW is now');
+  t.same(fs.getattr('/f').mtime, [5, 5], 'UTIME_OMIT keeps mtime');
+  const kept = fs.getattr('/f');
+  await drive.close();
+  drive = await vault.open();
+  fs = drive.fs;
+  const again = fs.getattr('/f');
+  t.same([again.atime, again.mtime, again.ctime], [kept.atime, kept.mtime, kept.ctime], 'all three times survive a remount exactly');
+  await drive.close();
+});
+
+t.test('owners: the caller owns what it creates; set-group-ID directories pass on their group', async (t) => {
+  const drive = await (await testVault(t)).open();
+  const { fs } = drive;
+  const alice = { uid: 1001, gid: 1001 };
+  fs.mkdir('/shared', 0o2775, { uid: 0, gid: 50 });
+  t.equal(fs.getattr('/shared').mode & 0o7777, 0o2775);
+  fs.release(fs.create('/shared/f', 0o644, O_RDWR, alice));
+  t.same([fs.getattr('/shared/f').uid, fs.getattr('/shared/f').gid], [1001, 50], 'file: caller uid, directory group');
+  fs.mkdir('/shared/sub', 0o755, alice);
+  t.equal(fs.getattr('/shared/sub').gid, 50, 'subdirectory: directory group');
+  t.equal(fs.getattr('/shared/sub').mode & 0o7777, 0o2755, 'subdirectory inherits set-group-ID');
+  fs.symlink('f', '/shared/l', alice);
+  fs.mknod('/shared/p', 0o010640, 0, alice);
+  t.same([fs.getattr('/shared/l').uid, fs.getattr('/shared/p').uid], [1001, 1001], 'links and nodes too');
+  fs.mkdir('/plain', 0o755, alice);
+  t.same([fs.getattr('/plain').uid, fs.getattr('/plain').gid, fs.getattr('/plain').mode & 0o7777], [1001, 1001, 0o755], 'elsewhere: the caller group');
+  await drive.close();
+});
+
+t.test('mknod: FIFOs, sockets and devices are stored with their type and device number', async (t) => {
+  const vault = await testVault(t);
+  let drive = await vault.open();
+  drive.fs.mknod('/fifo', 0o010644, 0);
+  drive.fs.mknod('/sock', 0o140755, 0);
+  drive.fs.mknod('/chr', 0o020600, 0x0105);
+  drive.fs.mknod('/blk', 0o060660, 8 * 256 + 1);
+  t.throws(() => drive.fs.mknod('/dir', 0o040755, 0), code('EINVAL'));
+  await t.rejects(drive.fs.open('/fifo', 0), code('ENXIO'), 'the kernel opens FIFOs, never the daemon');
+  await drive.close();
+  drive = await vault.open();
+  const { fs } = drive;
+  t.same(['/fifo', '/sock', '/chr', '/blk'].map((p) => fs.getattr(p).mode), [0o010644, 0o140755, 0o020600, 0o060660]);
+  t.same([fs.getattr('/chr').rdev, fs.getattr('/blk').rdev, fs.getattr('/fifo').rdev], [0x0105, 2049, 0]);
+  await drive.close();
+});
+
+t.test('extended attributes: set, get, list, remove, flags, limits, kept across a remount', async (t) => {
+  const vault = await testVault(t);
+  let drive = await vault.open();
+  let { fs } = drive;
+  await write(fs, '/f', 'x');
+  const ctime = fs.getattr('/f').ctime;
+  await new Promise((r) => setTimeout(r, 5));
+  fs.xattrs.set('/f', 'user.colour', Buffer.from('blue'), 0);
+  t.ok(ns(fs.getattr('/f').ctime) > ns(ctime), 'setxattr moves ctime');
+  fs.xattrs.set('/f', 'trusted.x', Buffer.alloc(0), 0);
+  t.throws(() => fs.xattrs.set('/f', 'user.colour', Buffer.from('red'), XATTR_CREATE), code('EEXIST'));
+  t.throws(() => fs.xattrs.set('/f', 'user.none', Buffer.from('red'), XATTR_REPLACE), code('ENODATA'));
+  t.throws(() => fs.xattrs.get('/f', 'user.none'), code('ENODATA'));
+  t.throws(() => fs.xattrs.set('/f', 'user.' + 'n'.repeat(251), Buffer.from('v'), 0), code('ERANGE'));
+  t.throws(() => fs.xattrs.set('/f', 'user.big', Buffer.alloc(65537), 0), code('E2BIG'));
+  t.throws(() => fs.xattrs.set('/f', 'system.posix_acl_access', Buffer.alloc(4), 0), code('EOPNOTSUPP'));
+  t.throws(() => fs.xattrs.set('/f', 'other.x', Buffer.alloc(4), 0), code('EOPNOTSUPP'));
+  fs.xattrs.set('/f', 'user.a', Buffer.alloc(60000), 0);
+  t.throws(() => fs.xattrs.set('/f', 'user.b', Buffer.alloc(6000), 0), code('ENOSPC'), 'one inode holds 64 KiB of attributes');
+  fs.xattrs.remove('/f', 'user.a');
+  t.throws(() => fs.xattrs.remove('/f', 'user.a'), code('ENODATA'));
+  const value = Buffer.from('green');
+  fs.xattrs.set('/f', 'user.colour', value, XATTR_REPLACE);
+  value.fill(0);
+  t.equal(fs.xattrs.get('/f', 'user.colour').toString(), 'green', 'the value is copied, not referenced');
+  await drive.close();
+  drive = await vault.open();
+  fs = drive.fs;
+  t.same(fs.xattrs.list('/f').sort(), ['trusted.x', 'user.colour']);
+  t.equal(fs.xattrs.get('/f', 'user.colour').toString(), 'green');
+  t.equal(fs.xattrs.get('/f', 'trusted.x').length, 0, 'empty values are values');
+  await drive.close();
+});
+
+t.test('names up to 255 bytes; paths longer than PATH_MAX from libfuse are accepted', async (t) => {
+  const drive = await (await testVault(t)).open();
+  const { fs } = drive;
+  const name = 'é'.repeat(127) + 'x';
+  t.equal(Buffer.byteLength(name), 255);
+  fs.mkdir('/' + name, 0o755);
+  t.throws(() => fs.mkdir('/' + name + 'y', 0o755), code('ENAMETOOLONG'));
+  let path = '';
+  for (let i = 0; i < 20; i++) {
+    path += '/' + 'd'.repeat(250);
+    fs.mkdir(path, 0o755);
+  }
+  t.ok(Buffer.byteLength(path) > 4096);
+  await write(fs, path + '/f', 'deep');
+  t.equal((await read(fs, path + '/f')).toString(), 'deep');
+  await drive.close();
+});

@@ -6,7 +6,7 @@ import type { CommandModule } from 'yargs';
 import { DEFAULT_CACHE_SIZE, openDrive } from '../drive.js';
 import { errorMessage, UserError } from '../errors.js';
 import { checkMountpoint, mountFilesystem } from '../fuse/mount.js';
-import { isMounted, registerDaemon, unregisterDaemon } from '../fuse/mounts.js';
+import { heartbeat, isMounted, registerDaemon, unregisterDaemon } from '../fuse/mounts.js';
 import { defaultCacheDir } from '../meta/local-state.js';
 import { unlockVault } from '../format/vault.js';
 import { formatSize } from '../util/size.js';
@@ -81,6 +81,8 @@ async function runMount(argv: MountArgs, passphrase: string, cacheSize: number, 
   });
   const mounted = await mountFilesystem(drive.fs, mountpoint, { readOnly: argv.readOnly, allowOther: argv.allowOther, log: daemonLog });
   await registerDaemon(mountpoint);
+  const beat = setInterval(() => void heartbeat(mountpoint), 2000);
+  beat.unref();
   daemonLog(`mounted ${store.location} at ${mountpoint} (pid ${process.pid})`);
   let signals = 0;
   const stop = (signal: string) => {

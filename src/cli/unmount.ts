@@ -1,18 +1,11 @@
 import * as path from 'node:path';
 import type { CommandModule } from 'yargs';
 import { UserError } from '../errors.js';
-import { daemonPid, forceUnmount, isMounted } from '../fuse/mounts.js';
+import { daemonPid, forceUnmount, heartbeatAgeMs, isMounted, processRunning, unregisterDaemon } from '../fuse/mounts.js';
 
 const WAIT_LOG_MS = 5000;
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+/** A daemon that ran no JavaScript for this long is wedged, not busy (it beats every 2 s). */
+const WEDGED_MS = 30_000;
 
 export const unmountCommand: CommandModule<object, { mountpoint: string }> = {
   command: 'unmount <mountpoint>',
@@ -25,10 +18,17 @@ export const unmountCommand: CommandModule<object, { mountpoint: string }> = {
     if (pid) {
       process.kill(pid, 'SIGTERM');
       let waited = 0;
-      while (alive(pid)) {
+      while (await processRunning(pid)) {
         await new Promise((r) => setTimeout(r, 50));
         waited += 50;
         if (waited % WAIT_LOG_MS === 0) process.stderr.write(`veilfs: waiting for the daemon (pid ${pid}) to store pending data…\n`);
+        if (((await heartbeatAgeMs(target)) ?? 0) > WEDGED_MS) {
+          // Everything acknowledged is in the local journal: killing loses nothing.
+          process.kill(pid, 'SIGKILL');
+          if (await isMounted(target)) await forceUnmount(target);
+          await unregisterDaemon(target);
+          throw new UserError(`the daemon (pid ${pid}) stopped responding and was killed; what it had not uploaded stays in the journal and is uploaded at the next mount`);
+        }
       }
       if (await isMounted(target)) await forceUnmount(target);
       return;

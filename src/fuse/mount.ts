@@ -24,14 +24,21 @@ async function loadFuse(): Promise<typeof import('fuse-native').default> {
   } catch {
     throw new UserError('/dev/fuse is missing: load the FUSE kernel module (modprobe fuse), or give the container the device (--device /dev/fuse)');
   }
+  let Fuse;
   try {
-    return (await import('fuse-native')).default;
+    Fuse = (await import('fuse-native')).default;
   } catch (err) {
     const msg = (err as Error).message ?? '';
     if (/libfuse/.test(msg)) throw new UserError('libfuse2 is not installed: install it with "sudo apt-get install libfuse2 fuse3"');
-    throw new UserError(`cannot load fuse-native: ${msg.split('\n')[0]}`);
+    throw new UserError(`cannot load fuse-native: ${msg.split('\n')[0]} (reinstall with "npm ci")`);
   }
+  // Without our patch, times, owners and inode numbers would be stored wrong, silently.
+  if (Fuse.features !== FUSE_FEATURES) throw new UserError('fuse-native is not the patched build veilfs needs: reinstall with "npm ci"');
+  return Fuse;
 }
+
+/** The JS <-> C contract of patches/fuse-native+2.2.6.patch. */
+const FUSE_FEATURES = 3;
 
 export async function checkMountpoint(mountpoint: string): Promise<string> {
   const target = path.resolve(mountpoint);
@@ -55,20 +62,31 @@ const MAX_IO = 128 * 1024;
 export async function mountFilesystem(filesystem: Filesystem, mountpoint: string, opts: MountOptions): Promise<Mounted> {
   const Fuse = await loadFuse();
   const target = await checkMountpoint(mountpoint);
-  // fuse-native has no big_writes option but passes fsname into -o unescaped;
-  // without big_writes the kernel sends 4 KiB writes.
-  const extra = [`big_writes`, `max_write=${MAX_IO}`, ...(opts.readOnly ? ['ro'] : [])];
-  const fuse = new Fuse(target, fuseOperations(filesystem, opts.log), {
+  let fuse: InstanceType<typeof Fuse> | undefined;
+  const caller = () => fuse!.context();
+  const invalidate = (ino: number) => void fuse!.invalidateInode(ino);
+  fuse = new Fuse(target, fuseOperations(filesystem, { log: opts.log, caller, invalidate }), {
     timeout: false, // our own layers bound every wait; see the guide
     maxRead: MAX_IO,
-    fsname: ['veilfs', ...extra].join(','),
+    maxWrite: MAX_IO,
+    bigWrites: true, // else the kernel sends 4 KiB writes
+    useIno: true, // every name of a file shows its inode number
+    preciseTimes: true,
+    readOnly: opts.readOnly,
+    fsname: 'veilfs',
     subtype: 'veilfs',
     defaultPermissions: true,
     allowOther: opts.allowOther,
+    // Cached for a second: changes that other names of a hard link must
+    // show are pushed to the kernel (operations.ts, invalidate).
     attrTimeout: 1,
     entryTimeout: 1,
   });
-  await new Promise<void>((resolve, reject) => fuse.mount((err) => (err ? reject(new UserError(`cannot mount ${target}: ${err.message}`)) : resolve())));
+  await new Promise<void>((resolve, reject) => fuse!.mount((err) => (err ? reject(new UserError(`cannot mount ${target}: ${err.message}`)) : resolve())));
+  // Lets the binding answer the kernel's many getxattr calls for names no file has.
+  fuse.setXattrNames(filesystem.xattrs.knownNames());
+  filesystem.xattrs.onNewName = (names) => fuse!.setXattrNames(names);
+  filesystem.onAttrChange = invalidate;
 
   let resolveGone!: () => void;
   const gone = new Promise<void>((resolve) => (resolveGone = resolve));

@@ -36,6 +36,34 @@ export async function registerDaemon(mountpoint: string): Promise<void> {
   await fs.writeFile(file, `${process.pid}\n`);
 }
 
+/**
+ * The daemon touches its pid file every few seconds from its event loop; a
+ * file that stops changing means a daemon that no longer runs JavaScript
+ * (wedged), which `veilfs unmount` must not wait for forever.
+ */
+export async function heartbeat(mountpoint: string): Promise<void> {
+  const now = new Date();
+  await fs.utimes(registryFile(mountpoint), now, now).catch(() => {});
+}
+
+export async function heartbeatAgeMs(mountpoint: string): Promise<number | undefined> {
+  try {
+    return Date.now() - (await fs.stat(registryFile(mountpoint))).mtimeMs;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Running, and not a zombie waiting to be reaped (a zombie answers kill(pid, 0) too). */
+export async function processRunning(pid: number): Promise<boolean> {
+  try {
+    const stat = await fs.readFile(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
 export async function unregisterDaemon(mountpoint: string): Promise<void> {
   await fs.unlink(registryFile(mountpoint)).catch(() => {});
 }

@@ -1,11 +1,11 @@
-import type { Filesystem } from '../vfs/filesystem.js';
+import type { Caller, Filesystem, Timespec } from '../vfs/filesystem.js';
 import type { Attr } from '../vfs/attr.js';
 import { toErrno } from './errno.js';
 
 type Callback = (err: number, ...values: unknown[]) => void;
 
-function stat(a: Attr): Record<string, number> {
-  return { ...a, dev: 0, rdev: 0 };
+function stat(a: Attr): Attr & { dev: number } {
+  return { ...a, dev: 0 };
 }
 
 /**
@@ -22,9 +22,32 @@ const HIDDEN_NAME = /\/\.fuse_hidden[0-9a-f]{16}$/;
  * (sync or async) and errors go back through `reply`, the only path to the
  * kernel.
  */
-export function fuseOperations(fs: Filesystem, log: (message: string) => void): Record<string, (...args: any[]) => void> {
+export interface KernelLink {
+  log: (message: string) => void;
+  /** Who called the operation being dispatched (valid synchronously only). */
+  caller: () => Caller;
+  /** Drops the kernel's cached attributes of every name of an inode. */
+  invalidate: (ino: number) => void;
+}
+
+export function fuseOperations(fs: Filesystem, { log, caller, invalidate }: KernelLink): Record<string, (...args: any[]) => void> {
   /** Hidden name → inode number, while the file is open. */
   const hidden = new Map<string, number>();
+  /**
+   * libfuse gives each name of a hard link its own kernel inode, which
+   * caches attributes: after a change that other names show (link count,
+   * ctime, size, mode...), the kernel is told before the reply goes out.
+   */
+  const refresh = (...inos: (number | undefined)[]) => {
+    for (const ino of inos) if (ino !== undefined) invalidate(ino);
+  };
+  /** Runs a change to what path names, then refreshes its other names. */
+  const changing = <T>(path: string, change: () => T): T => {
+    const result = change();
+    if (result instanceof Promise) return result.then((v) => (refresh(fs.linkedIno(path)), v)) as T;
+    refresh(fs.linkedIno(path));
+    return result;
+  };
   function reply<T>(op: string, path: string, cb: Callback, run: () => T | Promise<T>, shape: (v: T) => unknown[] = () => []): void {
     const fail = (err: unknown) => cb(toErrno(err, () => `${op} ${path}`, log));
     try {
@@ -54,32 +77,50 @@ export function fuseOperations(fs: Filesystem, log: (message: string) => void): 
     opendir: (path: string, _flags: number, cb: Callback) => reply('opendir', path, cb, () => fs.getattr(path), () => [0]),
     releasedir: (_path: string, _fd: number, cb: Callback) => cb(0),
     fsyncdir: (path: string, _datasync: number, _fd: number, cb: Callback) => reply('fsyncdir', path, cb, () => fs.sync()),
-    mkdir: (path: string, mode: number, cb: Callback) => reply('mkdir', path, cb, () => fs.mkdir(path, mode)),
+    mkdir: (path: string, mode: number, cb: Callback) => reply('mkdir', path, cb, () => fs.mkdir(path, mode, caller())),
+    mknod: (path: string, mode: number, rdev: number, cb: Callback) => reply('mknod', path, cb, () => fs.mknod(path, mode, rdev, caller())),
     rmdir: (path: string, cb: Callback) => reply('rmdir', path, cb, () => fs.rmdir(path)),
-    unlink: (path: string, cb: Callback) => reply('unlink', path, cb, () => (hidden.delete(path) ? undefined : fs.unlink(path))),
+    unlink: (path: string, cb: Callback) => reply('unlink', path, cb, () => {
+      if (hidden.delete(path)) return;
+      const others = fs.linkedIno(path);
+      fs.unlink(path);
+      refresh(others);
+    }),
     rename: (from: string, to: string, cb: Callback) => reply('rename', from, cb, () => {
+      const moved = fs.linkedIno(from);
       // libfuse hides only open files; a user's own file of such a name is renamed as usual.
-      if (!HIDDEN_NAME.test(to) || !fs.isOpen(from)) return fs.rename(from, to);
+      if (!HIDDEN_NAME.test(to) || !fs.isOpen(from)) {
+        const replaced = fs.linkedIno(to);
+        fs.rename(from, to);
+        return refresh(moved, replaced);
+      }
       const { ino } = fs.getattr(from);
       fs.unlink(from);
       hidden.set(to, ino);
+      refresh(moved);
     }),
-    link: (from: string, to: string, cb: Callback) => reply('link', from, cb, () => fs.link(from, to)),
-    symlink: (target: string, path: string, cb: Callback) => reply('symlink', path, cb, () => fs.symlink(target, path)),
+    link: (from: string, to: string, cb: Callback) => reply('link', from, cb, () => changing(to, () => fs.link(from, to))),
+    symlink: (target: string, path: string, cb: Callback) => reply('symlink', path, cb, () => fs.symlink(target, path, caller())),
     readlink: (path: string, cb: Callback) => reply('readlink', path, cb, () => fs.readlink(path), (t) => [t]),
-    chmod: (path: string, mode: number, cb: Callback) => reply('chmod', path, cb, () => fs.chmod(path, mode)),
-    chown: (path: string, uid: number, gid: number, cb: Callback) => reply('chown', path, cb, () => fs.chown(path, uid, gid)),
-    utimens: (path: string, atime: number, mtime: number, cb: Callback) => reply('utimens', path, cb, () => fs.utimens(path, atime, mtime)),
-    truncate: (path: string, size: number, cb: Callback) => reply('truncate', path, cb, () => fs.truncate(path, size)),
-    ftruncate: (path: string, fd: number, size: number, cb: Callback) => reply('ftruncate', path, cb, () => fs.ftruncate(fd, size)),
-    create: (path: string, mode: number, cb: Callback) => reply('create', path, cb, () => fs.create(path, mode), (fd) => [fd]),
+    chmod: (path: string, mode: number, cb: Callback) => reply('chmod', path, cb, () => changing(path, () => fs.chmod(path, mode))),
+    chown: (path: string, uid: number, gid: number, cb: Callback) => reply('chown', path, cb, () => changing(path, () => fs.chown(path, uid, gid))),
+    utimens: (path: string, atime: Timespec, mtime: Timespec, cb: Callback) => reply('utimens', path, cb, () => changing(path, () => fs.utimens(path, atime, mtime))),
+    truncate: (path: string, size: number, cb: Callback) => reply('truncate', path, cb, () => changing(path, () => fs.truncate(path, size))),
+    ftruncate: (path: string, fd: number, size: number, cb: Callback) =>
+      reply('ftruncate', path, cb, () => fs.ftruncate(fd, size).then(() => refresh(fs.linkedInoOfHandle(fd)))),
+    create: (path: string, mode: number, flags: number, cb: Callback) => reply('create', path, cb, () => fs.create(path, mode, flags, caller()), (fd) => [fd]),
     open: (path: string, flags: number, cb: Callback) => reply('open', path, cb, () => fs.open(path, flags), (fd) => [fd]),
     read: (path: string, fd: number, buf: Buffer, len: number, pos: number, cb: Callback) =>
       count('read', path, cb, () => fs.read(fd, buf, len, pos)),
     write: (path: string, fd: number, buf: Buffer, len: number, pos: number, cb: Callback) =>
-      count('write', path, cb, () => fs.write(fd, len === buf.length ? buf : buf.subarray(0, len), pos)),
+      count('write', path, cb, () => fs.write(fd, len === buf.length ? buf : buf.subarray(0, len), pos).then((n) => (refresh(fs.linkedInoOfHandle(fd)), n))),
     flush: (path: string, fd: number, cb: Callback) => reply('flush', path, cb, () => fs.flush(fd)),
     fsync: (path: string, _datasync: number, fd: number, cb: Callback) => reply('fsync', path, cb, () => fs.fsync(fd)),
     release: (path: string, fd: number, cb: Callback) => reply('release', path, cb, () => fs.release(fd)),
+    setxattr: (path: string, name: string, value: Buffer, _position: number, flags: number, cb: Callback) =>
+      reply('setxattr', path, cb, () => changing(path, () => fs.xattrs.set(path, name, value, flags))),
+    getxattr: (path: string, name: string, _position: number, cb: Callback) => reply('getxattr', path, cb, () => fs.xattrs.get(path, name), (v) => [v]),
+    listxattr: (path: string, cb: Callback) => reply('listxattr', path, cb, () => fs.xattrs.list(path, caller().uid), (names) => [names]),
+    removexattr: (path: string, name: string, cb: Callback) => reply('removexattr', path, cb, () => changing(path, () => fs.xattrs.remove(path, name))),
   };
 }

@@ -1,10 +1,18 @@
 import { randomBytes } from 'node:crypto';
 import { randomKey } from '../crypto/keys.js';
+import { now, type Time } from './time.js';
 
 export const S_IFMT = 0o170000;
 export const S_IFREG = 0o100000;
 export const S_IFDIR = 0o040000;
 export const S_IFLNK = 0o120000;
+export const S_IFIFO = 0o010000;
+export const S_IFSOCK = 0o140000;
+export const S_IFCHR = 0o020000;
+export const S_IFBLK = 0o060000;
+export const S_ISUID = 0o4000;
+export const S_ISGID = 0o2000;
+export const S_IXGRP = 0o0010;
 export const ROOT_INO = 1;
 
 /** What one inode looks like inside the encrypted metadata. */
@@ -18,6 +26,14 @@ export interface InodeRecord {
   atime: number; // ms since the epoch
   mtime: number;
   ctime: number;
+  /** Nanoseconds within the millisecond above; absent when 0. */
+  atimeNs?: number;
+  mtimeNs?: number;
+  ctimeNs?: number;
+  /** Character and block devices: the device number. */
+  rdev?: number;
+  /** Extended attributes: [name, base64 value]; absent when none. */
+  xattrs?: [string, string][];
   /** Files: random id bound into every block's AAD, and the file's key. */
   fileId?: string;
   key?: string; // base64
@@ -34,23 +50,25 @@ export class Inode {
   gid: number;
   nlink: number;
   size: number;
-  atime: number;
-  mtime: number;
-  ctime: number;
+  atime: Time;
+  mtime: Time;
+  ctime: Time;
+  rdev = 0;
+  xattrs?: Map<string, Buffer>;
   fileId = '';
   key: Buffer = Buffer.alloc(0);
   blocks = new Map<number, string>();
   entries = new Map<string, number>();
   target = '';
 
-  constructor(ino: number, mode: number, uid: number, gid: number, now = Date.now()) {
+  constructor(ino: number, mode: number, uid: number, gid: number, time: Time = now()) {
     this.ino = ino;
     this.mode = mode;
     this.uid = uid;
     this.gid = gid;
     this.nlink = (mode & S_IFMT) === S_IFDIR ? 2 : 1;
     this.size = 0;
-    this.atime = this.mtime = this.ctime = now;
+    this.atime = this.mtime = this.ctime = time;
     if (this.isFile) {
       this.fileId = randomBytes(16).toString('hex');
       this.key = randomKey();
@@ -72,8 +90,13 @@ export class Inode {
   toRecord(): InodeRecord {
     const r: InodeRecord = {
       ino: this.ino, mode: this.mode, uid: this.uid, gid: this.gid, nlink: this.nlink,
-      size: this.size, atime: this.atime, mtime: this.mtime, ctime: this.ctime,
+      size: this.size, atime: this.atime.ms, mtime: this.mtime.ms, ctime: this.ctime.ms,
     };
+    if (this.atime.ns) r.atimeNs = this.atime.ns;
+    if (this.mtime.ns) r.mtimeNs = this.mtime.ns;
+    if (this.ctime.ns) r.ctimeNs = this.ctime.ns;
+    if (this.rdev) r.rdev = this.rdev;
+    if (this.xattrs?.size) r.xattrs = [...this.xattrs].map(([name, value]) => [name, value.toString('base64')]);
     if (this.isFile) {
       r.fileId = this.fileId;
       r.key = this.key.toString('base64');
@@ -90,7 +113,9 @@ export class Inode {
     const node = Object.create(Inode.prototype) as Inode;
     Object.assign(node, {
       ino: r.ino, mode: r.mode, uid: r.uid, gid: r.gid, nlink: r.nlink, size: r.size,
-      atime: r.atime, mtime: r.mtime, ctime: r.ctime,
+      atime: { ms: r.atime, ns: r.atimeNs ?? 0 }, mtime: { ms: r.mtime, ns: r.mtimeNs ?? 0 }, ctime: { ms: r.ctime, ns: r.ctimeNs ?? 0 },
+      rdev: r.rdev ?? 0,
+      xattrs: r.xattrs ? new Map(r.xattrs.map(([name, value]) => [name, Buffer.from(value, 'base64')])) : undefined,
       fileId: r.fileId ?? '', key: Buffer.from(r.key ?? '', 'base64'),
       blocks: new Map(r.blocks ?? []), entries: new Map(r.entries ?? []), target: r.target ?? '',
     });

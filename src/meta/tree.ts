@@ -52,6 +52,10 @@ export class Tree {
     return this.inodes.get(ino);
   }
 
+  all(): IterableIterator<Inode> {
+    return this.inodes.values();
+  }
+
   get root(): Inode {
     return this.inodes.get(ROOT_INO)!;
   }

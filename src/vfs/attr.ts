@@ -1,4 +1,5 @@
 import type { Inode } from '../meta/inode.js';
+import { toTimespec } from '../meta/time.js';
 
 export interface Attr {
   ino: number;
@@ -9,9 +10,11 @@ export interface Attr {
   size: number;
   blocks: number;
   blksize: number;
-  atime: number;
-  mtime: number;
-  ctime: number;
+  rdev: number;
+  /** [seconds, nanoseconds] since the epoch. */
+  atime: [number, number];
+  mtime: [number, number];
+  ctime: [number, number];
 }
 
 /**
@@ -26,6 +29,7 @@ export function attrOf(node: Inode, blockSize: number, unstoredBlocks: number): 
   return {
     ino: node.ino, mode: node.mode, uid: node.uid, gid: node.gid, nlink: node.nlink,
     size: node.isDir ? 4096 : node.size, blocks: Math.ceil(allocated / 512), blksize: Math.min(blockSize, 131072),
-    atime: node.atime, mtime: node.mtime, ctime: node.ctime,
+    rdev: node.rdev,
+    atime: toTimespec(node.atime), mtime: toTimespec(node.mtime), ctime: toTimespec(node.ctime),
   };
 }

@@ -1,10 +1,12 @@
 import { FsError } from '../errors.js';
 import type { BlockCache } from '../cache/block-cache.js';
 import type { Readahead } from '../cache/readahead.js';
-import { Inode, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from '../meta/inode.js';
+import { Inode, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK, S_ISGID } from '../meta/inode.js';
+import { fromTimespec, now, type Time } from '../meta/time.js';
 import type { Tree } from '../meta/tree.js';
 import { attrOf, type Attr } from './attr.js';
 import { checkName, isWithin, PATH_MAX, splitPath } from './paths.js';
+import { Xattrs } from './xattrs.js';
 
 export const O_ACCMODE = 0o3;
 export const O_WRONLY = 0o1;
@@ -14,11 +16,30 @@ export const O_APPEND = 0o2000;
 
 /** Largest file offset we accept: numbers stay exact far beyond this. */
 const MAX_FILE_SIZE = 2 ** 50;
+/** utimensat(2)'s special tv_nsec values (Linux ABI). */
+export const UTIME_NOW = (1 << 30) - 1;
+export const UTIME_OMIT = (1 << 30) - 2;
+
+const DAY_MS = 86_400_000;
+
 /**
- * What fuse-native passes for UTIME_NOW / UTIME_OMIT (it converts the
- * special tv_nsec values to milliseconds without checking them).
+ * relatime, Linux's default: a read moves atime when atime is not newer
+ * than mtime or ctime, or a day old; so "read since written" stays
+ * visible without a metadata write for every read.
  */
-const UTIME_SPECIAL_MS = 1073;
+function needsAccessTime(node: Inode): boolean {
+  const notAfter = (a: Time, b: Time) => a.ms < b.ms || (a.ms === b.ms && a.ns <= b.ns);
+  return notAfter(node.atime, node.mtime) || notAfter(node.atime, node.ctime) || Date.now() - node.atime.ms >= DAY_MS;
+}
+
+/** Who asks: new files, directories, links and nodes belong to the caller. */
+export interface Caller {
+  uid: number;
+  gid: number;
+}
+
+/** A time as utimensat(2) takes it: [seconds, nanoseconds or UTIME_NOW / UTIME_OMIT]. */
+export type Timespec = [number, number];
 
 interface Handle {
   node: Inode;
@@ -55,21 +76,24 @@ export class Filesystem {
   private readonly openCount = new Map<number, number>();
   private nextFd = 1;
   private readonly readOnly: boolean;
-  private readonly uid: number;
-  private readonly gid: number;
+  private readonly owner: Caller;
+  readonly xattrs: Xattrs;
+  /** Told when an inode's attributes change on their own (atime on read), for caches above (the kernel's). */
+  onAttrChange?: (ino: number) => void;
   private readonly log: (message: string) => void;
   private syncTimer?: NodeJS.Timeout;
 
   constructor(private readonly tree: Tree, private readonly cache: BlockCache, private readonly opts: FsOptions = {}) {
     this.readOnly = !!opts.readOnly;
-    this.uid = opts.uid ?? process.getuid?.() ?? 0;
-    this.gid = opts.gid ?? process.getgid?.() ?? 0;
+    this.owner = { uid: opts.uid ?? process.getuid?.() ?? 0, gid: opts.gid ?? process.getgid?.() ?? 0 };
     this.log = opts.log ?? (() => {});
+    this.xattrs = new Xattrs((path) => this.lookup(path), () => this.writable(), (node) => this.touch(node, now(), false), tree.all());
   }
 
   // ---- lookup ----
 
-  private lookup(path: string): Inode {
+  /** @internal the inode a path names (for the operation families split into their own files). */
+  lookup(path: string): Inode {
     let node = this.tree.root;
     for (const name of splitPath(path)) {
       if (!node.isDir) throw new FsError('ENOTDIR');
@@ -103,9 +127,10 @@ export class Filesystem {
     return attrOf(node, this.cache.blockSize, node.isFile ? this.cache.unstoredBlocks(node) : 0);
   }
 
-  private touch(node: Inode, now = Date.now(), content = true): void {
-    if (content) node.mtime = now;
-    node.ctime = now;
+  /** A change of content moves mtime and ctime; a change of attributes ctime only. */
+  private touch(node: Inode, time: Time = now(), content = true): void {
+    if (content) node.mtime = time;
+    node.ctime = time;
     this.tree.changed(node);
   }
 
@@ -118,6 +143,26 @@ export class Filesystem {
   /** Whether some descriptor has the file at path open. */
   isOpen(path: string): boolean {
     return (this.openCount.get(this.lookup(path).ino) ?? 0) > 0;
+  }
+
+  /**
+   * The inode number behind a path or an open descriptor when that inode has
+   * other names too (hard links): the FUSE adapter must then tell the kernel,
+   * which caches attributes per name.
+   */
+  linkedIno(path: string): number | undefined {
+    let node: Inode;
+    try {
+      node = this.lookup(path);
+    } catch {
+      return undefined;
+    }
+    return node.nlink > 1 && !node.isDir ? node.ino : undefined;
+  }
+
+  linkedInoOfHandle(fd: number): number | undefined {
+    const node = this.handles.get(fd)?.node;
+    return node && node.nlink > 1 ? node.ino : undefined;
   }
 
   /** Attributes of an inode that may have no name left (open and unlinked). */
@@ -139,7 +184,7 @@ export class Filesystem {
     this.writable();
     const node = this.lookup(path);
     node.mode = (node.mode & S_IFMT) | (mode & 0o7777);
-    this.touch(node, Date.now(), false);
+    this.touch(node, now(), false);
   }
 
   chown(path: string, uid: number, gid: number): void {
@@ -148,16 +193,19 @@ export class Filesystem {
     // (uid_t)-1 means "leave unchanged".
     if (uid !== -1 && uid !== 0xffffffff) node.uid = uid;
     if (gid !== -1 && gid !== 0xffffffff) node.gid = gid;
-    this.touch(node, Date.now(), false);
+    this.touch(node, now(), false);
   }
 
-  utimens(path: string, atime: number, mtime: number): void {
+  /** utimensat(2): each time given, UTIME_NOW or UTIME_OMIT (permission checks are the kernel's). */
+  utimens(path: string, atime: Timespec, mtime: Timespec): void {
     this.writable();
     const node = this.lookup(path);
-    const now = Date.now();
-    node.atime = atime === UTIME_SPECIAL_MS ? now : atime;
-    node.mtime = mtime === UTIME_SPECIAL_MS ? now : mtime;
-    node.ctime = now;
+    if (atime[1] === UTIME_OMIT && mtime[1] === UTIME_OMIT) return;
+    const time = now();
+    const pick = ([sec, nsec]: Timespec, old: Time) => (nsec === UTIME_OMIT ? old : nsec === UTIME_NOW ? time : fromTimespec(sec, nsec));
+    node.atime = pick(atime, node.atime);
+    node.mtime = pick(mtime, node.mtime);
+    node.ctime = time;
     this.tree.changed(node);
   }
 
@@ -185,24 +233,44 @@ export class Filesystem {
     return { names, attrs };
   }
 
-  private addEntry(dir: Inode, name: string, node: Inode, now: number): void {
+  private addEntry(dir: Inode, name: string, node: Inode, time: Time): void {
     dir.entries.set(name, node.ino);
     if (node.isDir) dir.nlink++;
-    this.touch(dir, now);
+    this.touch(dir, time);
   }
 
-  private makeNode(path: string, mode: number): Inode {
+  /**
+   * A new inode owned by the caller, as on a kernel filesystem: in a
+   * set-group-ID directory it takes the directory's group, and a new
+   * directory there inherits the set-group-ID bit. (The kernel has already
+   * applied the umask and stripped set-group-ID where the caller may not
+   * set it.)
+   */
+  private makeNode(path: string, mode: number, caller: Caller = this.owner): Inode {
     this.writable();
     const { dir, name } = this.parentOf(path);
     checkName(name);
     if (dir.entries.has(name)) throw new FsError('EEXIST');
-    const node = this.tree.create(mode, this.uid, this.gid);
+    let gid = caller.gid;
+    if (dir.mode & S_ISGID) {
+      gid = dir.gid;
+      if ((mode & S_IFMT) === S_IFDIR) mode |= S_ISGID;
+    }
+    const node = this.tree.create(mode, caller.uid, gid);
     this.addEntry(dir, name, node, node.ctime);
     return node;
   }
 
-  mkdir(path: string, mode: number): void {
-    this.makeNode(path, S_IFDIR | (mode & 0o7777));
+  mkdir(path: string, mode: number, caller?: Caller): void {
+    this.makeNode(path, S_IFDIR | (mode & 0o7777), caller);
+  }
+
+  /** FIFOs, sockets, character and block devices (and regular files): the kernel does their I/O. */
+  mknod(path: string, mode: number, rdev: number, caller?: Caller): void {
+    const type = mode & S_IFMT;
+    if (![S_IFIFO, S_IFSOCK, S_IFCHR, S_IFBLK, S_IFREG].includes(type)) throw new FsError('EINVAL', `mknod of type ${type.toString(8)}`);
+    const node = this.makeNode(path, type | (mode & 0o7777), caller);
+    if (type === S_IFCHR || type === S_IFBLK) node.rdev = rdev;
   }
 
   rmdir(path: string): void {
@@ -220,9 +288,9 @@ export class Filesystem {
     this.tree.destroy(node);
   }
 
-  symlink(target: string, path: string): void {
+  symlink(target: string, path: string, caller?: Caller): void {
     if (Buffer.byteLength(target) >= PATH_MAX) throw new FsError('ENAMETOOLONG');
-    const node = this.makeNode(path, S_IFLNK | 0o777);
+    const node = this.makeNode(path, S_IFLNK | 0o777, caller);
     node.target = target;
     node.size = Buffer.byteLength(target);
   }
@@ -241,7 +309,7 @@ export class Filesystem {
     checkName(name);
     if (dir.entries.has(name)) throw new FsError('EEXIST');
     node.nlink++;
-    this.touch(node, Date.now(), false);
+    this.touch(node, now(), false);
     this.addEntry(dir, name, node, node.ctime);
   }
 
@@ -253,14 +321,14 @@ export class Filesystem {
     const node = this.tree.get(ino)!;
     if (node.isDir) throw new FsError('EISDIR');
     dir.entries.delete(name);
-    const now = Date.now();
-    this.touch(dir, now);
-    this.dropLink(node, now);
+    const time = now();
+    this.touch(dir, time);
+    this.dropLink(node, time);
   }
 
-  private dropLink(node: Inode, now: number): void {
+  private dropLink(node: Inode, time: Time): void {
     node.nlink--;
-    node.ctime = now;
+    node.ctime = time;
     this.tree.changed(node);
     this.destroyIfUnused(node);
   }
@@ -283,7 +351,7 @@ export class Filesystem {
       throw new FsError('EINVAL', 'cannot move a directory into itself');
     }
     const targetIno = dst.dir.entries.get(dst.name);
-    const now = Date.now();
+    const time = now();
     if (targetIno !== undefined) {
       if (targetIno === ino) return;
       const target = this.tree.get(targetIno)!;
@@ -299,14 +367,14 @@ export class Filesystem {
         target.nlink = 0;
         this.tree.destroy(target);
       } else {
-        this.dropLink(target, now);
+        this.dropLink(target, time);
       }
     }
     src.dir.entries.delete(src.name);
     if (node.isDir) src.dir.nlink--;
-    this.touch(src.dir, now);
-    this.addEntry(dst.dir, dst.name, node, now);
-    this.touch(node, now, false);
+    this.touch(src.dir, time);
+    this.addEntry(dst.dir, dst.name, node, time);
+    this.touch(node, time, false);
   }
 
   // ---- files ----
@@ -318,8 +386,8 @@ export class Filesystem {
     return fd;
   }
 
-  create(path: string, mode: number, flags = O_RDWR): number {
-    const node = this.makeNode(path, S_IFREG | (mode & 0o7777));
+  create(path: string, mode: number, flags = O_RDWR, caller?: Caller): number {
+    const node = this.makeNode(path, S_IFREG | (mode & 0o7777), caller);
     return this.newHandle(node, flags);
   }
 
@@ -328,7 +396,8 @@ export class Filesystem {
     if (node.isDir) {
       if ((flags & O_ACCMODE) !== 0) throw new FsError('EISDIR');
     } else if (!node.isFile) {
-      throw new FsError('EINVAL');
+      // FIFOs and devices are opened by the kernel; a symlink is never opened itself.
+      throw new FsError(node.isSymlink ? 'ELOOP' : 'ENXIO');
     }
     const writes = (flags & O_ACCMODE) !== 0;
     if (writes) this.writable();
@@ -339,7 +408,13 @@ export class Filesystem {
   async read(fd: number, buf: Buffer, length: number, position: number): Promise<number> {
     const h = this.handle(fd);
     if (!h.node.isFile) throw new FsError('EISDIR');
-    return this.cache.read(h.node, position, length, buf, h.readahead);
+    const n = await this.cache.read(h.node, position, length, buf, h.readahead);
+    if (!this.readOnly && needsAccessTime(h.node)) {
+      h.node.atime = now();
+      this.tree.changed(h.node);
+      this.onAttrChange?.(h.node.ino);
+    }
+    return n;
   }
 
   async write(fd: number, data: Buffer, position: number): Promise<number> {
@@ -349,15 +424,17 @@ export class Filesystem {
     const node = h.node;
     const at = h.flags & O_APPEND ? node.size : position;
     if (at + data.length > MAX_FILE_SIZE) throw new FsError('EFBIG');
+    if (data.length === 0) return 0;
     await this.cache.write(node, at, data);
     this.touch(node);
     return data.length;
   }
 
+  /** Like ext4, even a truncate to the current size moves mtime and ctime. */
   private async resize(node: Inode, size: number): Promise<void> {
     if (size < 0) throw new FsError('EINVAL');
     if (size > MAX_FILE_SIZE) throw new FsError('EFBIG');
-    for (const objectId of await this.cache.truncate(node, size)) this.tree.release(objectId);
+    if (size !== node.size) for (const objectId of await this.cache.truncate(node, size)) this.tree.release(objectId);
     this.touch(node);
   }
 

@@ -5,8 +5,10 @@ export const PATH_MAX = 4096;
 
 /** Splits an absolute path as FUSE hands it over ("/a/b") into checked names. */
 export function splitPath(path: string): string[] {
+  // No PATH_MAX check: the kernel limits each call's path, and libfuse hands
+  // over the whole path from the mount's root, which may be longer (a deep
+  // directory reached through a relative path or a descriptor).
   if (!path.startsWith('/')) throw new FsError('EINVAL', `not an absolute path: ${path}`);
-  if (Buffer.byteLength(path) >= PATH_MAX) throw new FsError('ENAMETOOLONG');
   const names = path.split('/').filter((n) => n.length > 0);
   for (const name of names) checkName(name);
   return names;
