@@ -341,3 +341,21 @@ t.test('names up to 255 bytes; paths longer than PATH_MAX from libfuse are accep
   t.equal((await read(fs, path + '/f')).toString(), 'deep');
   await drive.close();
 });
+
+t.test('relatime: a read moves atime once after each change, not on every read', async (t) => {
+  const drive = await (await testVault(t)).open();
+  const { fs } = drive;
+  await write(fs, '/f', 'data');
+  const told: number[] = [];
+  fs.onAttrChange = (ino) => told.push(ino);
+  fs.utimens('/f', [100, 0], [200, 0]);
+  await read(fs, '/f');
+  const first = fs.getattr('/f').atime;
+  t.ok(ns(first) > 200n * 1_000_000_000n, 'atime not newer than mtime: moved');
+  t.same(told, [fs.getattr('/f').ino], 'the kernel is told');
+  await new Promise((r) => setTimeout(r, 5));
+  await read(fs, '/f');
+  t.same(fs.getattr('/f').atime, first, 'a second read leaves it');
+  t.equal(told.length, 1);
+  await drive.close();
+});

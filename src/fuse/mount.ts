@@ -58,6 +58,7 @@ export async function checkMountpoint(mountpoint: string): Promise<string> {
 }
 
 const MAX_IO = 128 * 1024;
+const UNMOUNT_WAIT_MS = 10_000;
 
 export async function mountFilesystem(filesystem: Filesystem, mountpoint: string, opts: MountOptions): Promise<Mounted> {
   const Fuse = await loadFuse();
@@ -103,7 +104,13 @@ export async function mountFilesystem(filesystem: Filesystem, mountpoint: string
   let unmounting: Promise<void> | undefined;
   const unmount = () => (unmounting ??= (async () => {
     clearInterval(watch);
-    await new Promise<void>((resolve) => fuse.unmount(() => resolve()));
+    // fuse-native's unmount runs fusermount; never let it hold up shutdown.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      new Promise<void>((resolve) => fuse!.unmount(() => resolve())),
+      new Promise<void>((resolve) => (timer = setTimeout(resolve, UNMOUNT_WAIT_MS))),
+    ]);
+    clearTimeout(timer);
     if (await isMounted(target)) await forceUnmount(target);
     resolveGone();
   })());
