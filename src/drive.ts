@@ -8,6 +8,7 @@ import { JournaledStore } from './journal/journaled-store.js';
 import { defaultCacheDir, LocalState } from './meta/local-state.js';
 import { MetaLog, type NoteJournal } from './meta/metalog.js';
 import { Tree } from './meta/tree.js';
+import { MeteredStore, type StoreMeter } from './store/metered.js';
 import type { ObjectStore } from './store/types.js';
 import { Filesystem } from './vfs/filesystem.js';
 
@@ -29,11 +30,25 @@ export interface DriveOptions {
   checkpointInterval?: number;
 }
 
+/** What `veilfs status` shows of a mounted drive. */
+export interface DriveStatus {
+  cache: { size: number; cleanBytes: number; dirtyBytes: number; blockReads: number; blockFetches: number };
+  /** Journaled on this machine, not yet in the store. */
+  pending: { entries: number; bytes: number };
+  /** Bytes uploaded since the mount began. */
+  uploadedBytes: number;
+  lastCommitAt: number | undefined;
+  store: StoreMeter;
+}
+
 export interface Drive {
   header: VaultHeader;
   fs: Filesystem;
   /** Changes journaled on this machine but not yet in the store. */
   backlog(): { entries: number; bytes: number };
+  status(): DriveStatus;
+  /** Commits everything and waits until the store has it (or gives up after stallMs without progress). */
+  flush(stallMs: number): Promise<boolean>;
   /** Stores and commits everything; the drive is unusable afterwards. Resolves to whether the store has it all. */
   close(): Promise<boolean>;
 }
@@ -64,8 +79,10 @@ export async function initDrive(store: ObjectStore, passphrase: string, opts: { 
 }
 
 /** Unlocks a vault and assembles the layers: journal, tree, cache, filesystem. */
-export async function openDrive(remote: ObjectStore, opts: DriveOptions): Promise<Drive> {
+export async function openDrive(unmetered: ObjectStore, opts: DriveOptions): Promise<Drive> {
   const log = opts.log ?? ((m: string) => process.stderr.write(`veilfs: ${m}\n`));
+  const remote = new MeteredStore(unmetered);
+  const cacheSize = opts.cacheSize ?? DEFAULT_CACHE_SIZE;
   const { header, masterKey } = await unlockVault(remote, opts.passphrase);
   const stateDir = vaultStateDir(opts.cacheDir, header.vaultId);
   let store: ObjectStore = remote;
@@ -89,13 +106,24 @@ export async function openDrive(remote: ObjectStore, opts: DriveOptions): Promis
         if (previous) tree.release(previous);
       },
       log,
-    }, { blockSize: header.blockSize, cacheSize: opts.cacheSize ?? DEFAULT_CACHE_SIZE });
+    }, { blockSize: header.blockSize, cacheSize });
     const fs = new Filesystem(tree, cache, { readOnly: opts.readOnly, log, capacity: remote.capacity ? () => remote.capacity!() : undefined });
     if (!opts.readOnly) fs.startBackgroundSync(opts.syncIntervalMs ?? 2000);
     return {
       header,
       fs,
       backlog: () => journal?.backlog ?? { entries: 0, bytes: 0 },
+      status: () => ({
+        cache: { size: cacheSize, ...cache.stats() },
+        pending: journal?.backlog ?? { entries: 0, bytes: 0 },
+        uploadedBytes: journal?.uploadedBytes ?? 0,
+        lastCommitAt: tree.lastCommitAt,
+        store: remote.meter,
+      }),
+      flush: async (stallMs) => {
+        await fs.sync();
+        return journal ? journal.drain(stallMs) : true;
+      },
       close: async () => {
         try {
           await fs.close();

@@ -56,6 +56,9 @@ export class BlockCache {
   private readonly dirty = new Map<string, DirtyBlock>();
   private readonly pendingDirty = new Map<string, Promise<DirtyBlock>>();
   private dirtyBytes = 0;
+  /** Blocks read, and of those fetched from the store (cache misses). */
+  private blockReads = 0;
+  private blockFetches = 0;
   private readonly dirtyLimit: number;
   private readonly uploads: Limiter;
   private readonly drained: (() => void)[] = [];
@@ -84,6 +87,7 @@ export class BlockCache {
    * out a bad copy, the block is damaged there, and no byte of it is handed out.
    */
   private async fetchBlock(objectId: string, { file, index }: FetchContext): Promise<Buffer> {
+    this.blockFetches++;
     const addr = { fileId: file.fileId, index, objectId };
     const what = `block ${index} (object ${objectId}) of inode ${file.ino} failed authentication`;
     try {
@@ -107,6 +111,7 @@ export class BlockCache {
 
   /** Plaintext of a block (possibly shorter than the block size), or null for a hole. */
   private async blockData(file: CachedFile, index: number): Promise<Buffer | null> {
+    this.blockReads++;
     const d = this.dirty.get(this.dirtyKey(file, index));
     if (d) return d.buf;
     const objectId = file.blocks.get(index);
@@ -349,7 +354,7 @@ export class BlockCache {
     for (const block of [...this.dirty.values()]) if (block.file === file) this.forget(block);
   }
 
-  stats(): { cleanBytes: number; dirtyBytes: number } {
-    return { cleanBytes: this.clean.calculatedSize ?? 0, dirtyBytes: this.dirtyBytes };
+  stats(): { cleanBytes: number; dirtyBytes: number; blockReads: number; blockFetches: number } {
+    return { cleanBytes: this.clean.calculatedSize ?? 0, dirtyBytes: this.dirtyBytes, blockReads: this.blockReads, blockFetches: this.blockFetches };
   }
 }

@@ -32,6 +32,8 @@ export interface FsckOptions {
   blockSize: number;
   concurrency?: number;
   progress?: (message: string) => void;
+  /** Blocks checked so far of how many, as the check goes. */
+  blocksDone?: (done: number, total: number) => void;
 }
 
 const LOST_FOUND = 'lost+found';
@@ -221,6 +223,10 @@ async function checkBlocks(session: MaintenanceSession, inodes: Map<number, Inod
     problems.set(ino, [...(problems.get(ino) ?? []), problem]);
   };
   const jobs: Promise<void>[] = [];
+  let total = 0;
+  let done = 0;
+  for (const r of inodes.values()) if (isFile(r)) total += r.blocks?.length ?? 0;
+  const tick = () => opts.blocksDone?.(++done, total);
   for (const r of inodes.values()) {
     if (!isFile(r)) continue;
     report.checked.files++;
@@ -242,6 +248,7 @@ async function checkBlocks(session: MaintenanceSession, inodes: Map<number, Inod
         } catch (err) {
           note(r.ino, index, `block ${index} (object ${objectId}): ${errorMessage(err)}`);
         }
+        tick();
       }));
     }
   }

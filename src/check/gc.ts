@@ -9,6 +9,8 @@ export interface GcOptions {
   minAgeMs: number;
   dryRun?: boolean;
   concurrency?: number;
+  /** Objects deleted so far of how many. */
+  deleted?: (done: number, total: number) => void;
 }
 
 export interface GcReport {
@@ -52,7 +54,11 @@ export async function gc(session: MaintenanceSession, opts: GcOptions): Promise<
   report.staleMetadata = doomed.length - report.deleted.count;
   if (!opts.dryRun) {
     const limiter = new Limiter(opts.concurrency ?? 16);
-    await Promise.all(doomed.map((key) => limiter.run(() => session.store.delete(key))));
+    let done = 0;
+    await Promise.all(doomed.map((key) => limiter.run(async () => {
+      await session.store.delete(key);
+      opts.deleted?.(++done, doomed.length);
+    })));
   }
   return report;
 }

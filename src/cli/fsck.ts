@@ -1,16 +1,14 @@
 import type { CommandModule } from 'yargs';
 import { formatReport, fsck, isClean } from '../check/fsck.js';
 import { storeOptions, type StoreArgs } from './common.js';
+import { EXIT } from '../exit-codes.js';
+import { counter } from './progress.js';
 import { withMaintenance } from './maintenance.js';
 
 interface FsckArgs extends StoreArgs {
   repair: boolean;
 }
 
-/** Exit codes in the tradition of fsck(8). */
-const CLEAN = 0;
-const REPAIRED = 1;
-const DAMAGED = 4;
 
 export const fsckCommand: CommandModule<object, FsckArgs> = {
   command: 'fsck',
@@ -19,10 +17,12 @@ export const fsckCommand: CommandModule<object, FsckArgs> = {
     .option('repair', { type: 'boolean', default: false, describe: 'Make the vault consistent: damaged files go to /lost+found (damaged blocks read as zeros), broken entries are removed' })
     .example('$0 fsck --store s3://bucket/vault', 'check a vault in S3') as any,
   handler: async (argv) => {
-    const report = await withMaintenance(argv, (session) => fsck(session, { repair: argv.repair, blockSize: session.header.blockSize }));
+    const line = counter('checking blocks', 'blocks');
+    const report = await withMaintenance(argv, (session) => fsck(session, { repair: argv.repair, blockSize: session.header.blockSize, blocksDone: line.update }))
+      .finally(() => line.stop());
     for (const line of formatReport(report)) process.stdout.write(`${line}\n`);
     const clean = isClean(report);
     process.stdout.write(clean ? 'the vault is consistent\n' : argv.repair ? 'repaired: the vault is consistent now\n' : 'the vault is damaged; "veilfs fsck --repair" makes it consistent\n');
-    process.exitCode = clean ? CLEAN : argv.repair ? REPAIRED : DAMAGED;
+    process.exitCode = clean ? EXIT.OK : argv.repair ? EXIT.FSCK_REPAIRED : EXIT.FSCK_DAMAGED;
   },
 };

@@ -1,4 +1,5 @@
 import type { CommandModule } from 'yargs';
+import { counter } from './progress.js';
 import { gc } from '../check/gc.js';
 import { UserError } from '../errors.js';
 import { storeOptions, type StoreArgs } from './common.js';
@@ -27,7 +28,9 @@ export const gcCommand: CommandModule<object, GcArgs> = {
     .option('dry-run', { type: 'boolean', default: false, describe: 'Only report what would be deleted' }) as any,
   handler: async (argv) => {
     const minAgeMs = parseAge(argv.minAge);
-    const report = await withMaintenance(argv, (session) => gc(session, { minAgeMs, dryRun: argv.dryRun }));
+    const line = counter('deleting', 'objects');
+    const report = await withMaintenance(argv, (session) => gc(session, { minAgeMs, dryRun: argv.dryRun, deleted: line.update }))
+      .finally(() => line.stop());
     const verb = argv.dryRun ? 'would delete' : 'deleted';
     process.stdout.write(`${verb} ${report.deleted.count} unreferenced objects (${mib(report.deleted.bytes)}) and ${report.staleMetadata} superseded metadata objects\n`);
     if (report.kept.count) process.stdout.write(`kept ${report.kept.count} unreferenced objects younger than ${argv.minAge} (${mib(report.kept.bytes)})\n`);

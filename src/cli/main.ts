@@ -1,17 +1,38 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { errorMessage, UserError } from '../errors.js';
+import { EXIT } from '../exit-codes.js';
 import { StoreError } from '../store/types.js';
 import { fsckCommand } from './fsck.js';
 import { gcCommand } from './gc.js';
 import { initCommand } from './init.js';
 import { mountCommand } from './mount.js';
 import { passwdCommand } from './passwd.js';
+import { statusCommand } from './status.js';
+import { syncCommand } from './sync.js';
+import { vaultCommand } from './vaults.js';
 import { unmountCommand } from './unmount.js';
 
-function fail(message: string, code = 1): never {
+function fail(message: string, code: number = EXIT.FAILURE): never {
   process.stderr.write(`veilfs: ${message}\n`);
   process.exit(code);
+}
+
+/** Local file errors worth one line of their own: the disk, not veilfs, needs attention. */
+function localFileFailure(err: unknown): [string, number] | undefined {
+  const e = err as NodeJS.ErrnoException;
+  const where = e.path ? ` (${e.path})` : '';
+  if (e.code === 'ENOSPC' || e.code === 'EDQUOT') return [`the local disk is full${where}: free some space; nothing acknowledged is lost`, EXIT.CANT_CREATE];
+  if (e.code === 'EROFS') return [`the local disk is read-only${where}`, EXIT.CANT_CREATE];
+  if (e.code === 'EACCES' || e.code === 'EPERM') return [`permission denied${where}`, EXIT.NO_PERMISSION];
+  return undefined;
+}
+
+try {
+  process.cwd();
+} catch {
+  // A shell left in a directory of a mount that has gone away.
+  fail('the current directory no longer exists (was it on a drive that is unmounted now?): cd to another directory and try again');
 }
 
 try {
@@ -21,6 +42,9 @@ try {
     .command(initCommand)
     .command(mountCommand)
     .command(unmountCommand)
+    .command(statusCommand)
+    .command(syncCommand)
+    .command(vaultCommand)
     .command(passwdCommand)
     .command(fsckCommand)
     .command(gcCommand)
@@ -31,12 +55,14 @@ try {
     .version()
     .fail((msg, err) => {
       if (err) throw err;
-      fail(`${msg} (see --help)`, 64);
+      fail(`${msg} (see --help)`, EXIT.USAGE);
     })
     .parseAsync();
 } catch (err) {
   if (err instanceof UserError) fail(err.message, err.exitCode);
-  if (err instanceof StoreError) fail(`the store failed: ${err.message}`, 75);
+  if (err instanceof StoreError) fail(`the store failed: ${err.message}`, EXIT.STORE);
+  const local = localFileFailure(err);
+  if (local) fail(...local);
   if (process.env.VEILFS_DEBUG) console.error(err);
-  fail(`internal error: ${errorMessage(err)}`, 70);
+  fail(`internal error: ${errorMessage(err)}`, EXIT.INTERNAL);
 }

@@ -3,47 +3,55 @@ import { createHash } from 'node:crypto';
 import { openSync, promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import type { CommandModule } from 'yargs';
-import { DEFAULT_CACHE_SIZE, openDrive } from '../drive.js';
+import { startControlServer } from '../control/server.js';
+import { DEFAULT_CACHE_SIZE, openDrive, type Drive } from '../drive.js';
 import { errorMessage, UserError } from '../errors.js';
 import { checkMountpoint, mountFilesystem } from '../fuse/mount.js';
-import { heartbeat, isMounted, registerDaemon, unregisterDaemon } from '../fuse/mounts.js';
+import { controlSocket, heartbeat, isMounted, registerDaemon, unregisterDaemon } from '../fuse/mounts.js';
 import { defaultCacheDir } from '../meta/local-state.js';
 import { unlockVault } from '../format/vault.js';
 import { formatSize } from '../util/size.js';
 import { sizeArg, storeFromArgs, storeOptions, type StoreArgs } from './common.js';
-import { daemonLog } from './log.js';
+import { daemonLog, LOG_LEVELS, rotateLog, setLogLevel, type LogLevel } from './log.js';
 import { getPassphrase } from './passphrase.js';
 import { daemonExecArgv } from './v8-flags.js';
 
 interface MountArgs extends StoreArgs {
   mountpoint: string;
-  cacheSize: string;
+  cacheSize?: string;
   journalSize: string;
   commitInterval: number;
   checkpointInterval: number;
   readOnly: boolean;
   allowOther: boolean;
   daemon: boolean;
+  logLevel: LogLevel;
 }
 
 const DAEMON_CHILD = 'VEILFS_DAEMON_CHILD';
+/** Tells a detached daemon where its output goes, for `veilfs status`. */
+const LOG_FILE_ENV = 'VEILFS_LOG_FILE';
 const READY_TIMEOUT_MS = 120_000;
 
 export const mountCommand: CommandModule<object, MountArgs> = {
-  command: 'mount <mountpoint>',
+  command: 'mount <target> [mountpoint]',
   describe: 'Mount a vault as a drive (runs in the foreground until unmounted, unless --daemon)',
   builder: (y) => storeOptions(y)
-    .positional('mountpoint', { type: 'string', demandOption: true, describe: 'An empty directory' })
-    .option('cache-size', { type: 'string', default: formatSize(DEFAULT_CACHE_SIZE), describe: 'Memory for decrypted blocks (e.g. 64M, 1G)' })
+    .positional('target', { type: 'string', demandOption: true, describe: 'An empty directory to mount on; or, with a second word, the name of a vault (veilfs vault add)' })
+    .positional('mountpoint', { type: 'string', describe: 'Where to mount the named vault' })
+    .option('cache-size', { type: 'string', describe: `Memory for decrypted blocks (e.g. 64M, 1G; default ${formatSize(DEFAULT_CACHE_SIZE)})` })
     .option('journal-size', { type: 'string', default: '4G', describe: 'Local disk for changes not yet uploaded; writers wait when it is full' })
     .option('commit-interval', { type: 'number', default: 2, describe: 'Seconds between commits of changes to the store (close and fsync journal them locally at once)' })
     .option('checkpoint-interval', { type: 'number', default: 128, describe: 'Commits between checkpoints of the whole tree (fewer: faster mounts, more: less rewriting)' })
     .option('read-only', { type: 'boolean', default: false, describe: 'Mount read-only' })
     .option('allow-other', { type: 'boolean', default: false, describe: 'Let other users use the mount (needs user_allow_other in /etc/fuse.conf unless root)' })
     .option('daemon', { alias: 'd', type: 'boolean', default: false, describe: 'Detach and return once the mount is live' })
-    .example('$0 mount ~/drive', 'mount the default vault on ~/drive') as any,
+    .option('log-level', { choices: LOG_LEVELS, default: 'info' as LogLevel, describe: 'What the daemon logs: errors only, warnings too (retries), or everything' })
+    .example('$0 mount ~/drive', 'mount the default vault on ~/drive')
+    .example('$0 mount photos ~/photos', 'mount the vault named photos (veilfs vault add)') as any,
   handler: async (argv) => {
-    const cacheSize = sizeArg('cache-size', argv.cacheSize, 16 * 1024 * 1024);
+    setLogLevel(argv.logLevel);
+    const cacheSize = sizeArg('cache-size', argv.cacheSize ?? formatSize(DEFAULT_CACHE_SIZE), 16 * 1024 * 1024);
     const journalBytes = sizeArg('journal-size', argv.journalSize, 64 * 1024 * 1024);
     const passphrase = process.env[DAEMON_CHILD] ? await passphraseFromParent() : await getPassphrase(argv);
     if (argv.daemon && !process.env[DAEMON_CHILD]) {
@@ -66,23 +74,26 @@ async function passphraseFromParent(): Promise<string> {
 async function runMount(argv: MountArgs, passphrase: string, cacheSize: number, journalBytes: number): Promise<void> {
   // Cheap checks first: a bad mountpoint should not cost a key derivation.
   await checkMountpoint(argv.mountpoint);
-  const store = storeFromArgs(argv, daemonLog);
+  const store = storeFromArgs(argv, (m) => daemonLog(m, 'warn'));
+  // Unmount and sync give up uploading (the journal keeps the rest) when nothing moved for this long.
+  const drainStallMs = Math.max(10_000, 2 * argv.storeTimeout * 1000);
   if (!(argv.commitInterval > 0)) throw new UserError('--commit-interval must be a positive number of seconds');
   const drive = await openDrive(store, {
     passphrase, cacheSize, journalBytes, readOnly: argv.readOnly, cacheDir: argv.cacheDir, log: daemonLog,
     syncIntervalMs: argv.commitInterval * 1000,
     checkpointInterval: Math.max(1, Math.floor(argv.checkpointInterval)),
-    // Unmount gives up uploading (the journal keeps the rest) when nothing moved for this long.
-    drainStallMs: Math.max(10_000, 2 * argv.storeTimeout * 1000),
+    drainStallMs,
   });
   const mountpoint = await checkMountpoint(argv.mountpoint).catch(async (err) => {
     await drive.close();
     throw err;
   });
-  const mounted = await mountFilesystem(drive.fs, mountpoint, { readOnly: argv.readOnly, allowOther: argv.allowOther, log: daemonLog });
+  const mounted = await mountFilesystem(drive.fs, mountpoint, { readOnly: argv.readOnly, allowOther: argv.allowOther, log: (m) => daemonLog(m, 'error') });
   await registerDaemon(mountpoint);
   const beat = setInterval(() => void heartbeat(mountpoint), 2000);
   beat.unref();
+  await serveControl(drive, { mountpoint, store: store.location, readOnly: argv.readOnly, stallMs: drainStallMs });
+  notifySystemd(mountpoint);
   daemonLog(`mounted ${store.location} at ${mountpoint} (pid ${process.pid})`);
   let signals = 0;
   const stop = (signal: string) => {
@@ -112,16 +123,76 @@ async function runMount(argv: MountArgs, passphrase: string, cacheSize: number, 
   process.exit();
 }
 
+/**
+ * Type=notify units: tell systemd the drive is usable. systemd-notify sends
+ * from its own pid, so the unit needs NotifyAccess=all (README).
+ */
+function notifySystemd(mountpoint: string): void {
+  if (!process.env.NOTIFY_SOCKET) return;
+  const child = spawn('systemd-notify', ['--ready', `--pid=${process.pid}`, `--status=mounted at ${mountpoint}`], { stdio: 'ignore' });
+  child.on('error', (err) => daemonLog(`could not tell systemd the mount is ready: ${errorMessage(err)}`));
+}
+
+/** The control socket that `veilfs status`, `sync` and `unmount` talk to. */
+async function serveControl(drive: Drive, about: { mountpoint: string; store: string; readOnly: boolean; stallMs: number }): Promise<void> {
+  const since = new Date().toISOString();
+  const uploads = new UploadRate(() => drive.status().uploadedBytes);
+  await startControlServer(controlSocket(about.mountpoint), {
+    status: () => {
+      const s = drive.status();
+      const rate = uploads.bytesPerSecond();
+      return {
+        mountpoint: about.mountpoint, store: about.store, pid: process.pid, mountedSince: since, readOnly: about.readOnly,
+        logFile: process.env[LOG_FILE_ENV] ?? 'standard error (mounted in the foreground)',
+        cache: {
+          size: s.cache.size, used: s.cache.cleanBytes + s.cache.dirtyBytes, dirtyBytes: s.cache.dirtyBytes,
+          hitRate: s.cache.blockReads === 0 ? null : 1 - Math.min(1, s.cache.blockFetches / s.cache.blockReads),
+        },
+        upload: {
+          pendingObjects: s.pending.entries, pendingBytes: s.pending.bytes, bytesPerSecond: rate,
+          etaSeconds: s.pending.bytes === 0 ? 0 : rate > 0 ? s.pending.bytes / rate : null,
+        },
+        lastCommit: s.lastCommitAt ? new Date(s.lastCommitAt).toISOString() : null,
+        storeLatencyMs: s.store.latencyMs ?? null,
+        storeErrors: s.store.recentErrors,
+        journalBytes: s.pending.bytes,
+      };
+    },
+    pending: () => drive.backlog(),
+    sync: () => drive.flush(about.stallMs),
+  }, daemonLog);
+}
+
+/** Upload rate over the last few seconds, sampled once a second. */
+class UploadRate {
+  private readonly samples: [number, number][] = [];
+
+  constructor(private readonly total: () => number) {
+    setInterval(() => {
+      this.samples.push([Date.now(), this.total()]);
+      if (this.samples.length > 10) this.samples.shift();
+    }, 1000).unref();
+  }
+
+  bytesPerSecond(): number {
+    if (this.samples.length < 2) return 0;
+    const [t0, b0] = this.samples[0];
+    const [t1, b1] = this.samples[this.samples.length - 1];
+    return t1 > t0 ? ((b1 - b0) * 1000) / (t1 - t0) : 0;
+  }
+}
+
 /** Starts this same command in the background and waits until its mount is live. */
 async function detach(mountpoint: string, passphrase: string, cacheDir: string | undefined): Promise<void> {
   const logDir = path.join(cacheDir ?? defaultCacheDir(), 'logs');
   await fs.mkdir(logDir, { recursive: true, mode: 0o700 });
   const logFile = path.join(logDir, `mount-${createHash('sha256').update(mountpoint).digest('hex').slice(0, 12)}.log`);
+  await rotateLog(logFile);
   const out = openSync(logFile, 'a', 0o600);
   const child = spawn(process.execPath, [...daemonExecArgv(process.execArgv), process.argv[1], ...process.argv.slice(2).filter((a) => a !== '--daemon' && a !== '-d')], {
     detached: true,
     stdio: ['pipe', out, out],
-    env: { ...process.env, [DAEMON_CHILD]: '1' },
+    env: { ...process.env, [DAEMON_CHILD]: '1', [LOG_FILE_ENV]: logFile },
   });
   child.stdin!.end(passphrase);
   let exited: number | null | undefined;

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { EXIT } from '../exit-codes.js';
 import { IntegrityError, UserError } from '../errors.js';
 import { newScryptParams, passphraseKey, randomKey, type ScryptParams } from '../crypto/keys.js';
 import { open, seal } from '../crypto/xchacha.js';
@@ -114,7 +115,7 @@ export function unlockVault(store: ObjectStore, passphrase: string): Promise<Unl
       return { header, masterKey: open(kek, Buffer.from(header.masterKey, 'base64'), headerAad(header)) };
     } catch (err) {
       if (!(err instanceof IntegrityError)) throw err;
-      throw new UserError('wrong passphrase (or a tampered vault header)', 2);
+      throw new UserError('wrong passphrase (or a tampered vault header)', EXIT.WRONG_PASSPHRASE);
     }
   });
 }

@@ -1,6 +1,7 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { UserError } from '../errors.js';
+import { EXIT } from '../exit-codes.js';
 import type { Filesystem } from '../vfs/filesystem.js';
 import { fuseOperations } from './operations.js';
 import { forceUnmount, isMounted } from './mounts.js';
@@ -22,18 +23,18 @@ async function loadFuse(): Promise<typeof import('fuse-native').default> {
   try {
     await fs.access('/dev/fuse');
   } catch {
-    throw new UserError('/dev/fuse is missing: load the FUSE kernel module (modprobe fuse), or give the container the device (--device /dev/fuse)');
+    throw new UserError('/dev/fuse is missing: load the FUSE kernel module (modprobe fuse), or give the container the device (--device /dev/fuse)', EXIT.UNAVAILABLE);
   }
   let Fuse;
   try {
     Fuse = (await import('fuse-native')).default;
   } catch (err) {
     const msg = (err as Error).message ?? '';
-    if (/libfuse/.test(msg)) throw new UserError('libfuse2 is not installed: install it with "sudo apt-get install libfuse2 fuse3"');
-    throw new UserError(`cannot load fuse-native: ${msg.split('\n')[0]} (reinstall with "npm ci")`);
+    if (/libfuse/.test(msg)) throw new UserError('libfuse2 is not installed: install it with "sudo apt-get install libfuse2 fuse3"', EXIT.UNAVAILABLE);
+    throw new UserError(`cannot load fuse-native: ${msg.split('\n')[0]} (reinstall with "npm ci")`, EXIT.UNAVAILABLE);
   }
   // Without our patch, times, owners and inode numbers would be stored wrong, silently.
-  if (Fuse.features !== FUSE_FEATURES) throw new UserError('fuse-native is not the patched build veilfs needs: reinstall with "npm ci"');
+  if (Fuse.features !== FUSE_FEATURES) throw new UserError('fuse-native is not the patched build veilfs needs: reinstall with "npm ci"', EXIT.UNAVAILABLE);
   return Fuse;
 }
 

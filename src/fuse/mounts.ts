@@ -30,6 +30,20 @@ function registryFile(mountpoint: string): string {
   return path.join(dir, createHash('sha256').update(path.resolve(mountpoint)).digest('hex').slice(0, 24) + '.pid');
 }
 
+/** The daemon's control socket (src/control), next to its pid file. */
+export function controlSocket(mountpoint: string): string {
+  return registryFile(mountpoint).replace(/\.pid$/, '.sock');
+}
+
+/** veilfs mounts whose daemon registered with this user's runtime directory. */
+export async function liveMountpoints(): Promise<string[]> {
+  const out: string[] = [];
+  for (const [mountpoint, type] of await mountedPaths()) {
+    if (type === 'fuse.veilfs' && (await daemonPid(mountpoint)) !== undefined) out.push(mountpoint);
+  }
+  return out;
+}
+
 export async function registerDaemon(mountpoint: string): Promise<void> {
   const file = registryFile(mountpoint);
   await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
@@ -66,6 +80,7 @@ export async function processRunning(pid: number): Promise<boolean> {
 
 export async function unregisterDaemon(mountpoint: string): Promise<void> {
   await fs.unlink(registryFile(mountpoint)).catch(() => {});
+  await fs.unlink(controlSocket(mountpoint)).catch(() => {});
 }
 
 export async function daemonPid(mountpoint: string): Promise<number | undefined> {

@@ -69,6 +69,8 @@ export class JournaledStore implements ObjectStore {
   private readonly log: (message: string) => void;
   /** Uploads completed since open, for progress checks. */
   uploaded = 0;
+  /** Bytes of journal records uploaded since this store opened (for rates in `veilfs status`). */
+  uploadedBytes = 0;
 
   private constructor(private readonly remote: ObjectStore, private readonly wal: Wal, private readonly lock: Lock, opts: JournalOptions) {
     this.location = remote.location;
@@ -306,6 +308,7 @@ export class JournaledStore implements ObjectStore {
     }
     this.wal.release(entry.record);
     this.uploaded++;
+    this.uploadedBytes += entry.record.length;
     if (this.failures > 0) {
       this.log(`journal: the store takes uploads again (${this.pending.size} changes still waiting)`);
       this.failures = 0;

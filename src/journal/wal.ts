@@ -141,7 +141,8 @@ export class Wal {
     const total = PREFIX_BYTES + header.length + payload.length;
     try {
       const { bytesWritten } = await seg.handle.writev([prefix, header, payload], at);
-      if (bytesWritten !== total) throw Object.assign(new Error('short write to the journal'), { code: 'EIO' });
+      // A file system writes short when it runs out of space; the next write would say ENOSPC.
+      if (bytesWritten !== total) throw Object.assign(new Error('short write to the journal (disk full)'), { code: 'ENOSPC' });
     } catch (err) {
       // Leave no partial record for later appends to land behind.
       await seg.handle.truncate(at).catch(() => {});

@@ -138,6 +138,9 @@ export class Tree {
     return next;
   }
 
+  /** When the last commit reached the journal (ms since the epoch). */
+  lastCommitAt: number | undefined;
+
   private async commitNow(): Promise<void> {
     if (!this.hasChanges) return;
     const dirty = [...this.dirty];
@@ -161,6 +164,7 @@ export class Tree {
       this.pendingDeletes.unshift(...deletes);
       throw err;
     }
+    this.lastCommitAt = Date.now();
     for (const objectId of deletes) {
       await this.deleteObject(objectId).catch((err) => this.logger(`could not delete unreferenced object ${objectId}: ${(err as Error).message} (veilfs gc will)`));
     }

@@ -93,8 +93,14 @@ export class S3Store implements ObjectStore {
     return { status: res.statusCode, body: res.rawBody, headers: res.headers };
   }
 
+  /** The reply said no: a missing bucket and refused credentials get their own words and fix. */
   private fail(reply: Reply, what: string, key?: string): never {
-    throw new StoreError(`S3 ${what} ${key ?? ''}: HTTP ${reply.status}${s3Code(reply.body)}`.replace(/\s+:/, ':'), key);
+    const code = s3Code(reply.body).trim();
+    if (code === 'NoSuchBucket') throw new StoreError(`S3 bucket ${this.config.bucket} does not exist (create it, or check the bucket name and the endpoint)`, key);
+    if (['InvalidAccessKeyId', 'SignatureDoesNotMatch', 'AccessDenied', 'InvalidToken', 'ExpiredToken'].includes(code)) {
+      throw new StoreError(`S3 refused the credentials (${code}): check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or the profile, and that they may use bucket ${this.config.bucket}`, key);
+    }
+    throw new StoreError(`S3 ${what} ${key ?? ''}: HTTP ${reply.status}${code ? ` ${code}` : ''}`.replace(/\s+:/, ':'), key);
   }
 
   async get(key: string, range?: ByteRange): Promise<Buffer> {
@@ -102,7 +108,7 @@ export class S3Store implements ObjectStore {
     if (range && range.length <= 0) return Buffer.alloc(0);
     const headers: Record<string, string> = range ? { range: `bytes=${range.offset}-${range.offset + range.length - 1}` } : {};
     const reply = await this.request('GET', key, { headers });
-    if (reply.status === 404) throw new NotFoundError(key);
+    if (reply.status === 404 && s3Code(reply.body).trim() !== 'NoSuchBucket') throw new NotFoundError(key);
     if (reply.status === 416) return Buffer.alloc(0);
     if (reply.status !== 200 && reply.status !== 206) this.fail(reply, 'GET', key);
     if (range && reply.status === 200) return reply.body.subarray(range.offset, range.offset + range.length);

@@ -27,6 +27,7 @@ export function cliEnv(t: T, kind: StoreKind = 'local'): CliEnv {
     XDG_CACHE_HOME: path.join(dir, 'cache'),
     XDG_DATA_HOME: path.join(dir, 'data'),
     XDG_RUNTIME_DIR: path.join(dir, 'run'),
+    XDG_CONFIG_HOME: path.join(dir, 'config'),
     VEILFS_PASSPHRASE: PASSPHRASE,
   };
   return { dir, store, env };

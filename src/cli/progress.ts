@@ -1,0 +1,46 @@
+import cliProgress from 'cli-progress';
+import { humanBytes } from '../util/human.js';
+
+interface Line {
+  update(done: number, total: number, payload?: Record<string, string>): void;
+  stop(): void;
+}
+
+/** A live line on a terminal; nothing at all when stderr is not a terminal (scripts, logs). */
+function liveLine(format: string): Line {
+  if (!process.stderr.isTTY) return { update: () => {}, stop: () => {} };
+  const bar = new cliProgress.SingleBar({ format, stream: process.stderr, hideCursor: true }, cliProgress.Presets.shades_classic);
+  let started = false;
+  return {
+    update(done, total, payload = {}) {
+      if (!started) {
+        bar.start(total, done, payload);
+        started = true;
+      }
+      bar.setTotal(total);
+      bar.update(done, payload);
+    },
+    stop() {
+      if (started) bar.stop();
+    },
+  };
+}
+
+/** Work that counts up to a known total (blocks checked, objects deleted). */
+export function counter(label: string, unit: string): { update(done: number, total: number): void; stop(): void } {
+  const line = liveLine(`${label} [{bar}] {value}/{total} ${unit}, ETA {eta_formatted}`);
+  return { update: (done, total) => line.update(done, total), stop: () => line.stop() };
+}
+
+/** Something that counts down (uploads left): the total is the most ever seen left. */
+export function countdown(label: string): { update(left: number, bytesLeft: number): void; stop(): void } {
+  const line = liveLine(`${label} [{bar}] {value}/{total} objects, {bytesLeft} left, ETA {eta_formatted}`);
+  let total = 0;
+  return {
+    update(left, bytesLeft) {
+      total = Math.max(total, left);
+      line.update(total - left, total, { bytesLeft: humanBytes(bytesLeft) });
+    },
+    stop: () => line.stop(),
+  };
+}

@@ -1,0 +1,31 @@
+/**
+ * The local control socket of a mounted drive: one JSON request line from
+ * `veilfs status` / `veilfs sync` / `veilfs unmount`, JSON lines back. The
+ * socket lives in a directory only the mounting user can enter and is
+ * itself mode 0600: nobody else can connect.
+ */
+export type Request = { command: 'status' } | { command: 'sync' };
+
+export interface StatusReport {
+  mountpoint: string;
+  store: string;
+  pid: number;
+  mountedSince: string;
+  readOnly: boolean;
+  logFile: string;
+  cache: { size: number; used: number; dirtyBytes: number; hitRate: number | null };
+  upload: { pendingObjects: number; pendingBytes: number; bytesPerSecond: number; etaSeconds: number | null };
+  lastCommit: string | null;
+  storeLatencyMs: number | null;
+  storeErrors: { at: string; message: string }[];
+  journalBytes: number;
+}
+
+/** Sent while `sync` waits; the last line has done set. */
+export interface SyncProgress {
+  pendingObjects: number;
+  pendingBytes: number;
+  done?: boolean;
+  stored?: boolean;
+  error?: string;
+}

@@ -1,0 +1,151 @@
+import t from 'tap';
+import { execFile } from 'node:child_process';
+import { existsSync, lstatSync, mkdirSync, readFileSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { StatusReport } from '../src/control/protocol.js';
+import { isMounted } from '../src/fuse/mounts.js';
+import { BIN, cliEnv, mountDrive, PASSPHRASE, sh, veilfs, type CliEnv, type RunResult } from './lib/cli.js';
+
+/*
+ * Living with the drive: named vaults, status and sync through the control
+ * socket, an fstab mount through the mount helper, and one clear line with
+ * a documented exit code for each way a mount commonly fails.
+ */
+const HELPER = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../bin/mount.fuse.veilfs');
+const root = process.getuid?.() === 0;
+
+async function status(cli: CliEnv, m: string): Promise<StatusReport> {
+  const r = await veilfs(['status', '--json', m], cli.env);
+  if (r.code !== 0) throw new Error(`status failed: ${r.stderr}`);
+  return (JSON.parse(r.stdout) as StatusReport[])[0];
+}
+
+/**
+ * Runs a command as a user would: through `env -i`, so that none of the
+ * test runner's hooks (it injects itself into every node child) speak too.
+ */
+function run(file: string, args: string[], env: NodeJS.ProcessEnv, cwd?: string): Promise<RunResult> {
+  const keep = Object.entries(env).filter(([k, v]) => v !== undefined && (/^(PATH|HOME|XDG_.*|VEILFS_.*|AWS_.*)$/.test(k)));
+  return new Promise((resolve) => {
+    execFile('env', ['-i', ...keep.map(([k, v]) => `${k}=${v}`), file, ...args], { cwd, timeout: 120_000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? Number((err as NodeJS.ErrnoException).code ?? 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+t.test('a named vault mounts by name; status counts the upload down; sync waits until the store has it', async (t) => {
+  const cli = cliEnv(t);
+  t.equal((await veilfs(['init', '--store', cli.store], cli.env)).code, 0);
+  t.equal((await veilfs(['vault', 'add', 'work', '--store', cli.store], cli.env)).code, 0, 'vault add');
+  t.match((await veilfs(['vault', 'list'], cli.env)).stdout, /^work\t.*store$/m, 'vault list');
+  const m = path.join(cli.dir, 'mnt');
+  mkdirSync(m);
+  // A slow store, so that uploads are still pending when we look.
+  const slow = { ...cli.env, VEILFS_FAULTS: JSON.stringify({ latencyMs: 300 }) };
+  const mounted = await veilfs(['mount', '--daemon', 'work', m], slow);
+  t.equal(mounted.code, 0, `mount by name ${mounted.stderr}`);
+  t.teardown(async () => {
+    if (await isMounted(m)) await veilfs(['unmount', m], cli.env);
+  });
+  t.equal((await sh(`dd if=/dev/urandom of=${m}/big bs=1M count=48 status=none`)).code, 0, 'copy 48 MiB');
+  const during = await status(cli, m);
+  t.equal(during.mountpoint, m);
+  t.equal(during.store, cli.store);
+  t.ok(during.upload.pendingObjects > 0 && during.upload.pendingBytes > 0, `uploads pending right after the copy (${during.upload.pendingObjects})`);
+  t.ok(existsSync(during.logFile), 'the log file it names exists');
+  t.equal(during.cache.size, 256 * 2 ** 20);
+  const later = await status(cli, m);
+  t.ok(later.upload.pendingObjects <= during.upload.pendingObjects, 'the count goes down');
+  const synced = await veilfs(['sync', m], cli.env);
+  t.equal(synced.code, 0, `sync ${synced.stderr}`);
+  const after = await status(cli, m);
+  t.same([after.upload.pendingObjects, after.upload.pendingBytes], [0, 0], 'nothing pending after sync');
+  t.ok(after.lastCommit !== null && Date.parse(after.lastCommit) <= Date.now(), 'a commit happened');
+  t.ok(after.storeLatencyMs !== null && after.storeLatencyMs >= 300, `store latency measured (${after.storeLatencyMs} ms)`);
+  const human = await veilfs(['status'], cli.env);
+  t.match(human.stdout, /everything is in the store/, 'human status');
+  t.equal((await veilfs(['unmount', m], cli.env)).code, 0, 'unmount');
+  t.equal((await veilfs(['status'], cli.env)).code, 1, 'no drive mounted any more');
+});
+
+t.test('the control socket refuses another user', { skip: !root && 'needs root to switch users' }, async (t) => {
+  const cli = cliEnv(t);
+  await veilfs(['init', '--store', cli.store], cli.env);
+  const m = path.join(cli.dir, 'mnt');
+  await mountDrive(t, cli, m);
+  t.equal((await veilfs(['status', m], cli.env)).code, 0, 'the owner may ask');
+  const other = await run('setpriv', ['--reuid=1001', '--regid=1001', '--clear-groups', BIN, 'status', m], cli.env);
+  t.equal(other.code, 77, 'exit code 77 (permission)');
+  t.match(other.stderr, /^veilfs: this drive was mounted by another user/);
+  t.equal(other.stderr.trim().split('\n').length, 1, 'one line');
+});
+
+t.test('an fstab line mounts through the mount helper, with the passphrase from a file', { skip: !root && 'needs root to mount' }, async (t) => {
+  const cli = cliEnv(t);
+  await veilfs(['init', '--store', cli.store], cli.env);
+  const installed = '/sbin/mount.fuse.veilfs';
+  if (!existsSync(installed)) {
+    symlinkSync(HELPER, installed);
+    t.teardown(() => unlinkSync(installed));
+  } else {
+    t.ok(lstatSync(installed).isSymbolicLink(), `${installed} is a link (to this or another checkout)`);
+  }
+  const pass = path.join(cli.dir, 'pass');
+  writeFileSync(pass, `${PASSPHRASE}\n`, { mode: 0o600 });
+  const env = { ...cli.env, VEILFS_PASSPHRASE: undefined };
+  const m = path.join(cli.dir, 'mnt');
+  mkdirSync(m);
+  t.teardown(async () => {
+    if (await isMounted(m)) await veilfs(['unmount', m], cli.env);
+  });
+  const mounted = await run('mount', ['-t', 'fuse.veilfs', cli.store, m, '-o', `passphrase_file=${pass},_netdev,noatime,x-systemd.automount`], env);
+  t.equal(mounted.code, 0, `mount -t fuse.veilfs ${mounted.stderr}`);
+  writeFileSync(path.join(m, 'hello'), 'from fstab');
+  t.equal(readFileSync(path.join(m, 'hello'), 'utf8'), 'from fstab');
+  t.equal((await veilfs(['unmount', m], cli.env)).code, 0, 'unmount');
+  t.notOk(await isMounted(m));
+  const bad = await run('mount', ['-t', 'fuse.veilfs', cli.store, m, '-o', 'colour=blue'], env);
+  t.not(bad.code, 0, 'an unknown option is refused');
+  t.match(bad.stderr, /unknown option "colour=blue"/);
+});
+
+t.test('each common failure gets one line with its fix and a documented exit code', async (t) => {
+  const cli = cliEnv(t);
+  await veilfs(['init', '--store', cli.store], cli.env);
+  await veilfs(['vault', 'add', 'mine', '--store', cli.store], cli.env);
+  const m = path.join(cli.dir, 'mnt');
+  mkdirSync(m);
+  const expect = (what: string, r: RunResult, code: number, line: RegExp) => {
+    t.equal(r.code, code, `${what}: exit ${code}`);
+    t.match(r.stderr, line, `${what}: says why`);
+    t.equal(r.stderr.trim().split('\n').length, 1, `${what}: one line`);
+  };
+  writeFileSync(path.join(m, 'stray'), 'x');
+  expect('a non-empty mountpoint', await veilfs(['mount', 'mine', m], cli.env), 1, /mountpoint .* is not empty/);
+  unlinkSync(path.join(m, 'stray'));
+  expect('a store that is not a vault', await veilfs(['mount', '--store', path.join(cli.dir, 'nothing'), m], cli.env), 1, /no vault at .*veilfs init/);
+  expect('an unknown vault name', await veilfs(['mount', 'nosuch', m], cli.env), 1, /no vault named "nosuch"/);
+  expect('a wrong passphrase', await veilfs(['mount', 'mine', m], { ...cli.env, VEILFS_PASSPHRASE: 'wrong' }), 2, /wrong passphrase/);
+  expect('a bad option', await veilfs(['mount', 'mine', m, '--cache-size', 'lots'], cli.env), 1, /--cache-size: invalid size/);
+  const gone = path.join(cli.dir, 'gone');
+  mkdirSync(gone);
+  expect('a current directory that went away', await run('sh', ['-c', `cd ${gone} && rmdir ${gone} && exec ${BIN} status`], cli.env), 1, /current directory no longer exists/);
+  if (root) {
+    const drive = await mountDrive(t, cli, m);
+    expect('an already mounted mountpoint', await veilfs(['mount', 'mine', m], cli.env), 1, /already mounted/);
+    await drive.unmount();
+    expect('no /dev/fuse', await run('unshare', ['-m', 'sh', '-c', `mount -t tmpfs none /dev && exec ${BIN} mount mine ${m}`], cli.env), 69, /\/dev\/fuse is missing/);
+    // A full disk under the journal is ENOSPC for the writer, not EIO.
+    const small = path.join(cli.dir, 'small');
+    mkdirSync(small);
+    t.equal((await sh(`mount -t tmpfs -o size=6m tmpfs ${small}`)).code, 0);
+    t.teardown(() => sh(`umount ${small}`).then(() => {}));
+    const full = await mountDrive(t, cli, m, ['--cache-dir', small]);
+    const dd = await sh(`dd if=/dev/zero of=${m}/big bs=1M count=24 conv=fsync 2>&1`);
+    t.not(dd.code, 0, 'the copy fails');
+    t.match(dd.stdout, /No space left on device/, 'with ENOSPC');
+    t.match(full.stderr(), /no space left for the local journal/, 'and the log says where');
+    await full.unmount();
+  }
+});
