@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import type { StatusReport } from '../src/control/protocol.js';
 import { isMounted } from '../src/fuse/mounts.js';
 import { BIN, cliEnv, mountDrive, PASSPHRASE, sh, veilfs, type CliEnv, type RunResult } from './lib/cli.js';
+import { s3Skip } from './lib/stores.js';
 
 /*
  * Living with the drive: named vaults, status and sync through the control
@@ -148,4 +149,18 @@ t.test('each common failure gets one line with its fix and a documented exit cod
     t.match(full.stderr(), /no space left for the local journal/, 'and the log says where');
     await full.unmount();
   }
+});
+
+const s3 = s3Skip();
+t.test('S3: a missing bucket and refused credentials say so', { skip: s3 && `skipped: ${s3}` }, async (t) => {
+  const cli = cliEnv(t, 's3');
+  const m = path.join(cli.dir, 'mnt');
+  mkdirSync(m);
+  const missing = await veilfs(['mount', '--store', `s3://no-such-bucket-${process.pid}/vault`, m], cli.env);
+  t.equal(missing.code, 75, 'exit 75 (store)');
+  t.match(missing.stderr, /S3 bucket no-such-bucket-\d+ does not exist/);
+  const refused = await veilfs(['init', '--store', cli.store], { ...cli.env, AWS_SECRET_ACCESS_KEY: 'not-the-secret' });
+  t.equal(refused.code, 75, 'exit 75 (store)');
+  t.match(refused.stderr, /S3 refused the credentials \(SignatureDoesNotMatch\)/);
+  t.notMatch(refused.stderr, /not-the-secret/, 'the secret is never shown');
 });

@@ -13,7 +13,7 @@ import { cliEnv, sh, veilfs } from './lib/cli.js';
 const CYCLES = Number(process.env.VEILFS_UNMOUNT_CYCLES ?? 20);
 const UNMOUNT_LIMIT_MS = 60_000;
 
-t.test(`${CYCLES} cycles of mount --daemon, write, df, unmount`, async (t) => {
+t.test(`${CYCLES} cycles of mount --daemon, write, df, unmount`, { timeout: 60_000 + CYCLES * 15_000 }, async (t) => {
   const cli = cliEnv(t);
   t.equal((await veilfs(['init', '--store', cli.store], cli.env)).code, 0, 'init');
   const m = path.join(cli.dir, 'mnt');

@@ -1,5 +1,5 @@
 import cliProgress from 'cli-progress';
-import { humanBytes } from '../util/human.js';
+import { humanBytes, humanDuration } from '../util/human.js';
 
 interface Line {
   update(done: number, total: number, payload?: Record<string, string>): void;
@@ -34,12 +34,17 @@ export function counter(label: string, unit: string): { update(done: number, tot
 
 /** Something that counts down (uploads left): the total is the most ever seen left. */
 export function countdown(label: string): { update(left: number, bytesLeft: number): void; stop(): void } {
-  const line = liveLine(`${label} [{bar}] {value}/{total} objects, {bytesLeft} left, ETA {eta_formatted}`);
+  const line = liveLine(`${label} [{bar}] {value}/{total} objects, {bytesLeft} left{eta}`);
   let total = 0;
+  let first: { at: number; bytes: number } | undefined;
   return {
     update(left, bytesLeft) {
       total = Math.max(total, left);
-      line.update(total - left, total, { bytesLeft: humanBytes(bytesLeft) });
+      // By bytes, not objects: a few big uploads can take longer than many small ones.
+      first ??= { at: Date.now(), bytes: bytesLeft };
+      const rate = (first.bytes - bytesLeft) / Math.max(1, Date.now() - first.at);
+      const eta = rate > 0 && bytesLeft > 0 ? `, about ${humanDuration(bytesLeft / rate / 1000)}` : '';
+      line.update(total - left, total, { bytesLeft: humanBytes(bytesLeft), eta });
     },
     stop: () => line.stop(),
   };

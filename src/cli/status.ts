@@ -4,7 +4,7 @@ import { control } from '../control/client.js';
 import type { StatusReport } from '../control/protocol.js';
 import { UserError } from '../errors.js';
 import { controlSocket, liveMountpoints } from '../fuse/mounts.js';
-import { humanAgo, humanBytes, humanDuration } from '../util/human.js';
+import { humanAgo, humanBytes, humanDuration, plural } from '../util/human.js';
 
 const STATUS_TIMEOUT_MS = 10_000;
 
@@ -37,7 +37,7 @@ function describe(r: StatusReport): string {
   const hit = cache.hitRate === null ? 'no reads yet' : `hit rate ${Math.round(cache.hitRate * 100)}%`;
   const pending = upload.pendingObjects === 0
     ? 'everything is in the store'
-    : `${upload.pendingObjects} objects, ${humanBytes(upload.pendingBytes)} to go` +
+    : `${plural(upload.pendingObjects, 'object')}, ${humanBytes(upload.pendingBytes)} to go` +
       (upload.bytesPerSecond > 0 ? ` at ${humanBytes(upload.bytesPerSecond)}/s` : ' (not moving)') +
       (upload.etaSeconds !== null ? `, about ${humanDuration(upload.etaSeconds)}` : '');
   const errors = r.storeErrors.length === 0 ? 'no errors' : `last error ${humanAgo(r.storeErrors[r.storeErrors.length - 1].at)}: ${r.storeErrors[r.storeErrors.length - 1].message}`;

@@ -17,11 +17,7 @@ function stat(a: Attr): Attr & { dev: number } {
  */
 const HIDDEN_NAME = /\/\.fuse_hidden[0-9a-f]{16}$/;
 
-/**
- * fuse-native callbacks, each translated to one Filesystem call. Results
- * (sync or async) and errors go back through `reply`, the only path to the
- * kernel.
- */
+/** What the adapter needs from the binding besides the filesystem. */
 export interface KernelLink {
   log: (message: string) => void;
   /** Who called the operation being dispatched (valid synchronously only). */
@@ -30,6 +26,11 @@ export interface KernelLink {
   invalidate: (ino: number) => void;
 }
 
+/**
+ * fuse-native callbacks, each translated to one Filesystem call. Results
+ * (sync or async) and errors go back through `reply`, the only path to the
+ * kernel.
+ */
 export function fuseOperations(fs: Filesystem, { log, caller, invalidate }: KernelLink): Record<string, (...args: any[]) => void> {
   /** Hidden name → inode number, while the file is open. */
   const hidden = new Map<string, number>();

@@ -11,7 +11,7 @@ export function humanBytes(bytes: number): string {
 }
 
 export function humanDuration(seconds: number): string {
-  if (seconds < 1) return 'under a second';
+  if (seconds < 1) return '1 s';
   if (seconds < 90) return `${Math.round(seconds)} s`;
   if (seconds < 5400) return `${Math.round(seconds / 60)} min`;
   return `${(seconds / 3600).toFixed(1)} h`;
@@ -20,4 +20,8 @@ export function humanDuration(seconds: number): string {
 export function humanAgo(iso: string | null, now = Date.now()): string {
   if (!iso) return 'never';
   return `${humanDuration((now - Date.parse(iso)) / 1000)} ago`;
+}
+
+export function plural(count: number, noun: string): string {
+  return `${count} ${noun}${count === 1 ? '' : 's'}`;
 }
