@@ -161,6 +161,6 @@ t.test('S3: a missing bucket and refused credentials say so', { skip: s3 && `ski
   t.match(missing.stderr, /S3 bucket no-such-bucket-\d+ does not exist/);
   const refused = await veilfs(['init', '--store', cli.store], { ...cli.env, AWS_SECRET_ACCESS_KEY: 'not-the-secret' });
   t.equal(refused.code, 75, 'exit 75 (store)');
-  t.match(refused.stderr, /S3 refused the credentials \(SignatureDoesNotMatch\)/);
+  t.match(refused.stderr, /S3 refused the credentials \((SignatureDoesNotMatch|HTTP 403)\): check AWS_ACCESS_KEY_ID/);
   t.notMatch(refused.stderr, /not-the-secret/, 'the secret is never shown');
 });

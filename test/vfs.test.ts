@@ -359,3 +359,16 @@ t.test('relatime: a read moves atime once after each change, not on every read',
   t.equal(told.length, 1);
   await drive.close();
 });
+
+t.test('the clock never repeats or goes back: changes in one millisecond stay ordered', async (t) => {
+  const { now } = await import('../src/meta/time.js');
+  let before = now();
+  let ordered = true;
+  for (let i = 0; i < 10_000; i++) {
+    const next = now();
+    if (!(next.ms > before.ms || (next.ms === before.ms && next.ns > before.ns))) ordered = false;
+    if (next.ns > 999_999) ordered = false;
+    before = next;
+  }
+  t.ok(ordered, '10,000 readings strictly increase');
+});

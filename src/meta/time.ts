@@ -20,6 +20,17 @@ export function toTimespec(t: Time): [number, number] {
   return [sec, (t.ms - sec * 1000) * 1e6 + t.ns];
 }
 
+let last: Time = { ms: 0, ns: 0 };
+
+/**
+ * The wall clock, made strictly increasing: two changes in one millisecond
+ * get times a nanosecond apart, so "changed since" comparisons (relatime,
+ * make, rsync) see the order in which things happened, as they would with
+ * the kernel's nanosecond clock.
+ */
 export function now(): Time {
-  return { ms: Date.now(), ns: 0 };
+  const ms = Date.now();
+  if (ms > last.ms) last = { ms, ns: 0 };
+  else last = last.ns < 999_999 ? { ms: last.ms, ns: last.ns + 1 } : { ms: last.ms + 1, ns: 0 };
+  return last;
 }

@@ -97,8 +97,9 @@ export class S3Store implements ObjectStore {
   private fail(reply: Reply, what: string, key?: string): never {
     const code = s3Code(reply.body).trim();
     if (code === 'NoSuchBucket') throw new StoreError(`S3 bucket ${this.config.bucket} does not exist (create it, or check the bucket name and the endpoint)`, key);
-    if (['InvalidAccessKeyId', 'SignatureDoesNotMatch', 'AccessDenied', 'InvalidToken', 'ExpiredToken'].includes(code)) {
-      throw new StoreError(`S3 refused the credentials (${code}): check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or the profile, and that they may use bucket ${this.config.bucket}`, key);
+    // A HEAD's 403 has no body to name the reason.
+    if (['InvalidAccessKeyId', 'SignatureDoesNotMatch', 'AccessDenied', 'InvalidToken', 'ExpiredToken'].includes(code) || (reply.status === 403 && !code)) {
+      throw new StoreError(`S3 refused the credentials (${code || 'HTTP 403'}): check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or the profile, and that they may use bucket ${this.config.bucket}`, key);
     }
     throw new StoreError(`S3 ${what} ${key ?? ''}: HTTP ${reply.status}${code ? ` ${code}` : ''}`.replace(/\s+:/, ':'), key);
   }
