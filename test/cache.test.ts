@@ -9,7 +9,7 @@ import { tempDir } from './lib/tmp.js';
 const BS = 64 * 1024;
 
 function newFile(ino: number): CachedFile {
-  return { ino, fileId: randomBytes(16).toString('hex'), key: randomBytes(32), blocks: new Map(), size: 0 };
+  return { ino, fileId: randomBytes(16).toString('hex'), key: randomBytes(32), blocks: new Map(), size: 0, durableSize: 0, durableBlocks: 0 };
 }
 
 function setup(t: Parameters<typeof tempDir>[0], cacheSize = 16 * BS) {
@@ -201,4 +201,20 @@ t.test('a block that fails authentication is fetched again, then reported, never
   flips = 3;
   const again = new BlockCache(flaky, { stored: () => {}, log: () => {} }, { blockSize: BS, cacheSize: 16 * BS });
   await t.rejects(again.read(file, 0, 10, Buffer.alloc(10)), { name: 'IntegrityError', message: /block 0 .* of inode 2/ });
+});
+
+t.test('the size a commit may record never covers bytes written after their block was stored', async (t) => {
+  const { cache } = setup(t);
+  const file = newFile(7);
+  await cache.write(file, 0, Buffer.alloc(BS / 2, 1));
+  await cache.flush(file);
+  t.same([file.durableSize, file.durableBlocks], [BS / 2, 1], 'nothing dirty: the live size is durable');
+  // The block is stored with half its bytes; the rest is written while another block waits.
+  await cache.write(file, BS / 2, Buffer.alloc(BS / 2, 2));
+  await cache.write(file, 3 * BS, Buffer.alloc(10, 3));
+  t.equal(file.durableSize, BS / 2, 'dirty blocks: the durable size stays where the stored blocks are whole');
+  await cache.flush(file);
+  t.same([file.durableSize, file.durableBlocks], [3 * BS + 10, 4], 'all stored: durable again');
+  await cache.truncate(file, 100);
+  t.same([file.durableSize, file.durableBlocks], [100, 1], 'a truncate shrinks it at once');
 });

@@ -14,6 +14,9 @@ export interface CachedFile {
   readonly key: Buffer;
   readonly blocks: Map<number, string>;
   size: number;
+  /** What a commit may record: kept consistent with the stored blocks by settle(). */
+  durableSize: number;
+  durableBlocks: number;
 }
 
 export interface CacheEvents {
@@ -267,6 +270,7 @@ export class BlockCache {
     if (block.generation === generation) {
       this.forget(block);
       this.clean.set(objectId, block.buf);
+      this.settle(file);
     }
   }
 
@@ -308,6 +312,19 @@ export class BlockCache {
     if (failed) throw failed.reason;
   }
 
+  /**
+   * Once a file has no dirty block left, every stored block matches its
+   * current size: that size becomes what commits record.
+   */
+  private settle(file: CachedFile): void {
+    if (!this.hasDirty(file)) this.makeDurable(file, file.size);
+  }
+
+  private makeDurable(file: CachedFile, size: number): void {
+    file.durableSize = size;
+    file.durableBlocks = Math.ceil(size / this.blockSize);
+  }
+
   /** Dirty blocks of a file that have never been stored (for st_blocks). */
   unstoredBlocks(file: CachedFile): number {
     let n = 0;
@@ -346,6 +363,8 @@ export class BlockCache {
       }
     }
     file.size = newSize;
+    if (newSize < file.durableSize) this.makeDurable(file, newSize);
+    this.settle(file);
     return released;
   }
 

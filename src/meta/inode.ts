@@ -50,6 +50,14 @@ export class Inode {
   gid: number;
   nlink: number;
   size: number;
+  /**
+   * Files: the size and block count that the stored blocks are consistent
+   * with (set by the block cache). A commit records these, not the live
+   * size: a write racing a background upload must not leave a committed
+   * size that covers bytes whose block was stored before they were written.
+   */
+  durableSize = 0;
+  durableBlocks = 0;
   atime: Time;
   mtime: Time;
   ctime: Time;
@@ -90,7 +98,7 @@ export class Inode {
   toRecord(): InodeRecord {
     const r: InodeRecord = {
       ino: this.ino, mode: this.mode, uid: this.uid, gid: this.gid, nlink: this.nlink,
-      size: this.size, atime: this.atime.ms, mtime: this.mtime.ms, ctime: this.ctime.ms,
+      size: this.isFile ? this.durableSize : this.size, atime: this.atime.ms, mtime: this.mtime.ms, ctime: this.ctime.ms,
     };
     if (this.atime.ns) r.atimeNs = this.atime.ns;
     if (this.mtime.ns) r.mtimeNs = this.mtime.ns;
@@ -100,7 +108,7 @@ export class Inode {
     if (this.isFile) {
       r.fileId = this.fileId;
       r.key = this.key.toString('base64');
-      r.blocks = [...this.blocks];
+      r.blocks = [...this.blocks].filter(([index]) => index < this.durableBlocks);
     } else if (this.isDir) {
       r.entries = [...this.entries];
     } else if (this.isSymlink) {
@@ -113,6 +121,7 @@ export class Inode {
     const node = Object.create(Inode.prototype) as Inode;
     Object.assign(node, {
       ino: r.ino, mode: r.mode, uid: r.uid, gid: r.gid, nlink: r.nlink, size: r.size,
+      durableSize: r.size, durableBlocks: r.blocks?.length ? Math.max(...r.blocks.map(([index]) => index)) + 1 : 0,
       atime: { ms: r.atime, ns: r.atimeNs ?? 0 }, mtime: { ms: r.mtime, ns: r.mtimeNs ?? 0 }, ctime: { ms: r.ctime, ns: r.ctimeNs ?? 0 },
       rdev: r.rdev ?? 0,
       xattrs: r.xattrs ? new Map(r.xattrs.map(([name, value]) => [name, Buffer.from(value, 'base64')])) : undefined,
