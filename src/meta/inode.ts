@@ -121,7 +121,7 @@ export class Inode {
     const node = Object.create(Inode.prototype) as Inode;
     Object.assign(node, {
       ino: r.ino, mode: r.mode, uid: r.uid, gid: r.gid, nlink: r.nlink, size: r.size,
-      durableSize: r.size, durableBlocks: r.blocks?.length ? Math.max(...r.blocks.map(([index]) => index)) + 1 : 0,
+      durableSize: r.size, durableBlocks: blockCount(r.blocks),
       atime: { ms: r.atime, ns: r.atimeNs ?? 0 }, mtime: { ms: r.mtime, ns: r.mtimeNs ?? 0 }, ctime: { ms: r.ctime, ns: r.ctimeNs ?? 0 },
       rdev: r.rdev ?? 0,
       xattrs: r.xattrs ? new Map(r.xattrs.map(([name, value]) => [name, Buffer.from(value, 'base64')])) : undefined,
@@ -130,4 +130,11 @@ export class Inode {
     });
     return node;
   }
+}
+
+/** One past the highest block index (no spread: a 200 GB file has 200,000 blocks, past Math.max's argument limit). */
+function blockCount(blocks: [number, string][] | undefined): number {
+  let count = 0;
+  for (const [index] of blocks ?? []) if (index + 1 > count) count = index + 1;
+  return count;
 }
