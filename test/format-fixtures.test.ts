@@ -1,5 +1,6 @@
 import t from 'tap';
 import { createHash } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
 import { cpSync, lstatSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,10 +16,14 @@ const FIXTURES = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtur
 
 interface Expected {
   passphrase: string;
-  entries: Record<string, { type: string; mode?: string; size?: number; sha256?: string; nlink?: number; target?: string; mtime?: string; sameInodeAs?: string }>;
+  entries: Record<string, {
+    type: string; mode?: string; size?: number; sha256?: string; nlink?: number; target?: string; mtime?: string; sameInodeAs?: string;
+    /** Nanoseconds since the epoch, as a decimal string (may be negative). */
+    mtimeNs?: string; uid?: number; gid?: number; rdev?: number; xattrs?: Record<string, string>;
+  }>;
 }
 
-for (const name of ['vault-v1']) {
+for (const name of ['vault-v1', 'vault-v1-0.2']) {
   t.test(`${name} mounts and reads back exactly`, async (t) => {
     const expected = JSON.parse(readFileSync(path.join(FIXTURES, name, 'expected.json'), 'utf8')) as Expected;
     const cli = cliEnv(t);
@@ -31,7 +36,7 @@ for (const name of ['vault-v1']) {
       for (const [rel, want] of Object.entries(expected.entries)) {
         const p = path.join(m, rel);
         const st = lstatSync(p);
-        const type = st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : st.isFile() ? 'file' : 'other';
+        const type = st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : st.isFile() ? 'file' : st.isFIFO() ? 'fifo' : st.isCharacterDevice() ? 'chardev' : 'other';
         t.equal(type, want.type, `${round}: ${rel} type`);
         if (want.mode) t.equal((st.mode & 0o7777).toString(8), want.mode, `${round}: ${rel} mode`);
         if (want.size !== undefined) t.equal(st.size, want.size, `${round}: ${rel} size`);
@@ -39,6 +44,13 @@ for (const name of ['vault-v1']) {
         if (want.target) t.equal(readlinkSync(p), want.target, `${round}: ${rel} target`);
         if (want.mtime) t.equal(st.mtime.toISOString(), want.mtime, `${round}: ${rel} mtime`);
         if (want.sha256) t.equal(createHash('sha256').update(readFileSync(p)).digest('hex'), want.sha256, `${round}: ${rel} content`);
+        if (want.mtimeNs) t.equal(lstatSync(p, { bigint: true }).mtimeNs.toString(), want.mtimeNs, `${round}: ${rel} mtime in ns`);
+        if (want.uid !== undefined) t.equal(st.uid, want.uid, `${round}: ${rel} owner`);
+        if (want.gid !== undefined) t.equal(st.gid, want.gid, `${round}: ${rel} group`);
+        if (want.rdev !== undefined) t.equal(st.rdev, want.rdev, `${round}: ${rel} device number`);
+        for (const [attr, value] of Object.entries(want.xattrs ?? {})) {
+          t.equal(execFileSync('getfattr', ['--only-values', '-n', attr, p], { encoding: 'utf8' }), value, `${round}: ${rel} ${attr}`);
+        }
         if (want.sameInodeAs) t.equal(st.ino, statSync(path.join(m, want.sameInodeAs)).ino, `${round}: ${rel} is a hard link`);
       }
       if (round === 'as written') {
