@@ -2,7 +2,9 @@ import { existsSync, readdirSync } from 'node:fs';
 import * as path from 'node:path';
 import { BlockCache } from './cache/block-cache.js';
 import { subkey } from './crypto/keys.js';
-import { dataKey } from './format/names.js';
+import type { DataCodec } from './data/codec.js';
+import { BlockObjects } from './data/blocks.js';
+import { PackedSegments, type PartJournal } from './data/packed.js';
 import { createVault, unlockVault, type VaultHeader } from './format/vault.js';
 import { JournaledStore } from './journal/journaled-store.js';
 import { defaultCacheDir, LocalState } from './meta/local-state.js';
@@ -53,8 +55,14 @@ export interface Drive {
   close(): Promise<boolean>;
 }
 
+/** The data layer of the vault's format version. */
+export function dataCodec(store: ObjectStore, header: VaultHeader, opts: { cacheSize: number; journal?: PartJournal; log: (m: string) => void }): DataCodec {
+  if (header.version < 2) return new BlockObjects(store, header.blockSize, opts.log);
+  return new PackedSegments(store, { packCacheBytes: Math.floor(opts.cacheSize / 8), journal: opts.journal, log: opts.log });
+}
+
 function metaLog(store: ObjectStore, masterKey: Buffer, header: VaultHeader, stateDir: string, notes?: NoteJournal): MetaLog {
-  return new MetaLog(store, subkey(masterKey, 'metadata'), header.vaultId, new LocalState(stateDir), notes);
+  return new MetaLog(store, subkey(masterKey, 'metadata'), header, new LocalState(stateDir), notes);
 }
 
 /** Per-vault state on this machine: highest metadata number seen, the journal. */
@@ -71,7 +79,7 @@ function hasJournaledChanges(dir: string): boolean {
 }
 
 /** Creates a vault with an empty root directory. */
-export async function initDrive(store: ObjectStore, passphrase: string, opts: { blockSize?: number; kdfLogN?: number; cacheDir?: string } = {}): Promise<VaultHeader> {
+export async function initDrive(store: ObjectStore, passphrase: string, opts: { blockSize?: number; kdfLogN?: number; cacheDir?: string; version?: number } = {}): Promise<VaultHeader> {
   const { header, masterKey } = await createVault(store, passphrase, opts);
   const { records, nextIno } = Tree.initialRecords(process.getuid?.() ?? 0, process.getgid?.() ?? 0);
   await metaLog(store, masterKey, header, vaultStateDir(opts.cacheDir, header.vaultId)).initialize(records, nextIno);
@@ -98,15 +106,23 @@ export async function openDrive(unmetered: ObjectStore, opts: DriveOptions): Pro
   try {
     const metadata = metaLog(store, masterKey, header, stateDir, journal);
     if (opts.checkpointInterval) metadata.checkpointInterval = opts.checkpointInterval;
-    const tree = await Tree.load(metadata, (id) => store.delete(dataKey(id)), log);
-    const cache = new BlockCache(store, {
+    // Packs a killed mount left half-filled go to the store before anything refers to them in a commit.
+    if (journal && header.version >= 2) await PackedSegments.recover(store, journal, log);
+    const codec = dataCodec(store, header, { cacheSize, journal, log });
+    const cache = new BlockCache(codec, {
       stored: (file, _index, _objectId, previous) => {
         const node = tree.get(file.ino);
         if (node) tree.changed(node);
         if (previous) tree.release(previous);
       },
       log,
-    }, { blockSize: header.blockSize, cacheSize });
+    }, { cacheSize: cacheSize - (header.version >= 2 ? Math.floor(cacheSize / 8) : 0) });
+    const tree = await Tree.load(metadata, {
+      persist: () => cache.persist(),
+      seal: () => cache.seal(),
+      free: (ref) => codec.free(ref),
+    }, log);
+    for (const node of tree.all()) if (node.isFile) codec.track(node.blocks.values());
     const fs = new Filesystem(tree, cache, { readOnly: opts.readOnly, log, capacity: remote.capacity ? () => remote.capacity!() : undefined });
     if (!opts.readOnly) fs.startBackgroundSync(opts.syncIntervalMs ?? 2000);
     return {

@@ -1,6 +1,7 @@
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
+import { BlockObjects } from '../src/data/blocks.js';
 import { BlockCache, type CachedFile } from '../src/cache/block-cache.js';
 import { LocalStore } from '../src/store/local.js';
 import { CountingStore } from './lib/counting-store.js';
@@ -15,10 +16,10 @@ function newFile(ino: number): CachedFile {
 function setup(t: Parameters<typeof tempDir>[0], cacheSize = 16 * BS) {
   const store = new CountingStore(new LocalStore(path.join(tempDir(t), 's')));
   const released: string[] = [];
-  const cache = new BlockCache(store, {
+  const cache = new BlockCache(new BlockObjects(store, BS, () => {}), {
     stored: (_f, _i, _id, previous) => previous && released.push(previous),
     log: () => {},
-  }, { blockSize: BS, cacheSize });
+  }, { cacheSize });
   return { store, cache, released };
 }
 
@@ -88,7 +89,7 @@ t.test('concurrent readers of one block share one fetch', async (t) => {
   await cache.write(writer, 0, randomBytes(BS));
   await cache.flush(writer);
   // A second cache over the same store starts cold.
-  const cold = new BlockCache(store, { stored: () => {}, log: () => {} }, { blockSize: BS, cacheSize: 16 * BS });
+  const cold = new BlockCache(new BlockObjects(store, BS, () => {}), { stored: () => {}, log: () => {} }, { cacheSize: 16 * BS });
   store.gets = 0;
   store.getDelayMs = 20;
   await Promise.all(Array.from({ length: 10 }, () => cold.read(writer, 0, 100, Buffer.alloc(100))));
@@ -143,7 +144,7 @@ t.test('a sequential reader fetches ahead with several blocks in flight; a rando
   const file = newFile(2);
   await cache.write(file, 0, randomBytes(40 * BS));
   await cache.flush(file);
-  const cold = () => new BlockCache(store, { stored: () => {}, log: () => {} }, { blockSize: BS, cacheSize: 64 * BS });
+  const cold = () => new BlockCache(new BlockObjects(store, BS, () => {}), { stored: () => {}, log: () => {} }, { cacheSize: 64 * BS });
   store.getDelayMs = 30;
 
   let reader = cold();
@@ -195,11 +196,11 @@ t.test('a block that fails authentication is fetched again, then reported, never
     return data;
   } } as unknown as typeof store;
   let flips = 1;
-  const reader = new BlockCache(flaky, { stored: () => {}, log: (m) => logs.push(m) }, { blockSize: BS, cacheSize: 16 * BS });
+  const reader = new BlockCache(new BlockObjects(flaky, BS, (m) => logs.push(m)), { stored: () => {}, log: (m) => logs.push(m) }, { cacheSize: 16 * BS });
   t.equal(await reader.read(file, 0, 10, Buffer.alloc(10)), 10, 'a bit flipped in transit: the next fetch succeeds');
   t.match(logs.join('\n'), /failed authentication; fetching it again/);
   flips = 3;
-  const again = new BlockCache(flaky, { stored: () => {}, log: () => {} }, { blockSize: BS, cacheSize: 16 * BS });
+  const again = new BlockCache(new BlockObjects(flaky, BS, () => {}), { stored: () => {}, log: () => {} }, { cacheSize: 16 * BS });
   await t.rejects(again.read(file, 0, 10, Buffer.alloc(10)), { name: 'IntegrityError', message: /block 0 .* of inode 2/ });
 });
 

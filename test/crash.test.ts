@@ -44,7 +44,7 @@ t.test(`${CYCLES} cycles of write, fsync and kill -9 at random points`, async (t
   const control = path.join(base.dir, 'faults.json');
   fs.writeFileSync(control, '{}');
   const cli = { ...base, env: { ...base.env, VEILFS_FAULTS: `@${control}` } };
-  t.equal((await veilfs(['init', '--store', cli.store, '--block-size', '256K'], cli.env)).code, 0);
+  t.equal((await veilfs(['init', '--store', cli.store], cli.env)).code, 0);
   const m = path.join(cli.dir, 'mnt');
   const random = prng(SEED);
   const int = (n: number) => Math.floor(random() * n);

@@ -67,7 +67,7 @@ t.test('fsck repairs a broken tree: dangling entries, unreachable inodes, wrong 
   // Write metadata a buggy or hostile writer could leave behind (validly encrypted).
   const store = new LocalStore(cli.store);
   const { header, masterKey } = await unlockVault(store, PASSPHRASE);
-  const log = new MetaLog(store, subkey(masterKey, 'metadata'), header.vaultId, new LocalState(path.join(cli.dir, 'cache', 'veilfs', header.vaultId)));
+  const log = new MetaLog(store, subkey(masterKey, 'metadata'), header, new LocalState(path.join(cli.dir, 'cache', 'veilfs', header.vaultId)));
   const loaded = await log.load();
   const root = loaded.inodes.get(1)!;
   const now = Date.now();

@@ -1,10 +1,7 @@
 import { LRUCache } from 'lru-cache';
-import { decryptBlock, encryptBlock, paddedLength } from '../format/block.js';
-import { dataKey, newObjectId } from '../format/names.js';
-import { getChecked } from '../store/checked-get.js';
-import type { ObjectStore } from '../store/types.js';
+import type { DataCodec } from '../data/codec.js';
+import { paddedLength } from '../format/block.js';
 import { Limiter } from '../util/limiter.js';
-import { IntegrityError } from '../errors.js';
 import { Readahead } from './readahead.js';
 
 /** What the cache needs to know of a file; the metadata inode provides it. */
@@ -26,7 +23,6 @@ export interface CacheEvents {
 }
 
 export interface BlockCacheOptions {
-  blockSize: number;
   /** Bytes of plaintext kept in memory, clean and dirty together. */
   cacheSize: number;
   uploadConcurrency?: number;
@@ -45,7 +41,12 @@ const EMPTY = Buffer.alloc(0);
 interface FetchContext {
   file: CachedFile;
   index: number;
+  /** Read with what was stored next to it (sequential, or a small file). */
+  together: boolean;
 }
+
+/** Files up to this size are read with their neighbours in the store: small files are written, and read, together. */
+const SMALL_FILE = 1024 * 1024;
 
 /**
  * Plaintext blocks in memory. Clean blocks sit in an LRU keyed by object id
@@ -67,10 +68,10 @@ export class BlockCache {
   private readonly drained: (() => void)[] = [];
   private readonly maxReadahead: number;
 
-  constructor(private readonly store: ObjectStore, private readonly events: CacheEvents, opts: BlockCacheOptions) {
-    this.blockSize = opts.blockSize;
-    this.dirtyLimit = Math.max(4 * opts.blockSize, Math.floor(opts.cacheSize / 4));
-    const cleanSize = Math.max(2 * opts.blockSize, opts.cacheSize - this.dirtyLimit);
+  constructor(private readonly codec: DataCodec, private readonly events: CacheEvents, opts: BlockCacheOptions) {
+    this.blockSize = codec.blockSize;
+    this.dirtyLimit = Math.max(4 * this.blockSize, Math.floor(opts.cacheSize / 4));
+    const cleanSize = Math.max(2 * this.blockSize, opts.cacheSize - this.dirtyLimit);
     this.uploads = new Limiter(opts.uploadConcurrency ?? 4);
     this.clean = new LRUCache<string, Buffer, FetchContext>({
       maxSize: cleanSize,
@@ -78,29 +79,13 @@ export class BlockCache {
       // A fetch whose entry is evicted before it completes (more blocks in
       // flight than the cache holds) still hands its value to its readers.
       ignoreFetchAbort: true,
-      fetchMethod: (objectId, _stale, { context }) => this.fetchBlock(objectId, context),
+      fetchMethod: (ref, _stale, { context }) => {
+        this.blockFetches++;
+        return this.codec.load(context.file, context.index, ref, context.together);
+      },
     });
     // Fetch ahead at most a quarter of what the cache holds, so prefetched blocks live until read.
-    this.maxReadahead = Math.max(1, Math.min(32, Math.floor(cleanSize / 4 / opts.blockSize)));
-  }
-
-  /**
-   * Fetches and authenticates one block. A copy that fails authentication
-   * is fetched again (a bit flipped in transit); if the store keeps handing
-   * out a bad copy, the block is damaged there, and no byte of it is handed out.
-   */
-  private async fetchBlock(objectId: string, { file, index }: FetchContext): Promise<Buffer> {
-    this.blockFetches++;
-    const addr = { fileId: file.fileId, index, objectId };
-    const what = `block ${index} (object ${objectId}) of inode ${file.ino} failed authentication`;
-    try {
-      return await getChecked(() => this.store.get(dataKey(objectId)), (sealed) => decryptBlock(file.key, addr, sealed, this.blockSize), {
-        onRetry: () => this.events.log(`${what}; fetching it again`),
-      });
-    } catch (err) {
-      if (!(err instanceof IntegrityError)) throw err;
-      throw new IntegrityError(`${what}: the store returned damaged, moved or replaced data`);
-    }
+    this.maxReadahead = Math.max(1, Math.min(32, Math.floor(cleanSize / 4 / this.blockSize)));
   }
 
   /** Sequential-read detection for one open file. */
@@ -113,13 +98,13 @@ export class BlockCache {
   }
 
   /** Plaintext of a block (possibly shorter than the block size), or null for a hole. */
-  private async blockData(file: CachedFile, index: number): Promise<Buffer | null> {
+  private async blockData(file: CachedFile, index: number, sequential = false): Promise<Buffer | null> {
     this.blockReads++;
     const d = this.dirty.get(this.dirtyKey(file, index));
     if (d) return d.buf;
-    const objectId = file.blocks.get(index);
-    if (!objectId) return null;
-    const data = await this.clean.fetch(objectId, { context: { file, index } });
+    const ref = file.blocks.get(index);
+    if (!ref) return null;
+    const data = await this.clean.fetch(ref, { context: { file, index, together: sequential || file.size <= SMALL_FILE } });
     return data ?? null;
   }
 
@@ -137,7 +122,7 @@ export class BlockCache {
     const ahead = readahead?.next(offset, end - offset) ?? 0;
     if (ahead > 0) this.prefetch(file, last + 1, ahead);
     const parts: Promise<Buffer | null>[] = [];
-    for (let i = first; i <= last; i++) parts.push(this.blockData(file, i));
+    for (let i = first; i <= last; i++) parts.push(this.blockData(file, i, ahead > 0));
     const blocks = await Promise.all(parts);
     let pos = offset;
     for (let i = first; i <= last; i++) {
@@ -160,7 +145,7 @@ export class BlockCache {
       if (this.dirty.has(this.dirtyKey(file, i))) continue;
       const objectId = file.blocks.get(i);
       if (!objectId || this.clean.has(objectId)) continue;
-      this.clean.fetch(objectId, { context: { file, index: i } }).catch(() => {});
+      this.clean.fetch(objectId, { context: { file, index: i, together: true } }).catch(() => {});
     }
   }
 
@@ -255,13 +240,11 @@ export class BlockCache {
       return;
     }
     const generation = block.generation;
-    const objectId = newObjectId();
-    // Encryption is synchronous, so it captures a consistent snapshot.
-    const sealed = encryptBlock(file.key, { fileId: file.fileId, index, objectId }, block.buf, used, this.blockSize);
-    await this.store.put(dataKey(objectId), sealed);
+    // Sealing is synchronous, so it captures a consistent snapshot.
+    const objectId = await this.codec.save(file, index, block.buf, used);
     if (!this.isDirty(block)) {
-      // Truncated or deleted while uploading: nothing refers to this object.
-      await this.store.delete(dataKey(objectId)).catch(() => {});
+      // Truncated or deleted while uploading: nothing refers to this block.
+      await this.codec.abandon(objectId).catch(() => {});
       return;
     }
     const previous = file.blocks.get(index);
@@ -310,6 +293,16 @@ export class BlockCache {
     const results = await Promise.allSettled(blocks.map((b) => this.upload(b)));
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;
+  }
+
+  /** What was stored survives a crash of the daemon (close, fsync). */
+  persist(): Promise<void> {
+    return this.codec.persist();
+  }
+
+  /** Everything stored may be committed: the store gets it first. */
+  seal(): Promise<void> {
+    return this.codec.seal();
   }
 
   /**

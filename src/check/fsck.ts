@@ -1,8 +1,8 @@
 import { errorMessage } from '../errors.js';
-import { decryptBlock } from '../format/block.js';
-import { checkpointKey, DATA_PREFIX, dataKey, logKey, objectIdOfDataKey } from '../format/names.js';
+import { dataCodec } from '../drive.js';
+import { DATA_PREFIX, objectIdOfDataKey, PACK_PREFIX, packIdOfKey } from '../format/names.js';
+import { refsOf, setRefs } from '../meta/refs.js';
 import { ROOT_INO, S_IFDIR, S_IFMT, S_IFREG, type InodeRecord } from '../meta/inode.js';
-import { getChecked } from '../store/checked-get.js';
 import { Limiter } from '../util/limiter.js';
 import { addRefs, readHistory, type History } from './history.js';
 import type { MaintenanceSession } from './maintenance.js';
@@ -113,8 +113,9 @@ export async function fsck(session: MaintenanceSession, opts: FsckOptions): Prom
   const tree = checkTree(edit, report, opts.repair);
   const damagedBlocks = await checkBlocks(session, inodes, tree.paths, report, opts);
   const referenced = addRefs(new Set(), inodes.values());
-  for (const info of await session.store.list(DATA_PREFIX)) {
-    const id = objectIdOfDataKey(info.key);
+  const packed = session.header.version >= 2;
+  for (const info of await session.store.list(packed ? PACK_PREFIX : DATA_PREFIX)) {
+    const id = packed ? packIdOfKey(info.key) : objectIdOfDataKey(info.key);
     if (id && !referenced.has(id)) {
       report.orphans.count++;
       report.orphans.bytes += info.size;
@@ -122,7 +123,7 @@ export async function fsck(session: MaintenanceSession, opts: FsckOptions): Prom
   }
 
   if (opts.repair) {
-    repairFiles(edit, damagedBlocks, tree.parents, report);
+    repairFiles(edit, damagedBlocks, tree.parents, report, packed);
     await commitRepairs(session, history, edit, report, seen);
   }
   return report;
@@ -225,13 +226,15 @@ async function checkBlocks(session: MaintenanceSession, inodes: Map<number, Inod
   const jobs: Promise<void>[] = [];
   let total = 0;
   let done = 0;
-  for (const r of inodes.values()) if (isFile(r)) total += r.blocks?.length ?? 0;
+  for (const r of inodes.values()) if (isFile(r)) total += refsOf(r).length;
+  // Whole packs are read once and kept while their segments are checked.
+  const codec = dataCodec(session.store, session.header, { cacheSize: 512 * 2 ** 20, log: () => {} });
   const tick = () => opts.blocksDone?.(++done, total);
   for (const r of inodes.values()) {
     if (!isFile(r)) continue;
     report.checked.files++;
-    const key = Buffer.from(r.key ?? '', 'base64');
-    for (const [index, objectId] of r.blocks ?? []) {
+    const file = { ino: r.ino, fileId: r.fileId!, key: Buffer.from(r.key ?? '', 'base64'), size: r.size };
+    for (const [index, objectId] of refsOf(r)) {
       if (index * opts.blockSize >= r.size) {
         note(r.ino, index, `block ${index} lies past the end of the file`);
         continue;
@@ -239,12 +242,9 @@ async function checkBlocks(session: MaintenanceSession, inodes: Map<number, Inod
       jobs.push(limiter.run(async () => {
         try {
           // Fetched again when a copy fails: a bit flipped in transit must not send a good file to lost+found.
-          const bytes = await getChecked(() => session.store.get(dataKey(objectId)), (sealed) => {
-            decryptBlock(key, { fileId: r.fileId!, index, objectId }, sealed, opts.blockSize);
-            return sealed.length;
-          });
+          const plain = await codec.load(file, index, objectId, true);
           report.checked.blocks++;
-          report.checked.bytes += bytes;
+          report.checked.bytes += plain.length;
         } catch (err) {
           note(r.ino, index, `block ${index} (object ${objectId}): ${errorMessage(err)}`);
         }
@@ -259,10 +259,10 @@ async function checkBlocks(session: MaintenanceSession, inodes: Map<number, Inod
 }
 
 /** Damaged files: their bad blocks become holes and the file moves to /lost+found. */
-function repairFiles(edit: TreeEdit, damaged: Map<number, Set<number>>, parents: Map<number, { dir: number; name: string }[]>, report: FsckReport): void {
+function repairFiles(edit: TreeEdit, damaged: Map<number, Set<number>>, parents: Map<number, { dir: number; name: string }[]>, report: FsckReport, packed: boolean): void {
   for (const [ino, bad] of damaged) {
     const file = edit.inodes.get(ino)!;
-    file.blocks = (file.blocks ?? []).filter(([index]) => !bad.has(index));
+    setRefs(file, refsOf(file).filter(([index]) => !bad.has(index)), packed);
     const names = parents.get(ino) ?? [];
     for (const { dir, name } of names) {
       const d = edit.inodes.get(dir)!;
@@ -279,8 +279,8 @@ function repairFiles(edit: TreeEdit, damaged: Map<number, Set<number>>, parents:
 async function commitRepairs(session: MaintenanceSession, history: History, edit: TreeEdit, report: FsckReport, seen: number): Promise<void> {
   const log = session.log;
   // What cannot be applied goes, so the next number is free for the repair.
-  const unusable = new Set([...history.damaged.map((d) => d.key), ...history.stranded.map(logKey)]);
-  unusable.delete(checkpointKey(history.checkpointSeq));
+  const unusable = new Set([...history.damaged.map((d) => d.key), ...history.stranded.map((s) => log.logKey(s))]);
+  unusable.delete(log.checkpointKey(history.checkpointSeq));
   for (const key of unusable) {
     await session.store.delete(key);
     report.repaired.push(`deleted the unusable metadata object ${key}`);

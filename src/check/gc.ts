@@ -50,7 +50,7 @@ export async function gc(session: MaintenanceSession, opts: GcOptions): Promise<
   }
   // Log batches and checkpoints the newest checkpoint supersedes (left by a crash mid-checkpoint).
   const newest = history.checkpointSeq;
-  doomed.push(...history.logs.filter((s) => s <= newest).map(logKey), ...history.checkpoints.filter((s) => s < newest).map(checkpointKey));
+  doomed.push(...history.logs.filter((s) => s <= newest).map((s) => session.log.logKey(s)), ...history.checkpoints.filter((s) => s < newest).map((s) => session.log.checkpointKey(s)));
   report.staleMetadata = doomed.length - report.deleted.count;
   if (!opts.dryRun) {
     const limiter = new Limiter(opts.concurrency ?? 16);

@@ -1,7 +1,7 @@
 import { errorMessage } from '../errors.js';
-import { checkpointKey, logKey } from '../format/names.js';
 import type { InodeRecord } from '../meta/inode.js';
 import type { MetaLog } from '../meta/metalog.js';
+import { objectsOf } from '../meta/refs.js';
 
 /** What the metadata in the store says, read object by object, damage included. */
 export interface History {
@@ -22,7 +22,7 @@ export interface History {
 
 /** Adds the data objects the records refer to. */
 export function addRefs(into: Set<string>, records: Iterable<InodeRecord>): Set<string> {
-  for (const r of records) for (const [, id] of r.blocks ?? []) into.add(id);
+  for (const r of records) for (const id of objectsOf(r)) into.add(id);
   return into;
 }
 
@@ -37,7 +37,7 @@ export async function readHistory(log: MetaLog): Promise<History> {
       addRefs(everReferenced, cp.inodes);
       base ??= cp;
     } catch (err) {
-      damaged.push({ key: checkpointKey(seq), reason: errorMessage(err) });
+      damaged.push({ key: log.checkpointKey(seq), reason: errorMessage(err) });
     }
   }
   const inodes = new Map((base?.inodes ?? []).map((r) => [r.ino, r]));
@@ -50,7 +50,7 @@ export async function readHistory(log: MetaLog): Promise<History> {
       batch = await log.readBatch(s);
       addRefs(everReferenced, batch.upserts);
     } catch (err) {
-      damaged.push({ key: logKey(s), reason: errorMessage(err) });
+      damaged.push({ key: log.logKey(s), reason: errorMessage(err) });
     }
     if (s <= seq || !base) continue;
     if (s !== seq + 1 || !batch || stranded.length) {

@@ -38,7 +38,7 @@ export async function openForMaintenance(remote: ObjectStore, passphrase: string
     throw new UserError(`${journal.backlog.entries} changes from an earlier mount wait in this machine's journal and the store does not take them; try again when it does`);
   }
   const localState = new LocalState(stateDir);
-  const log = new MetaLog(journal, subkey(masterKey, 'metadata'), header.vaultId, localState, journal);
+  const log = new MetaLog(journal, subkey(masterKey, 'metadata'), header, localState, journal);
   // Changes a killed mount journaled but never committed belong to the next mount, not to us.
   if (await log.uncommittedNotes()) {
     await journal.close();

@@ -8,15 +8,29 @@ export const HEADER_KEY = 'veilfs.json';
 export const LOG_PREFIX = 'm/';
 export const CHECKPOINT_PREFIX = 'c/';
 export const DATA_PREFIX = 'd/';
+/** Format 2: packs of sealed segments, and metadata under names a format-1 reader never looks at. */
+export const PACK_PREFIX = 'p/';
+export const LOG_PREFIX_V2 = 'm2/';
+export const CHECKPOINT_PREFIX_V2 = 'c2/';
+
+/** Where a format version keeps its metadata. */
+export interface MetaNames {
+  log: string;
+  checkpoint: string;
+}
+
+export function metaNames(version: number): MetaNames {
+  return version >= 2 ? { log: LOG_PREFIX_V2, checkpoint: CHECKPOINT_PREFIX_V2 } : { log: LOG_PREFIX, checkpoint: CHECKPOINT_PREFIX };
+}
 
 const SEQ_DIGITS = 16;
 
-export function logKey(seq: number): string {
-  return LOG_PREFIX + String(seq).padStart(SEQ_DIGITS, '0');
+export function logKey(seq: number, names: MetaNames = metaNames(1)): string {
+  return names.log + String(seq).padStart(SEQ_DIGITS, '0');
 }
 
-export function checkpointKey(seq: number): string {
-  return CHECKPOINT_PREFIX + String(seq).padStart(SEQ_DIGITS, '0');
+export function checkpointKey(seq: number, names: MetaNames = metaNames(1)): string {
+  return names.checkpoint + String(seq).padStart(SEQ_DIGITS, '0');
 }
 
 /** Sequence number of a log or checkpoint key, or undefined for other keys. */
@@ -38,5 +52,14 @@ export function dataKey(objectId: string): string {
 
 export function objectIdOfDataKey(key: string): string | undefined {
   const m = /^d\/[0-9a-f]{2}\/([0-9a-f]{32})$/.exec(key);
+  return m ? m[1] : undefined;
+}
+
+export function packKey(packId: string): string {
+  return `${PACK_PREFIX}${packId.slice(0, 2)}/${packId}`;
+}
+
+export function packIdOfKey(key: string): string | undefined {
+  const m = /^p\/[0-9a-f]{2}\/([0-9a-f]{32})$/.exec(key);
   return m ? m[1] : undefined;
 }

@@ -9,7 +9,10 @@ import { putVerified } from '../store/verified-put.js';
 import { HEADER_KEY } from './names.js';
 
 export const FORMAT_NAME = 'veilfs';
-export const FORMAT_VERSION = 1;
+/** New vaults are format 2; format 1 vaults keep mounting (and `veilfs upgrade` converts them). */
+export const FORMAT_VERSION = 2;
+export const SUPPORTED_VERSIONS = [1, 2];
+const SEGMENT_BLOCK_SIZE = 64 * 1024;
 export const DEFAULT_BLOCK_SIZE = 1024 * 1024;
 export const MIN_BLOCK_SIZE = 64 * 1024;
 export const MAX_BLOCK_SIZE = 16 * 1024 * 1024;
@@ -46,13 +49,18 @@ async function wrap(header: Omit<VaultHeader, 'masterKey'>, masterKey: Buffer, p
   return { ...header, masterKey: seal(kek, masterKey, headerAad(header)).toString('base64') };
 }
 
-export async function createVault(store: ObjectStore, passphrase: string, opts: { blockSize?: number; kdfLogN?: number } = {}): Promise<UnlockedVault> {
-  const blockSize = opts.blockSize ?? DEFAULT_BLOCK_SIZE;
+export async function createVault(store: ObjectStore, passphrase: string, opts: { blockSize?: number; kdfLogN?: number; version?: number } = {}): Promise<UnlockedVault> {
+  const version = opts.version ?? FORMAT_VERSION;
+  if (!SUPPORTED_VERSIONS.includes(version)) throw new UserError(`format ${version} is not one this veilfs writes (${SUPPORTED_VERSIONS.join(', ')})`);
+  const blockSize = version >= 2 ? SEGMENT_BLOCK_SIZE : opts.blockSize ?? DEFAULT_BLOCK_SIZE;
+  if (version >= 2 && opts.blockSize !== undefined && opts.blockSize !== SEGMENT_BLOCK_SIZE) {
+    throw new UserError('format 2 seals data in 64 KiB segments packed into larger objects: --block-size applies only to --format 1');
+  }
   checkBlockSize(blockSize);
   if (await store.stat(HEADER_KEY)) throw new UserError(`a vault already exists at ${store.location}`);
   const masterKey = randomKey();
   const header = await wrap({
-    format: FORMAT_NAME, version: FORMAT_VERSION, vaultId: randomBytes(16).toString('hex'), blockSize, kdf: newScryptParams(opts.kdfLogN),
+    format: FORMAT_NAME, version, vaultId: randomBytes(16).toString('hex'), blockSize, kdf: newScryptParams(opts.kdfLogN),
   }, masterKey, passphrase);
   await putVerified(store, HEADER_KEY, Buffer.from(JSON.stringify(header, null, 2) + '\n'), { ifAbsent: true });
   return { header, masterKey };
@@ -81,7 +89,8 @@ function parseHeader(raw: Buffer, location: string): VaultHeader {
   }
   if (header?.format !== FORMAT_NAME) throw new UserError(`${location} does not hold a veilfs vault`);
   if (!Number.isInteger(header.version)) throw new UserError(`vault header at ${location} is damaged (no version)`);
-  if (header.version !== FORMAT_VERSION) throw new UserError(`vault format version ${header.version} is not supported by this veilfs (supports ${FORMAT_VERSION})`);
+  if (!SUPPORTED_VERSIONS.includes(header.version)) throw new UserError(`vault format version ${header.version} is not supported by this veilfs (supports ${SUPPORTED_VERSIONS.join(' and ')})`);
+  if (header.version >= 2 && header.blockSize !== SEGMENT_BLOCK_SIZE) throw new UserError(`vault header at ${location} is damaged (format 2 has 64 KiB segments)`);
   const k = header.kdf;
   if (typeof header.vaultId !== 'string' || !/^[0-9a-f]{32}$/.test(header.vaultId) || typeof header.masterKey !== 'string'
     || k?.name !== 'scrypt' || !Number.isInteger(k.logN) || !Number.isInteger(k.r) || !Number.isInteger(k.p) || typeof k.salt !== 'string') {
@@ -118,6 +127,15 @@ export function unlockVault(store: ObjectStore, passphrase: string): Promise<Unl
       throw new UserError('wrong passphrase (or a tampered vault header)', EXIT.WRONG_PASSPHRASE);
     }
   });
+}
+
+/** Rewrites the header as another format version (same master key, new salt): the single put that switches an upgraded vault. */
+export async function rewriteHeaderVersion(store: ObjectStore, header: VaultHeader, masterKey: Buffer, passphrase: string, version: number): Promise<VaultHeader> {
+  const { masterKey: _old, ...rest } = header;
+  const blockSize = version >= 2 ? SEGMENT_BLOCK_SIZE : header.blockSize;
+  const next = await wrap({ ...rest, version, blockSize, kdf: newScryptParams(header.kdf.logN) }, masterKey, passphrase);
+  await putVerified(store, HEADER_KEY, Buffer.from(JSON.stringify(next, null, 2) + '\n'));
+  return next;
 }
 
 /** Re-wraps the master key under a new passphrase; data is untouched. */

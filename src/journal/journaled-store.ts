@@ -52,6 +52,8 @@ export class JournaledStore implements ObjectStore {
   private readonly ready: Entry[] = [];
   /** Local-only records, oldest first, until dropNotes(). */
   private notes: WalRecord[] = [];
+  /** Pieces of objects still being filled, by key, until their put. */
+  private readonly parts = new Map<string, WalRecord[]>();
   private nextId = 0;
   private running = 0;
   private memoryUsed = 0;
@@ -93,7 +95,11 @@ export class JournaledStore implements ObjectStore {
       const store = new JournaledStore(remote, wal, lock, opts);
       for (const record of records) {
         if (record.op === 'note') store.notes.push(record);
-        else store.enqueue(record);
+        else if (record.op === 'part') store.addPart(record);
+        else {
+          if (record.op === 'put') store.releaseParts(record.key);
+          store.enqueue(record);
+        }
       }
       if (records.length) {
         opts.log?.(`journal: resuming ${records.length} changes (${Math.ceil(wal.bytes / 1024)} KiB) not yet in the store`);
@@ -168,6 +174,7 @@ export class JournaledStore implements ObjectStore {
     if (options.ifAbsent && entry && entry.record.op === 'put') throw new ConflictError(key);
     if (!options.ifAbsent) await this.waitForSpace(key, data.length);
     const record = await this.append({ op: 'put', key, ifAbsent: options.ifAbsent || undefined }, data, key);
+    this.releaseParts(key);
     this.enqueue(record, data);
     this.pump();
   }
@@ -186,6 +193,39 @@ export class JournaledStore implements ObjectStore {
   async note(data: Uint8Array): Promise<void> {
     this.checkOpen();
     this.notes.push(await this.append({ op: 'note', key: '' }, data, 'note'));
+  }
+
+  /**
+   * Journals a piece of an object that is still being filled (the pack a
+   * small file's segments went into), so that it survives a crash before
+   * the whole object is put. The put of the key drops its pieces.
+   */
+  async appendPart(key: string, at: number, data: Uint8Array): Promise<void> {
+    this.checkOpen();
+    this.addPart(await this.append({ op: 'part', key, at }, data, key));
+  }
+
+  private addPart(record: WalRecord): void {
+    const list = this.parts.get(record.key) ?? [];
+    list.push(record);
+    this.parts.set(record.key, list);
+  }
+
+  private releaseParts(key: string): void {
+    for (const record of this.parts.get(key) ?? []) this.wal.release(record);
+    this.parts.delete(key);
+  }
+
+  /** Objects left half-filled by a mount that stopped: their pieces, in order, as one buffer each. */
+  async unfinishedObjects(): Promise<{ key: string; data: Buffer }[]> {
+    const out = [];
+    for (const [key, records] of this.parts) {
+      const end = Math.max(...records.map((r) => (r.at ?? 0) + r.length));
+      const data = Buffer.alloc(end);
+      for (const r of records) (await this.wal.read(r)).copy(data, r.at ?? 0);
+      out.push({ key, data });
+    }
+    return out;
   }
 
   /** The notes not yet dropped, oldest first. */

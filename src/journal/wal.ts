@@ -2,11 +2,16 @@ import { constants, promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { crc32 } from 'node:zlib';
 
-/** What a record asks of the store; a note is kept locally and never uploaded. */
+/**
+ * What a record asks of the store. Notes and parts are kept locally and
+ * never uploaded: a part is a piece of an object still being filled.
+ */
 export interface WalOp {
-  op: 'put' | 'delete' | 'note';
+  op: 'put' | 'delete' | 'note' | 'part';
   key: string;
   ifAbsent?: boolean;
+  /** Parts: where the piece goes in its object. */
+  at?: number;
 }
 
 /** A record in the log: where its payload lies. */
@@ -236,7 +241,7 @@ function scanSegment(data: Buffer, segment: number): { records: WalRecord[]; val
     } catch {
       break;
     }
-    records.push({ op: op.op, key: op.key, ifAbsent: op.ifAbsent, segment, offset: at + PREFIX_BYTES + headerLength, length: payloadLength });
+    records.push({ op: op.op, key: op.key, ifAbsent: op.ifAbsent, at: op.at, segment, offset: at + PREFIX_BYTES + headerLength, length: payloadLength });
     at = end;
   }
   return { records, validBytes: at };

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { randomKey } from '../crypto/keys.js';
+import { fromRuns, toRuns, type SegmentRun } from '../format/segment.js';
 import { now, type Time } from './time.js';
 
 export const S_IFMT = 0o170000;
@@ -37,8 +38,10 @@ export interface InodeRecord {
   /** Files: random id bound into every block's AAD, and the file's key. */
   fileId?: string;
   key?: string; // base64
-  /** Files: [block index, object id] for every stored block; holes are absent. */
+  /** Format 1 files: [block index, object id] for every stored block; holes are absent. */
   blocks?: [number, string][];
+  /** Format 2 files: runs of segments (see FORMAT.md); holes are absent. */
+  segs?: SegmentRun[];
   entries?: [string, number][];
   target?: string;
 }
@@ -95,7 +98,8 @@ export class Inode {
     return (this.mode & S_IFMT) === S_IFLNK;
   }
 
-  toRecord(): InodeRecord {
+  /** `packed`: format 2, whose files record segment runs. */
+  toRecord(packed = false): InodeRecord {
     const r: InodeRecord = {
       ino: this.ino, mode: this.mode, uid: this.uid, gid: this.gid, nlink: this.nlink,
       size: this.isFile ? this.durableSize : this.size, atime: this.atime.ms, mtime: this.mtime.ms, ctime: this.ctime.ms,
@@ -108,7 +112,9 @@ export class Inode {
     if (this.isFile) {
       r.fileId = this.fileId;
       r.key = this.key.toString('base64');
-      r.blocks = [...this.blocks].filter(([index]) => index < this.durableBlocks);
+      const stored = [...this.blocks].filter(([index]) => index < this.durableBlocks);
+      if (packed) r.segs = toRuns(stored);
+      else r.blocks = stored;
     } else if (this.isDir) {
       r.entries = [...this.entries];
     } else if (this.isSymlink) {
@@ -118,23 +124,24 @@ export class Inode {
   }
 
   static fromRecord(r: InodeRecord): Inode {
+    const blocks = r.segs ? fromRuns(r.segs) : r.blocks ?? [];
     const node = Object.create(Inode.prototype) as Inode;
     Object.assign(node, {
       ino: r.ino, mode: r.mode, uid: r.uid, gid: r.gid, nlink: r.nlink, size: r.size,
-      durableSize: r.size, durableBlocks: blockCount(r.blocks),
+      durableSize: r.size, durableBlocks: blockCount(blocks),
       atime: { ms: r.atime, ns: r.atimeNs ?? 0 }, mtime: { ms: r.mtime, ns: r.mtimeNs ?? 0 }, ctime: { ms: r.ctime, ns: r.ctimeNs ?? 0 },
       rdev: r.rdev ?? 0,
       xattrs: r.xattrs ? new Map(r.xattrs.map(([name, value]) => [name, Buffer.from(value, 'base64')])) : undefined,
       fileId: r.fileId ?? '', key: Buffer.from(r.key ?? '', 'base64'),
-      blocks: new Map(r.blocks ?? []), entries: new Map(r.entries ?? []), target: r.target ?? '',
+      blocks: new Map(blocks), entries: new Map(r.entries ?? []), target: r.target ?? '',
     });
     return node;
   }
 }
 
 /** One past the highest block index (no spread: a 200 GB file has 200,000 blocks, past Math.max's argument limit). */
-function blockCount(blocks: [number, string][] | undefined): number {
+function blockCount(blocks: [number, string][]): number {
   let count = 0;
-  for (const [index] of blocks ?? []) if (index + 1 > count) count = index + 1;
+  for (const [index] of blocks) if (index + 1 > count) count = index + 1;
   return count;
 }

@@ -1,6 +1,6 @@
 import { IntegrityError, UserError } from '../errors.js';
 import { open, seal } from '../crypto/xchacha.js';
-import { CHECKPOINT_PREFIX, checkpointKey, LOG_PREFIX, logKey, seqOf } from '../format/names.js';
+import { checkpointKey, logKey, metaNames, seqOf, type MetaNames } from '../format/names.js';
 import { ConflictError, keysOf, type ObjectStore } from '../store/types.js';
 import { getChecked } from '../store/checked-get.js';
 import { putVerified } from '../store/verified-put.js';
@@ -74,16 +74,33 @@ export class MetaLog {
   /** Commits between checkpoints: more means less rewriting of the whole tree, longer log replays. */
   checkpointInterval = 128;
 
+  private readonly vaultId: string;
+  /** The vault's format version: it names the metadata objects and their AADs. */
+  readonly version: number;
+  private readonly names: MetaNames;
+
   constructor(
     private readonly store: ObjectStore,
     private readonly key: Buffer,
-    private readonly vaultId: string,
+    vault: { vaultId: string; version: number },
     private readonly localState: LocalState,
     private readonly notes?: NoteJournal,
-  ) {}
+  ) {
+    this.vaultId = vault.vaultId;
+    this.version = vault.version;
+    this.names = metaNames(vault.version);
+  }
+
+  logKey(seq: number): string {
+    return logKey(seq, this.names);
+  }
+
+  checkpointKey(seq: number): string {
+    return checkpointKey(seq, this.names);
+  }
 
   private aad(kind: Kind, id: string): Buffer {
-    return Buffer.from(`veilfs v1 meta ${kind}\0${this.vaultId}\0${id}`);
+    return Buffer.from(`veilfs v${this.version} meta ${kind}\0${this.vaultId}\0${id}`);
   }
 
   private encode(kind: Kind, id: string, value: unknown): Buffer {
@@ -115,7 +132,7 @@ export class MetaLog {
 
   /** Writes the first checkpoint of a new vault. */
   async initialize(inodes: InodeRecord[], nextIno: number): Promise<void> {
-    await putVerified(this.store, checkpointKey(0), this.encode('checkpoint', '0', { seq: 0, nextIno, inodes } satisfies Checkpoint), { ifAbsent: true });
+    await putVerified(this.store, this.checkpointKey(0), this.encode('checkpoint', '0', { seq: 0, nextIno, inodes } satisfies Checkpoint), { ifAbsent: true });
     await this.localState.recordSeq(0);
   }
 
@@ -123,15 +140,15 @@ export class MetaLog {
   async listSeqs(): Promise<{ checkpoints: number[]; logs: number[] }> {
     const seqs = async (prefix: string) => keysOf(await this.store.list(prefix))
       .map((k) => seqOf(k, prefix)).filter((s): s is number => s !== undefined).sort((a, b) => a - b);
-    return { checkpoints: await seqs(CHECKPOINT_PREFIX), logs: await seqs(LOG_PREFIX) };
+    return { checkpoints: await seqs(this.names.checkpoint), logs: await seqs(this.names.log) };
   }
 
   async readCheckpoint(seq: number): Promise<Checkpoint> {
-    return this.decode<Checkpoint>('checkpoint', seq, checkpointKey(seq));
+    return this.decode<Checkpoint>('checkpoint', seq, this.checkpointKey(seq));
   }
 
   async readBatch(seq: number): Promise<Batch> {
-    return this.decode<Batch>('log', seq, logKey(seq));
+    return this.decode<Batch>('log', seq, this.logKey(seq));
   }
 
   /** Newest checkpoint, every batch after it, then this machine's notes. */
@@ -236,7 +253,7 @@ export class MetaLog {
     const seq = this.seq + 1;
     const body = this.encode('log', String(seq), { seq, nextIno, upserts, removes } satisfies Batch);
     try {
-      await this.store.put(logKey(seq), body, { ifAbsent: true });
+      await this.store.put(this.logKey(seq), body, { ifAbsent: true });
     } catch (err) {
       if (err instanceof ConflictError) throw new CommitConflictError(seq);
       throw err;
@@ -269,10 +286,10 @@ export class MetaLog {
     if (seq === previous) return;
     // Create-only: a checkpoint never changes once written, and a journal
     // uploads a create only after everything it refers to.
-    await this.store.put(checkpointKey(seq), this.encode('checkpoint', String(seq), { seq, nextIno, inodes } satisfies Checkpoint), { ifAbsent: true });
+    await this.store.put(this.checkpointKey(seq), this.encode('checkpoint', String(seq), { seq, nextIno, inodes } satisfies Checkpoint), { ifAbsent: true });
     this.checkpointSeq = seq;
     this.bytesSinceCheckpoint = 0;
-    for (let s = previous + 1; s <= seq; s++) await this.store.delete(logKey(s));
-    await this.store.delete(checkpointKey(previous));
+    for (let s = previous + 1; s <= seq; s++) await this.store.delete(this.logKey(s));
+    await this.store.delete(this.checkpointKey(previous));
   }
 }

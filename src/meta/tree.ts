@@ -5,6 +5,16 @@ export interface Logger {
   (message: string): void;
 }
 
+/** What the tree asks of the data layer around notes and commits. */
+export interface TreeData {
+  /** Before a note: the data it refers to survives a crash too. */
+  persist(): Promise<void>;
+  /** Before a commit: the data it refers to reaches the store first. */
+  seal(): Promise<void>;
+  /** After the commit that stopped referring to it. */
+  free(ref: string): Promise<void>;
+}
+
 /**
  * The whole tree in memory (metadata is small; a store round trip per
  * operation would be far too slow), with the set of inodes changed since
@@ -27,21 +37,26 @@ export class Tree {
     private readonly log: MetaLog,
     private readonly inodes: Map<number, Inode>,
     private nextIno: number,
-    private readonly deleteObject: (objectId: string) => Promise<void>,
+    private readonly data: TreeData,
     private readonly logger: Logger,
   ) {}
+
+  /** Format 2 records segment runs instead of block ids. */
+  private record(node: Inode): InodeRecord {
+    return node.toRecord(this.log.version >= 2);
+  }
 
   static initialRecords(uid: number, gid: number): { records: InodeRecord[]; nextIno: number } {
     const root = new Inode(ROOT_INO, S_IFDIR | 0o755, uid, gid);
     return { records: [root.toRecord()], nextIno: ROOT_INO + 1 };
   }
 
-  static async load(log: MetaLog, deleteObject: (objectId: string) => Promise<void>, logger: Logger): Promise<Tree> {
+  static async load(log: MetaLog, data: TreeData, logger: Logger): Promise<Tree> {
     const loaded = await log.load();
     const inodes = new Map<number, Inode>();
     for (const [ino, r] of loaded.inodes) inodes.set(ino, Inode.fromRecord(r));
     if (!inodes.get(ROOT_INO)?.isDir) throw new Error('vault metadata has no root directory');
-    const tree = new Tree(log, inodes, loaded.nextIno, deleteObject, logger);
+    const tree = new Tree(log, inodes, loaded.nextIno, data, logger);
     // Noted changes are not in the store yet: the next commit must carry them.
     for (const ino of loaded.noted.upserts) tree.dirty.add(ino);
     for (const ino of loaded.noted.removes) tree.removed.add(ino);
@@ -111,10 +126,12 @@ export class Tree {
     if (this.unnoted.size === 0 && this.unnotedRemoved.size === 0) return;
     const changed = [...this.unnoted];
     const removed = [...this.unnotedRemoved];
+    const records = changed.map((ino) => this.record(this.inodes.get(ino)!));
     this.unnoted.clear();
     this.unnotedRemoved.clear();
     try {
-      await this.log.note(changed.map((ino) => this.inodes.get(ino)!.toRecord()), removed, this.nextIno);
+      await this.data.persist();
+      await this.log.note(records, removed, this.nextIno);
     } catch (err) {
       for (const ino of changed) if (this.inodes.has(ino)) this.unnoted.add(ino);
       for (const ino of removed) this.unnotedRemoved.add(ino);
@@ -146,7 +163,7 @@ export class Tree {
     const dirty = [...this.dirty];
     const removed = [...this.removed];
     const deletes = this.pendingDeletes;
-    const upserts = dirty.map((ino) => this.inodes.get(ino)!.toRecord());
+    const upserts = dirty.map((ino) => this.record(this.inodes.get(ino)!));
     const unnoted = [...this.unnoted];
     const unnotedRemoved = [...this.unnotedRemoved];
     this.dirty.clear();
@@ -155,7 +172,11 @@ export class Tree {
     this.unnotedRemoved.clear();
     this.pendingDeletes = [];
     try {
-      if (upserts.length || removed.length) await this.log.append(upserts, removed, this.nextIno);
+      if (upserts.length || removed.length) {
+        // The records above refer only to data stored so far: sealing now puts it ahead of the batch.
+        await this.data.seal();
+        await this.log.append(upserts, removed, this.nextIno);
+      }
     } catch (err) {
       for (const ino of dirty) if (this.inodes.has(ino)) this.dirty.add(ino);
       for (const ino of removed) this.removed.add(ino);
@@ -166,10 +187,10 @@ export class Tree {
     }
     this.lastCommitAt = Date.now();
     for (const objectId of deletes) {
-      await this.deleteObject(objectId).catch((err) => this.logger(`could not delete unreferenced object ${objectId}: ${(err as Error).message} (veilfs gc will)`));
+      await this.data.free(objectId).catch((err) => this.logger(`could not delete unreferenced object ${objectId}: ${(err as Error).message} (veilfs gc will)`));
     }
     if (this.log.shouldCheckpoint()) {
-      await this.log.checkpoint([...this.inodes.values()].map((n) => n.toRecord()), this.nextIno)
+      await this.log.checkpoint([...this.inodes.values()].map((n) => this.record(n)), this.nextIno)
         .catch((err) => this.logger(`checkpoint failed, will retry: ${(err as Error).message}`));
     }
   }
@@ -177,6 +198,6 @@ export class Tree {
   /** Checkpoints now (on unmount), so the next mount replays no log. */
   async compact(): Promise<void> {
     await this.commit();
-    await this.log.checkpoint([...this.inodes.values()].map((n) => n.toRecord()), this.nextIno);
+    await this.log.checkpoint([...this.inodes.values()].map((n) => this.record(n)), this.nextIno);
   }
 }

@@ -13,11 +13,11 @@ export interface TestVault {
 }
 
 /** A vault in a temporary local store, with cheap scrypt for speed. */
-export async function testVault(t: Parameters<typeof tempDir>[0], opts: { blockSize?: number; store?: ObjectStore } = {}): Promise<TestVault> {
+export async function testVault(t: Parameters<typeof tempDir>[0], opts: { blockSize?: number; store?: ObjectStore; version?: number } = {}): Promise<TestVault> {
   const dir = tempDir(t);
   const store = opts.store ?? new LocalStore(path.join(dir, 'store'));
   const cacheDir = path.join(dir, 'cache');
-  await initDrive(store, PASSPHRASE, { blockSize: opts.blockSize ?? 64 * 1024, kdfLogN: 10, cacheDir });
+  await initDrive(store, PASSPHRASE, { blockSize: opts.blockSize ?? 64 * 1024, kdfLogN: 10, cacheDir, version: opts.version });
   const logs: string[] = [];
   return {
     store,

@@ -16,7 +16,7 @@ export async function blockKeys(store: ObjectStore, passphrase: string, filePath
   const { header, masterKey } = await unlockVault(store, passphrase);
   const stateDir = mkdtempSync(path.join(tmpdir(), 'veilfs-inspect-'));
   try {
-    const { inodes } = await new MetaLog(store, subkey(masterKey, 'metadata'), header.vaultId, new LocalState(stateDir)).load();
+    const { inodes } = await new MetaLog(store, subkey(masterKey, 'metadata'), header, new LocalState(stateDir)).load();
     let node = inodes.get(1)!;
     for (const name of filePath.split('/').filter(Boolean)) {
       const ino = new Map(node.entries ?? []).get(name);

@@ -1,0 +1,95 @@
+import { randomBytes } from 'node:crypto';
+import { IntegrityError } from '../errors.js';
+import { open, OVERHEAD, seal } from '../crypto/xchacha.js';
+import { paddedLength } from './block.js';
+
+/**
+ * Format 2 seals files in 64 KiB segments. The AAD binds a segment to its
+ * file, its index and its version, but not to where it is stored: repacking
+ * moves sealed bytes without reopening them.
+ */
+export const SEGMENT_SIZE = 64 * 1024;
+export const SEGMENT_OVERHEAD = OVERHEAD;
+const AAD_LABEL = Buffer.from('veilfs v2 segment\0');
+
+/** Where one sealed segment lives, and which version of it the metadata expects. */
+export interface SegmentRef {
+  pack: string; // 32 hex
+  offset: number;
+  length: number;
+  version: number;
+}
+
+function segmentAad(fileId: string, index: number, version: number): Buffer {
+  const aad = Buffer.alloc(AAD_LABEL.length + 16 + 8 + 8);
+  AAD_LABEL.copy(aad, 0);
+  aad.write(fileId, AAD_LABEL.length, 16, 'hex');
+  aad.writeBigUInt64BE(BigInt(index), AAD_LABEL.length + 16);
+  aad.writeBigUInt64BE(BigInt(version), AAD_LABEL.length + 24);
+  return aad;
+}
+
+export function sealSegment(fileKey: Uint8Array, fileId: string, index: number, version: number, plain: Uint8Array, used: number): Buffer {
+  const padded = paddedLength(used, SEGMENT_SIZE);
+  let input = plain.subarray(0, padded);
+  if (input.length < padded) {
+    const buf = Buffer.alloc(padded);
+    buf.set(plain.subarray(0, used));
+    input = buf;
+  }
+  return seal(fileKey, input, segmentAad(fileId, index, version));
+}
+
+export function openSegment(fileKey: Uint8Array, fileId: string, index: number, version: number, sealed: Uint8Array): Buffer {
+  const plain = open(fileKey, sealed, segmentAad(fileId, index, version));
+  if (plain.length > SEGMENT_SIZE) throw new IntegrityError('segment larger than the segment size');
+  return plain;
+}
+
+/** A random start for this process's versions: never the same twice, even across crashes. */
+export function versionCounter(): () => number {
+  let next = randomBytes(6).readUIntBE(0, 6);
+  return () => next++;
+}
+
+// ---- references: a compact string in memory, runs in records ----
+
+export function formatRef(r: SegmentRef): string {
+  return `${r.pack}.${r.offset}.${r.length}.${r.version}`;
+}
+
+export function parseRef(ref: string): SegmentRef {
+  const [pack, offset, length, version] = ref.split('.');
+  return { pack, offset: Number(offset), length: Number(length), version: Number(version) };
+}
+
+/** `[index, count, pack, offset, length, version]`: `count` segments stored back to back. */
+export type SegmentRun = [number, number, string, number, number, number];
+
+/** Collapses references into runs (segments sealed one after another into one pack form one run). */
+export function toRuns(entries: Iterable<[number, string]>): SegmentRun[] {
+  const sorted = [...entries].sort((a, b) => a[0] - b[0]);
+  const runs: SegmentRun[] = [];
+  let run: SegmentRun | undefined;
+  for (const [index, ref] of sorted) {
+    const r = parseRef(ref);
+    if (run && run[0] + run[1] === index && run[2] === r.pack && run[3] + run[1] * run[4] === r.offset && run[4] === r.length && run[5] + run[1] === r.version) {
+      run[1]++;
+      continue;
+    }
+    run = [index, 1, r.pack, r.offset, r.length, r.version];
+    runs.push(run);
+  }
+  return runs;
+}
+
+export function fromRuns(runs: SegmentRun[]): [number, string][] {
+  const out: [number, string][] = [];
+  for (const [index, count, pack, offset, length, version] of runs) {
+    if (!/^[0-9a-f]{32}$/.test(pack) || ![index, count, offset, length, version].every(Number.isSafeInteger)) {
+      throw new IntegrityError('malformed segment run');
+    }
+    for (let i = 0; i < count; i++) out.push([index + i, formatRef({ pack, offset: offset + i * length, length, version: version + i })]);
+  }
+  return out;
+}
