@@ -72,7 +72,7 @@ t.test('store down: reads fail with EIO in bounded time, cached data stays, writ
 
 t.test('a flaky store (errors, resets, latency spikes, lost writes, flipped and cut bytes) never loses or corrupts data', async (t) => {
   const { cli, faults } = faultyCli(t);
-  t.equal((await veilfs(['init', '--store', cli.store, '--block-size', '64K'], cli.env)).code, 0);
+  t.equal((await veilfs(['init', '--store', cli.store], cli.env)).code, 0);
   const src = path.join(cli.dir, 'src');
   mkdirSync(src);
   for (let i = 0; i < 24; i++) writeFileSync(path.join(src, `f${i}`), randomBytes(Math.floor((i * 7919) % 700_000) + 1));

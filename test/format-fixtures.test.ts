@@ -31,7 +31,13 @@ for (const name of ['vault-v1', 'vault-v1-0.2']) {
     const store = path.join(cli.dir, 'fixture-store');
     cpSync(path.join(FIXTURES, name, 'store'), store, { recursive: true });
     const m = path.join(cli.dir, 'mnt');
-    for (const round of ['as written', 'after writing with today\'s code']) {
+    for (const round of ['as written', 'after writing with today\'s code', 'after veilfs upgrade']) {
+      if (round === 'after veilfs upgrade') {
+        const up = await veilfs(['upgrade', '--store', store], cli.env);
+        t.equal(up.code, 0, `upgrade: ${up.stderr}`);
+        t.match(up.stdout, name.startsWith('vault-v1') ? /upgraded from format 1 to 2/ : /already format/, 'upgrade says what it did');
+        t.match(readFileSync(path.join(store, 'veilfs.json'), 'utf8'), /"version": 2/, 'the header says format 2');
+      }
       const drive = await mountDrive(t, { ...cli, store }, m);
       for (const [rel, want] of Object.entries(expected.entries)) {
         const p = path.join(m, rel);
@@ -53,6 +59,7 @@ for (const name of ['vault-v1', 'vault-v1-0.2']) {
         }
         if (want.sameInodeAs) t.equal(st.ino, statSync(path.join(m, want.sameInodeAs)).ino, `${round}: ${rel} is a hard link`);
       }
+      if (round !== 'as written') t.equal(readFileSync(path.join(m, 'new-file'), 'utf8'), 'new', `${round}: what today's code wrote`);
       if (round === 'as written') {
         // Today's code writes its own fields (nanoseconds, xattrs) into the old vault.
         writeFileSync(path.join(m, 'new-file'), 'new');

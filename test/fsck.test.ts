@@ -15,7 +15,7 @@ const MiB = 1024 * 1024;
 
 async function vaultWith(t: Test, files: Record<string, Buffer>): Promise<{ cli: CliEnv; m: string }> {
   const cli = cliEnv(t);
-  t.equal((await veilfs(['init', '--store', cli.store], cli.env)).code, 0);
+  t.equal((await veilfs(['init', '--store', cli.store, '--format', '1'], cli.env)).code, 0);
   const m = path.join(cli.dir, 'mnt');
   const drive = await mountDrive(t, cli, m);
   for (const [name, data] of Object.entries(files)) {
@@ -91,7 +91,7 @@ t.test('fsck repairs a broken tree: dangling entries, unreachable inodes, wrong 
 
 t.test('fsck drops an unreadable log batch and what depends on it, and says so', async (t) => {
   const cli = cliEnv(t);
-  t.equal((await veilfs(['init', '--store', cli.store], cli.env)).code, 0);
+  t.equal((await veilfs(['init', '--store', cli.store, '--format', '1'], cli.env)).code, 0);
   const m = path.join(cli.dir, 'mnt');
   const drive = await mountDrive(t, cli, m, ['--commit-interval', '0.2']);
   for (let i = 0; i < 4; i++) {

@@ -27,7 +27,7 @@ async function run(t: Test, seed: number, faults?: FaultConfig): Promise<void> {
   const control = path.join(base.dir, 'faults.json');
   fs.writeFileSync(control, JSON.stringify(faults ?? {}));
   const cli = { ...base, env: { ...base.env, VEILFS_FAULTS: `@${control}` } };
-  t.equal((await veilfs(['init', '--store', cli.store, '--block-size', '64K'], cli.env)).code, 0);
+  t.equal((await veilfs(['init', '--store', cli.store], cli.env)).code, 0);
   const ref = path.join(cli.dir, 'ref');
   const mnt = path.join(cli.dir, 'mnt');
   fs.mkdirSync(ref);

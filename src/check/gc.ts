@@ -1,5 +1,6 @@
 import { UserError } from '../errors.js';
-import { checkpointKey, DATA_PREFIX, logKey, objectIdOfDataKey } from '../format/names.js';
+import { CHECKPOINT_PREFIX, DATA_PREFIX, LOG_PREFIX, objectIdOfDataKey, PACK_PREFIX, packIdOfKey } from '../format/names.js';
+import { repack, type RepackReport } from './repack.js';
 import { Limiter } from '../util/limiter.js';
 import { readHistory } from './history.js';
 import type { MaintenanceSession } from './maintenance.js';
@@ -9,6 +10,9 @@ export interface GcOptions {
   minAgeMs: number;
   dryRun?: boolean;
   concurrency?: number;
+  /** Format 2: rewrite packs whose live share is below this (0 turns repacking off). */
+  repackBelow?: number;
+  repacked?: (done: number, total: number) => void;
   /** Objects deleted so far of how many. */
   deleted?: (done: number, total: number) => void;
 }
@@ -19,6 +23,7 @@ export interface GcReport {
   kept: { count: number; bytes: number };
   /** Metadata objects superseded by the newest checkpoint. */
   staleMetadata: number;
+  repacked: RepackReport;
 }
 
 /**
@@ -31,17 +36,31 @@ export interface GcReport {
  * that object refers to.
  */
 export async function gc(session: MaintenanceSession, opts: GcOptions): Promise<GcReport> {
-  const history = await readHistory(session.log);
-  if (history.damaged.length || history.stranded.length || history.checkpointSeq < 0) {
-    throw new UserError('some metadata is unreadable, so gc cannot tell what is referenced; run "veilfs fsck" first');
+  let history = await readHistory(session.log);
+  const readable = () => {
+    if (history.damaged.length || history.stranded.length || history.checkpointSeq < 0) {
+      throw new UserError('some metadata is unreadable, so gc cannot tell what is referenced; run "veilfs fsck" first');
+    }
+  };
+  readable();
+  const packed = session.header.version >= 2;
+  let repacked: RepackReport = { packs: 0, bytes: 0, liveBytes: 0 };
+  if (packed && (opts.repackBelow ?? 0.5) > 0) {
+    repacked = await repack(session, history, { below: opts.repackBelow ?? 0.5, minAgeMs: opts.minAgeMs, dryRun: opts.dryRun, progress: opts.repacked });
+    // Once the new packs are in the store, nothing left in it refers to the old ones.
+    if (repacked.packs && !opts.dryRun) {
+      if (!(await session.drain())) throw new UserError('the store stopped taking uploads while gc repacked; the rest is journaled and uploaded by the next mount or gc');
+      history = await readHistory(session.log);
+      readable();
+    }
   }
   // The current tree is built from those same checkpoints and batches, so it is covered.
   const referenced = history.everReferenced;
   const cutoff = Date.now() - opts.minAgeMs;
-  const report: GcReport = { deleted: { count: 0, bytes: 0 }, kept: { count: 0, bytes: 0 }, staleMetadata: 0 };
+  const report: GcReport = { deleted: { count: 0, bytes: 0 }, kept: { count: 0, bytes: 0 }, staleMetadata: 0, repacked };
   const doomed: string[] = [];
-  for (const info of await session.store.list(DATA_PREFIX)) {
-    const id = objectIdOfDataKey(info.key);
+  for (const info of await session.store.list(packed ? PACK_PREFIX : DATA_PREFIX)) {
+    const id = packed ? packIdOfKey(info.key) : objectIdOfDataKey(info.key);
     if (!id || referenced.has(id)) continue;
     const bucket = info.mtime <= cutoff ? report.deleted : report.kept;
     bucket.count++;
@@ -51,7 +70,18 @@ export async function gc(session: MaintenanceSession, opts: GcOptions): Promise<
   // Log batches and checkpoints the newest checkpoint supersedes (left by a crash mid-checkpoint).
   const newest = history.checkpointSeq;
   doomed.push(...history.logs.filter((s) => s <= newest).map((s) => session.log.logKey(s)), ...history.checkpoints.filter((s) => s < newest).map((s) => session.log.checkpointKey(s)));
-  report.staleMetadata = doomed.length - report.deleted.count;
+  let leftovers = 0;
+  if (packed) {
+    // Format-1 objects in a format-2 vault: left by an upgrade that stopped before cleaning up; nothing reads them.
+    for (const prefix of [DATA_PREFIX, LOG_PREFIX, CHECKPOINT_PREFIX]) {
+      for (const info of await session.store.list(prefix)) {
+        doomed.push(info.key);
+        leftovers++;
+      }
+    }
+  }
+  report.staleMetadata = doomed.length - report.deleted.count - leftovers;
+  report.deleted.count += leftovers;
   if (!opts.dryRun) {
     const limiter = new Limiter(opts.concurrency ?? 16);
     let done = 0;

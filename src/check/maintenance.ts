@@ -11,6 +11,11 @@ export interface MaintenanceSession {
   header: VaultHeader;
   /** The store, through this machine's journal (empty when the session starts). */
   store: ObjectStore;
+  /** The store itself, behind the journal: for the one put that must follow everything journaled (upgrade's header). */
+  remote: ObjectStore;
+  masterKey: Buffer;
+  /** Uploads everything journaled so far; false if the store stopped taking uploads. */
+  drain(): Promise<boolean>;
   log: MetaLog;
   localState: LocalState;
   /** Uploads what the session wrote and lets go of the vault. */
@@ -45,5 +50,5 @@ export async function openForMaintenance(remote: ObjectStore, passphrase: string
     throw new UserError('a mount that did not finish left uncommitted changes in this machine\'s journal: mount the vault once (and unmount it) to commit them, then run this again');
   }
   journal.dropNotes();
-  return { header, store: journal, log, localState, finish };
+  return { header, store: journal, remote, masterKey, drain: () => journal.drain(60_000), log, localState, finish };
 }

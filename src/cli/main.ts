@@ -5,6 +5,7 @@ import { EXIT } from '../exit-codes.js';
 import { StoreError } from '../store/types.js';
 import { fsckCommand } from './fsck.js';
 import { gcCommand } from './gc.js';
+import { upgradeCommand } from './upgrade.js';
 import { initCommand } from './init.js';
 import { mountCommand } from './mount.js';
 import { passwdCommand } from './passwd.js';
@@ -48,6 +49,7 @@ try {
     .command(passwdCommand)
     .command(fsckCommand)
     .command(gcCommand)
+    .command(upgradeCommand)
     .demandCommand(1, 'name a command (see --help)')
     .strict()
     .help()

@@ -49,3 +49,9 @@ export function countdown(label: string): { update(left: number, bytesLeft: numb
     stop: () => line.stop(),
   };
 }
+
+/** Bytes processed out of a known total. */
+export function transfer(label: string): { update(done: number, total: number): void; stop(): void } {
+  const line = liveLine(`${label} [{bar}] {doneBytes} of {totalBytes}, ETA {eta_formatted}`);
+  return { update: (done, total) => line.update(done, total, { doneBytes: humanBytes(done), totalBytes: humanBytes(total) }), stop: () => line.stop() };
+}

@@ -110,6 +110,11 @@ export class PackedSegments implements DataCodec {
   async save(file: DataFile, index: number, plain: Buffer, used: number): Promise<string> {
     const version = this.nextVersion();
     const sealed = sealSegment(file.key, file.fileId, index, version, plain, used);
+    return this.copySealed(sealed, version);
+  }
+
+  /** Stores a sealed segment (also one copied unchanged by repacking: same version, new place). */
+  async copySealed(sealed: Buffer, version: number): Promise<string> {
     const full = this.open.used + sealed.length > PACK_SIZE ? this.close() : undefined;
     const pack = this.open;
     const ref = formatRef({ pack: pack.id, offset: pack.used, length: sealed.length, version });

@@ -130,10 +130,10 @@ export class MetaLog {
     });
   }
 
-  /** Writes the first checkpoint of a new vault. */
-  async initialize(inodes: InodeRecord[], nextIno: number): Promise<void> {
-    await putVerified(this.store, this.checkpointKey(0), this.encode('checkpoint', '0', { seq: 0, nextIno, inodes } satisfies Checkpoint), { ifAbsent: true });
-    await this.localState.recordSeq(0);
+  /** Writes the first checkpoint of a new vault (or of an upgraded one, at its current number). */
+  async initialize(inodes: InodeRecord[], nextIno: number, seq = 0): Promise<void> {
+    await putVerified(this.store, this.checkpointKey(seq), this.encode('checkpoint', String(seq), { seq, nextIno, inodes } satisfies Checkpoint), { ifAbsent: true });
+    await this.localState.recordSeq(seq);
   }
 
   /** Sequence numbers of the checkpoints and log batches in the store, ascending. */

@@ -1,0 +1,96 @@
+import { IntegrityError } from '../errors.js';
+import { PackedSegments } from '../data/packed.js';
+import { packIdOfKey, packKey, PACK_PREFIX } from '../format/names.js';
+import { openSegment, parseRef } from '../format/segment.js';
+import type { InodeRecord } from '../meta/inode.js';
+import { refsOf, setRefs } from '../meta/refs.js';
+import type { History } from './history.js';
+import type { MaintenanceSession } from './maintenance.js';
+
+export interface RepackOptions {
+  /** Packs whose live segments fill less than this share of them are rewritten. */
+  below: number;
+  /** Packs younger than this are left alone. */
+  minAgeMs: number;
+  dryRun?: boolean;
+  progress?: (done: number, total: number) => void;
+}
+
+export interface RepackReport {
+  packs: number;
+  /** Bytes of the rewritten packs, and of the live segments copied out of them. */
+  bytes: number;
+  liveBytes: number;
+}
+
+interface Holder {
+  record: InodeRecord;
+  index: number;
+  ref: string;
+}
+
+/**
+ * Rewrites sparse packs (see "Freeing space" in FORMAT.md): live segments
+ * are copied, still sealed, into new packs, then one batch and a checkpoint
+ * point the files at the copies. The old packs are left for gc's deletion
+ * pass, which deletes them only once no readable metadata refers to them.
+ */
+export async function repack(session: MaintenanceSession, history: History, opts: RepackOptions): Promise<RepackReport> {
+  const report: RepackReport = { packs: 0, bytes: 0, liveBytes: 0 };
+  const holders = new Map<string, Holder[]>();
+  const live = new Map<string, number>();
+  for (const record of history.inodes.values()) {
+    for (const [index, ref] of refsOf(record)) {
+      const r = parseRef(ref);
+      const list = holders.get(r.pack) ?? [];
+      list.push({ record, index, ref });
+      holders.set(r.pack, list);
+      live.set(r.pack, (live.get(r.pack) ?? 0) + r.length);
+    }
+  }
+  const cutoff = Date.now() - opts.minAgeMs;
+  const sparse = (await session.store.list(PACK_PREFIX)).filter((info) => {
+    const id = packIdOfKey(info.key);
+    return id && live.has(id) && info.mtime <= cutoff && live.get(id)! < opts.below * info.size;
+  });
+  if (sparse.length === 0 || opts.dryRun) {
+    for (const info of sparse) {
+      report.packs++;
+      report.bytes += info.size;
+      report.liveBytes += live.get(packIdOfKey(info.key)!)!;
+    }
+    return report;
+  }
+  const writer = new PackedSegments(session.store, { packCacheBytes: 0, log: () => {} });
+  const moved = new Map<InodeRecord, Map<number, string>>();
+  for (const info of sparse) {
+    const id = packIdOfKey(info.key)!;
+    const pack = await session.store.get(packKey(id));
+    for (const { record, index, ref } of holders.get(id)!) {
+      const r = parseRef(ref);
+      const sealed = pack.subarray(r.offset, r.offset + r.length);
+      // A damaged segment is not copied: its pack stays, for fsck to report.
+      try {
+        openSegment(Buffer.from(record.key ?? '', 'base64'), record.fileId!, index, r.version, sealed);
+      } catch (err) {
+        if (err instanceof IntegrityError) throw new IntegrityError(`pack ${id} holds a damaged segment; run "veilfs fsck" before gc`);
+        throw err;
+      }
+      const copy = await writer.copySealed(Buffer.from(sealed), r.version);
+      moved.set(record, (moved.get(record) ?? new Map()).set(index, copy));
+    }
+    report.packs++;
+    report.bytes += info.size;
+    report.liveBytes += live.get(id)!;
+    opts.progress?.(report.packs, sparse.length);
+  }
+  await writer.seal();
+  for (const [record, copies] of moved) setRefs(record, refsOf(record).map(([index, ref]) => [index, copies.get(index) ?? ref]), true);
+  const log = session.log;
+  log.resume(history.seq, history.checkpointSeq);
+  // The journal uploads the new packs before this batch, and the batch before the checkpoint.
+  await log.append([...moved.keys()], [], history.nextIno);
+  await log.checkpoint([...history.inodes.values()], history.nextIno);
+  await session.localState.recordSeq(log.seq);
+  return report;
+}
