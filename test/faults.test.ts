@@ -76,6 +76,8 @@ t.test('a flaky store (errors, resets, latency spikes, lost writes, flipped and 
   const src = path.join(cli.dir, 'src');
   mkdirSync(src);
   for (let i = 0; i < 24; i++) writeFileSync(path.join(src, `f${i}`), randomBytes(Math.floor((i * 7919) % 700_000) + 1));
+  // Big enough that random reads fetch single segments: many requests, so the faults surely hit reads too.
+  writeFileSync(path.join(src, 'big'), randomBytes(6 * 2 ** 20));
   const m = path.join(cli.dir, 'mnt');
   await faults({ seed: 7, latencyMs: 1, jitterMs: 5, spikeRate: 0.01, spikeMs: 300, errorRate: 0.1, resetRate: 0.05, lostWriteRate: 0.1, flipRate: 0.02, truncateRate: 0.01 });
   let drive = await mountDrive(t, cli, m);
@@ -83,6 +85,8 @@ t.test('a flaky store (errors, resets, latency spikes, lost writes, flipped and 
   t.equal((await drive.unmount()).code, 0);
   t.match(drive.stderr(), /everything is stored/, 'every change reached the store despite the faults');
   drive = await mountDrive(t, cli, m);
+  const randomReads = await sh(`for i in $(seq 80); do o=$(( (i * 7919) % 1536 )); cmp <(dd if=${src}/big bs=4096 skip=$o count=1 2>/dev/null) <(dd if=${m}/copy/big bs=4096 skip=$o count=1 2>/dev/null) || exit 1; done`);
+  t.equal(randomReads.code, 0, `80 cold random 4 KiB reads identical ${randomReads.stdout}${randomReads.stderr}`);
   const diff = await sh(`diff -r ${src} ${m}/copy`);
   t.equal(diff.code, 0, `read back identical through the same faults ${diff.stdout}${diff.stderr}`);
   t.match(drive.stderr(), /injected fault|failed authentication/, 'faults did happen');
