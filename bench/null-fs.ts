@@ -2,34 +2,73 @@ import Fuse from 'fuse-native';
 import { constants } from 'node:os';
 
 /*
- * The fuse-native ceiling: a filesystem that does nothing (one file,
- * reads return the buffer as it is, writes are dropped), mounted with the
- * same options as veilfs. Whatever veilfs reaches is measured against it.
- * Usage: node null-fs.js MOUNTPOINT SIZE_BYTES
+ * The fuse-native ceiling: a filesystem that keeps names, types and sizes
+ * and nothing else (reads return zeros, written bytes are dropped),
+ * mounted with the same options as veilfs. Whatever veilfs reaches, on
+ * data or metadata workloads, is measured against it.
+ * Usage: node null-fs.js MOUNTPOINT
  */
-const [mountpoint, sizeText] = process.argv.slice(2);
-let size = Number(sizeText);
+const [mountpoint] = process.argv.slice(2);
 const now = new Date();
-const dirStat = { mode: 0o040755, uid: 0, gid: 0, size: 4096, dev: 0, nlink: 2, ino: 1, rdev: 0, blksize: 4096, blocks: 8, atime: now, mtime: now, ctime: now };
-const fileStat = () => ({ ...dirStat, mode: 0o100644, nlink: 1, ino: 2, size, blocks: Math.ceil(size / 512) });
+interface Node { dir: boolean; size: number; ino: number }
+const nodes = new Map<string, Node>([['/', { dir: true, size: 4096, ino: 1 }]]);
+let nextIno = 2;
+const ENOENT = -constants.errno.ENOENT;
+const stat = (n: Node) => ({
+  mode: n.dir ? 0o040755 : 0o100644, uid: 0, gid: 0, size: n.size, dev: 0, nlink: n.dir ? 2 : 1, ino: n.ino, rdev: 0,
+  blksize: 4096, blocks: Math.ceil(n.size / 512), atime: now, mtime: now, ctime: now,
+});
+const parentOf = (p: string) => p.slice(0, p.lastIndexOf('/')) || '/';
+const children = (dir: string) => {
+  const prefix = dir === '/' ? '/' : `${dir}/`;
+  return [...nodes.keys()].filter((p) => p !== '/' && parentOf(p) === dir).map((p) => p.slice(prefix.length));
+};
+const add = (p: string, dir: boolean) => nodes.set(p, { dir, size: dir ? 4096 : 0, ino: nextIno++ });
 type Cb = (err: number, ...values: unknown[]) => void;
+const withNode = (p: string, cb: Cb, fn: (n: Node) => void) => {
+  const n = nodes.get(p);
+  if (n) fn(n);
+  else cb(ENOENT);
+};
 const ops = {
-  getattr: (path: string, cb: Cb) => (path === '/' ? cb(0, dirStat) : path === '/data' ? cb(0, fileStat()) : cb(-constants.errno.ENOENT)),
-  fgetattr: (_p: string, _fd: number, cb: Cb) => cb(0, fileStat()),
-  readdir: (_p: string, cb: Cb) => cb(0, ['data']),
+  getattr: (p: string, cb: Cb) => withNode(p, cb, (n) => cb(0, stat(n))),
+  fgetattr: (p: string, _fd: number, cb: Cb) => withNode(p, cb, (n) => cb(0, stat(n))),
+  readdir: (p: string, cb: Cb) => cb(0, children(p)),
+  opendir: (_p: string, _flags: number, cb: Cb) => cb(0, 0),
+  releasedir: (_p: string, _fd: number, cb: Cb) => cb(0),
+  mkdir: (p: string, _mode: number, cb: Cb) => { add(p, true); cb(0); },
+  rmdir: (p: string, cb: Cb) => { nodes.delete(p); cb(0); },
+  unlink: (p: string, cb: Cb) => { nodes.delete(p); cb(0); },
+  rename: (from: string, to: string, cb: Cb) => {
+    for (const [p, n] of [...nodes]) {
+      if (p === from || p.startsWith(`${from}/`)) {
+        nodes.delete(p);
+        nodes.set(to + p.slice(from.length), n);
+      }
+    }
+    cb(0);
+  },
   open: (_p: string, _flags: number, cb: Cb) => cb(0, 1),
-  create: (_p: string, _mode: number, cb: Cb) => cb(0, 1),
-  truncate: (_p: string, len: number, cb: Cb) => { size = len; cb(0); },
-  ftruncate: (_p: string, _fd: number, len: number, cb: Cb) => { size = len; cb(0); },
-  read: (_p: string, _fd: number, _buf: Buffer, len: number, pos: number, cb: Cb) => cb(Math.max(0, Math.min(len, size - pos))),
-  write: (_p: string, _fd: number, _buf: Buffer, len: number, pos: number, cb: Cb) => { size = Math.max(size, pos + len); cb(len); },
+  create: (p: string, _mode: number, cb: Cb) => { add(p, false); cb(0, 1); },
+  truncate: (p: string, len: number, cb: Cb) => withNode(p, cb, (n) => { n.size = len; cb(0); }),
+  ftruncate: (p: string, _fd: number, len: number, cb: Cb) => withNode(p, cb, (n) => { n.size = len; cb(0); }),
+  read: (p: string, _fd: number, buf: Buffer, len: number, pos: number, cb: Cb) => {
+    const n = Math.max(0, Math.min(len, (nodes.get(p)?.size ?? 0) - pos));
+    buf.fill(0, 0, n);
+    cb(n);
+  },
+  write: (p: string, _fd: number, _buf: Buffer, len: number, pos: number, cb: Cb) => withNode(p, cb, (n) => { n.size = Math.max(n.size, pos + len); cb(len); }),
   flush: (_p: string, _fd: number, cb: Cb) => cb(0),
   fsync: (_p: string, _d: number, _fd: number, cb: Cb) => cb(0),
   release: (_p: string, _fd: number, cb: Cb) => cb(0),
-  utimens: (_p: string, _a: number, _m: number, cb: Cb) => cb(0),
+  utimens: (_p: string, _a: unknown, _m: unknown, cb: Cb) => cb(0),
   chmod: (_p: string, _m: number, cb: Cb) => cb(0),
+  chown: (_p: string, _u: number, _g: number, cb: Cb) => cb(0),
+  symlink: (_t: string, p: string, cb: Cb) => { add(p, false); cb(0); },
 };
-const fuse = new Fuse(mountpoint, ops, { timeout: false, maxRead: 131072, fsname: 'nullfs,big_writes,max_write=131072', defaultPermissions: true });
+const fuse = new Fuse(mountpoint, ops, {
+  timeout: false, maxRead: 131072, maxWrite: 131072, bigWrites: true, useIno: true, fsname: 'nullfs', defaultPermissions: true, attrTimeout: 1, entryTimeout: 1,
+});
 fuse.mount((err) => {
   if (err) {
     process.stderr.write(`null-fs: ${err.message}\n`);

@@ -12,7 +12,11 @@ export type Errno =
 
 export class FsError extends Error {
   constructor(readonly code: Errno, message?: string) {
+    // An expected answer (ENOENT for every lookup of a name to be created), not a bug: no stack trace to capture.
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
     super(message ? `${code}: ${message}` : code);
+    Error.stackTraceLimit = limit;
     this.name = 'FsError';
   }
 }

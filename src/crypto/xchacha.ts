@@ -30,11 +30,26 @@ function deriveSubkey(key: Uint8Array, nonce: Uint8Array): { subkey: Buffer; iv:
   return { subkey: Buffer.from(out.buffer), iv };
 }
 
+// One getrandom call serves many nonces: a call per small record showed up in profiles.
+const noncePool = Buffer.allocUnsafe(NONCE_BYTES * 256);
+let noncePoolUsed = noncePool.length;
+
+function freshNonce(into: Buffer): void {
+  if (noncePoolUsed === noncePool.length) {
+    randomFillSync(noncePool);
+    noncePoolUsed = 0;
+  }
+  noncePool.copy(into, 0, noncePoolUsed, noncePoolUsed + NONCE_BYTES);
+  // Never hand out the same bytes twice.
+  noncePool.fill(0, noncePoolUsed, noncePoolUsed + NONCE_BYTES);
+  noncePoolUsed += NONCE_BYTES;
+}
+
 /** Encrypts into one buffer laid out as nonce(24) || ciphertext || tag(16). */
 export function seal(key: Uint8Array, plaintext: Uint8Array, aad: Uint8Array, nonce?: Uint8Array): Buffer {
   const out = Buffer.allocUnsafe(NONCE_BYTES + plaintext.length + TAG_BYTES);
   if (nonce) out.set(nonce, 0);
-  else randomFillSync(out, 0, NONCE_BYTES);
+  else freshNonce(out);
   const { subkey, iv } = deriveSubkey(key, out.subarray(0, NONCE_BYTES));
   const cipher = createCipheriv('chacha20-poly1305', subkey, iv, { authTagLength: TAG_BYTES });
   cipher.setAAD(aad, { plaintextLength: plaintext.length });

@@ -106,6 +106,11 @@ export class Tree {
     this.pendingDeletes.push(objectId);
   }
 
+  /** Changed since the last note: what a close must journal. */
+  get hasUnnoted(): boolean {
+    return this.unnoted.size > 0 || this.unnotedRemoved.size > 0;
+  }
+
   get hasChanges(): boolean {
     return this.dirty.size > 0 || this.removed.size > 0 || this.pendingDeletes.length > 0;
   }

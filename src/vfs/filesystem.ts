@@ -464,7 +464,7 @@ export class Filesystem {
     const { node } = this.handle(fd);
     if (!node.isFile || (this.handle(fd).flags & O_ACCMODE) === 0) return;
     if (this.cache.hasDirty(node)) await this.cache.flush(node);
-    if (this.tree.hasChanges) await this.tree.note();
+    if (this.tree.hasUnnoted) await this.tree.note();
   }
 
   private writeBack(node: Inode): void {
