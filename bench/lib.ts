@@ -37,6 +37,8 @@ export interface Target {
   mount(): Promise<void>;
   /** Unmounts (forcibly if need be) and removes what the target left outside its directory. */
   dispose(): Promise<void>;
+  /** S3 targets: where their objects are in S3_BUCKET. */
+  objectsPrefix?: string;
 }
 
 export type TargetFactory = (dir: string) => Promise<Target>;
@@ -72,7 +74,7 @@ export const plainDirectory: TargetFactory = async (dir) => {
 export const nullFs: TargetFactory = async (dir) => {
   const mnt = path.join(dir, 'mnt');
   mkdirSync(mnt);
-  const fs = startChild(process.execPath, [path.join(here, 'null-fs.js'), mnt, '0'], process.env);
+  const fs = startChild(process.execPath, [path.join(here, 'null-fs.js'), mnt], process.env);
   await waitMounted(mnt, fs.child, fs.log);
   return {
     mnt,
@@ -87,7 +89,7 @@ export const nullFs: TargetFactory = async (dir) => {
 };
 
 export function gocryptfsAvailable(): Promise<boolean> {
-  return sh('command -v gocryptfs').then(() => true, () => false);
+  return available('gocryptfs');
 }
 
 /** gocryptfs from Debian over a local directory: the encrypted peer. */
@@ -114,19 +116,19 @@ export const gocryptfs: TargetFactory = async (dir) => {
   };
 };
 
-/** veilfs on the local store or on the S3 server of S3_ENDPOINT/S3_BUCKET, optionally with added round-trip time. */
-export function veilfs(store: 'local' | 's3', rttMs = 0): TargetFactory {
+/** veilfs on the local store, or on the S3 server of S3_BUCKET reached at `endpoint` (default AWS_ENDPOINT_URL: bench/proxy.ts adds RTT). */
+export function veilfs(store: 'local' | 's3', endpoint?: string): TargetFactory {
   return async (dir) => {
     const url = store === 'local' ? path.join(dir, 'store') : `s3://${process.env.S3_BUCKET}/bench-${path.basename(dir)}`;
-    const env: NodeJS.ProcessEnv = { ...process.env, VEILFS_PASSPHRASE: 'bench', XDG_CACHE_HOME: path.join(dir, 'cache') };
-    // A store-level delay: half the round trip before each call, half after.
-    if (rttMs) env.VEILFS_FAULTS = JSON.stringify({ latencyMs: rttMs / 2 });
+    const env: NodeJS.ProcessEnv = { ...process.env, VEILFS_PASSPHRASE: 'bench', XDG_CACHE_HOME: path.join(dir, 'cache'), XDG_CONFIG_HOME: path.join(dir, 'config') };
+    if (endpoint) env.AWS_ENDPOINT_URL = endpoint;
     const mnt = path.join(dir, 'mnt');
     mkdirSync(mnt);
     await run(BIN, ['init', '--store', url], { env });
     let daemon: ReturnType<typeof startChild> | undefined;
     const target: Target = {
       mnt,
+      objectsPrefix: store === 's3' ? `bench-${path.basename(dir)}/` : undefined,
       mount: async () => {
         daemon = startChild(BIN, ['mount', '--store', url, mnt], env);
         await waitMounted(mnt, daemon.child, daemon.log);
@@ -140,15 +142,89 @@ export function veilfs(store: 'local' | 's3', rttMs = 0): TargetFactory {
       dispose: async () => {
         await cleanUp(mnt);
         daemon?.child.kill('SIGKILL');
-        if (store !== 's3') return;
-        const s3 = openStore(url);
-        const keys = (await s3.list('')).map((i) => i.key);
-        for (let i = 0; i < keys.length; i += 32) await Promise.all(keys.slice(i, i + 32).map((k) => s3.delete(k)));
-        await s3.close?.();
+        if (store === 's3') await emptyPrefix(`bench-${path.basename(dir)}/`);
       },
     };
     await target.mount();
     return target;
+  };
+}
+
+/** Deletes a benchmark's objects from the S3 server. */
+async function emptyPrefix(prefix: string): Promise<void> {
+  const s3 = openStore(`s3://${process.env.S3_BUCKET}/${prefix}`);
+  const keys = (await s3.list('')).map((i) => i.key);
+  for (let i = 0; i < keys.length; i += 32) await Promise.all(keys.slice(i, i + 32).map((k) => s3.delete(k)));
+  await s3.close?.();
+}
+
+export function available(command: string): Promise<boolean> {
+  return sh(`command -v ${command}`).then(() => true, () => false);
+}
+
+/** securefs (Debian) in its fastest format ("lite", format 4) over a local directory: the other encrypted peer. */
+export const securefs: TargetFactory = async (dir) => {
+  const cipher = path.join(dir, 'cipher');
+  const mnt = path.join(dir, 'mnt');
+  mkdirSync(cipher);
+  mkdirSync(mnt);
+  await run('securefs', ['create', '--format', '4', '--pass', 'bench', '--pbkdf', 'pkcs5-pbkdf2-hmac-sha256', '-r', '1000', cipher]);
+  let child: ReturnType<typeof startChild> | undefined;
+  const mount = async () => {
+    child = startChild('securefs', ['mount', '--pass', 'bench', cipher, mnt], process.env);
+    await waitMounted(mnt, child.child, child.log);
+  };
+  await mount();
+  return {
+    mnt,
+    unmount: async () => {
+      await run('fusermount', ['-u', mnt]);
+      await child?.exited;
+    },
+    mount,
+    dispose: async () => {
+      await cleanUp(mnt);
+      child?.child.kill('SIGKILL');
+    },
+  };
+};
+
+/** rclone crypt (Debian) over the same S3 server, with its write cache: the cloud peer. */
+export function rcloneCrypt(endpoint: string): TargetFactory {
+  return async (dir) => {
+    const mnt = path.join(dir, 'mnt');
+    mkdirSync(mnt);
+    const prefix = `bench-${path.basename(dir)}`;
+    const password = (await run('rclone', ['obscure', 'bench'])).stdout.trim();
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      RCLONE_CONFIG_BS3_TYPE: 's3', RCLONE_CONFIG_BS3_PROVIDER: 'Ceph', RCLONE_CONFIG_BS3_ENDPOINT: endpoint,
+      RCLONE_CONFIG_BS3_ACCESS_KEY_ID: process.env.AWS_ACCESS_KEY_ID, RCLONE_CONFIG_BS3_SECRET_ACCESS_KEY: process.env.AWS_SECRET_ACCESS_KEY,
+      RCLONE_CONFIG_BCRYPT_TYPE: 'crypt', RCLONE_CONFIG_BCRYPT_REMOTE: `bs3:${process.env.S3_BUCKET}/${prefix}`, RCLONE_CONFIG_BCRYPT_PASSWORD: password,
+      RCLONE_CONFIG: path.join(dir, 'rclone.conf'),
+    };
+    let child: ReturnType<typeof startChild> | undefined;
+    const mount = async () => {
+      child = startChild('rclone', ['mount', 'bcrypt:', mnt, '--vfs-cache-mode', 'writes', '--vfs-write-back', '0s', '--cache-dir', path.join(dir, 'cache')], env);
+      await waitMounted(mnt, child.child, child.log);
+    };
+    await mount();
+    return {
+      mnt,
+      objectsPrefix: `${prefix}/`,
+      // rclone uploads a file once it is closed; its unmount waits for the uploads.
+      unmount: async () => {
+        child?.child.kill('SIGTERM');
+        await child?.exited;
+        await cleanUp(mnt);
+      },
+      mount,
+      dispose: async () => {
+        await cleanUp(mnt);
+        child?.child.kill('SIGKILL');
+        await emptyPrefix(`${prefix}/`);
+      },
+    };
   };
 }
 

@@ -10,12 +10,12 @@ import { constants } from 'node:os';
  */
 const [mountpoint] = process.argv.slice(2);
 const now = new Date();
-interface Node { dir: boolean; size: number; ino: number }
+interface Node { dir: boolean; size: number; ino: number; target?: string }
 const nodes = new Map<string, Node>([['/', { dir: true, size: 4096, ino: 1 }]]);
 let nextIno = 2;
 const ENOENT = -constants.errno.ENOENT;
 const stat = (n: Node) => ({
-  mode: n.dir ? 0o040755 : 0o100644, uid: 0, gid: 0, size: n.size, dev: 0, nlink: n.dir ? 2 : 1, ino: n.ino, rdev: 0,
+  mode: n.dir ? 0o040755 : n.target !== undefined ? 0o120777 : 0o100644, uid: 0, gid: 0, size: n.size, dev: 0, nlink: n.dir ? 2 : 1, ino: n.ino, rdev: 0,
   blksize: 4096, blocks: Math.ceil(n.size / 512), atime: now, mtime: now, ctime: now,
 });
 const parentOf = (p: string) => p.slice(0, p.lastIndexOf('/')) || '/';
@@ -64,7 +64,8 @@ const ops = {
   utimens: (_p: string, _a: unknown, _m: unknown, cb: Cb) => cb(0),
   chmod: (_p: string, _m: number, cb: Cb) => cb(0),
   chown: (_p: string, _u: number, _g: number, cb: Cb) => cb(0),
-  symlink: (_t: string, p: string, cb: Cb) => { add(p, false); cb(0); },
+  symlink: (target: string, p: string, cb: Cb) => { add(p, false); nodes.get(p)!.target = target; nodes.get(p)!.size = target.length; cb(0); },
+  readlink: (p: string, cb: Cb) => withNode(p, cb, (n) => cb(0, n.target ?? '')),
 };
 const fuse = new Fuse(mountpoint, ops, {
   timeout: false, maxRead: 131072, maxWrite: 131072, bigWrites: true, useIno: true, fsname: 'nullfs', defaultPermissions: true, attrTimeout: 1, entryTimeout: 1,

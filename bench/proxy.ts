@@ -1,0 +1,70 @@
+import * as net from 'node:net';
+
+/*
+ * A TCP proxy in front of the S3 server: adds a round-trip time (half on
+ * the way in, half on the way out, order kept) and counts the HTTP
+ * requests that pass, by method. Every S3 client in a benchmark goes
+ * through the same proxy, so added latency and request counts are
+ * measured alike for all of them.
+ */
+export class S3Proxy {
+  private server?: net.Server;
+  private readonly sockets = new Set<net.Socket>();
+  readonly counts = new Map<string, number>();
+  rttMs = 0;
+
+  constructor(private readonly upstream: URL) {}
+
+  async start(): Promise<string> {
+    this.server = net.createServer((client) => this.connect(client));
+    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
+    return `http://127.0.0.1:${(this.server!.address() as net.AddressInfo).port}`;
+  }
+
+  private connect(client: net.Socket): void {
+    const server = net.connect(Number(this.upstream.port), this.upstream.hostname);
+    this.sockets.add(client).add(server);
+    let carry = '';
+    this.pipe(client, server, (chunk) => {
+      // Request lines may span chunks: keep the tail of the last one.
+      const text = carry + chunk.toString('latin1');
+      for (const m of text.matchAll(/(?:^|\r\n)(GET|PUT|HEAD|DELETE|POST) \S+ HTTP\/1\.1\r\n/g)) this.counts.set(m[1], (this.counts.get(m[1]) ?? 0) + 1);
+      carry = text.slice(-64);
+    });
+    this.pipe(server, client);
+    const close = () => {
+      client.destroy();
+      server.destroy();
+      this.sockets.delete(client);
+      this.sockets.delete(server);
+    };
+    client.on('error', close).on('close', close);
+    server.on('error', close).on('close', close);
+  }
+
+  /** Forwards chunks after half the round trip, in order. */
+  private pipe(from: net.Socket, to: net.Socket, inspect?: (chunk: Buffer) => void): void {
+    let last = 0;
+    from.on('data', (chunk) => {
+      inspect?.(chunk);
+      const delay = this.rttMs / 2;
+      if (delay === 0) return void to.write(chunk);
+      const due = Math.max(Date.now() + delay, last);
+      last = due;
+      setTimeout(() => to.writable && to.write(chunk), due - Date.now());
+    });
+    from.on('end', () => setTimeout(() => to.end(), this.rttMs / 2 + 1));
+  }
+
+  /** Requests by method since the last reset. */
+  take(): Record<string, number> {
+    const out = Object.fromEntries(this.counts);
+    this.counts.clear();
+    return out;
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    await new Promise<void>((resolve) => this.server?.close(() => resolve()) ?? resolve());
+  }
+}
