@@ -196,8 +196,10 @@ export function rcloneCrypt(endpoint: string): TargetFactory {
     mkdirSync(mnt);
     const prefix = `bench-${path.basename(dir)}`;
     const password = (await run('rclone', ['obscure', 'bench'])).stdout.trim();
+    // Only its own settings: the AWS SDK inside rclone would also take AWS_* (a CA bundle, an endpoint) from the environment.
+    const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('AWS_')));
     const env: NodeJS.ProcessEnv = {
-      ...process.env,
+      ...inherited,
       RCLONE_CONFIG_BS3_TYPE: 's3', RCLONE_CONFIG_BS3_PROVIDER: 'Ceph', RCLONE_CONFIG_BS3_ENDPOINT: endpoint,
       RCLONE_CONFIG_BS3_ACCESS_KEY_ID: process.env.AWS_ACCESS_KEY_ID, RCLONE_CONFIG_BS3_SECRET_ACCESS_KEY: process.env.AWS_SECRET_ACCESS_KEY,
       RCLONE_CONFIG_BCRYPT_TYPE: 'crypt', RCLONE_CONFIG_BCRYPT_REMOTE: `bs3:${process.env.S3_BUCKET}/${prefix}`, RCLONE_CONFIG_BCRYPT_PASSWORD: password,
@@ -212,11 +214,13 @@ export function rcloneCrypt(endpoint: string): TargetFactory {
     return {
       mnt,
       objectsPrefix: `${prefix}/`,
-      // rclone uploads a file once it is closed; its unmount waits for the uploads.
+      // rclone uploads a file once it is closed; its unmount waits for the uploads. Its cache goes
+      // too, so that reads after a remount are cold, as for the others.
       unmount: async () => {
         child?.child.kill('SIGTERM');
         await child?.exited;
         await cleanUp(mnt);
+        rmSync(path.join(dir, 'cache'), { recursive: true, force: true });
       },
       mount,
       dispose: async () => {

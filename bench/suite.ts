@@ -1,4 +1,5 @@
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { openStore } from '../src/store/open.js';
@@ -15,12 +16,13 @@ import { S3Proxy } from './proxy.js';
  * securefs (format 4), veilfs on its local store. S3 (the Ceph gateway of
  * S3_ENDPOINT, through a proxy that adds RTT and counts requests): veilfs
  * and rclone crypt, at 0 and BENCH_RTT_MS added round trip.
- * Env: BENCH_ROUNDS (2), BENCH_FILES (5000), BENCH_SEQ_MIB (1024),
+ * Env: BENCH_ROUNDS (2), BENCH_FILES (5000), BENCH_S3_FILES (as many), BENCH_SEQ_MIB (1024),
  * BENCH_S3_SEQ_MIB (256), BENCH_RANDOM_SECONDS (5), BENCH_RTT_MS (50),
  * BENCH_ONLY (comma list of variant name fragments).
  */
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
 const FILES = Number(process.env.BENCH_FILES ?? 5000);
+const S3_FILES = Number(process.env.BENCH_S3_FILES ?? FILES);
 const SEQ_MIB = Number(process.env.BENCH_SEQ_MIB ?? 1024);
 const S3_SEQ_MIB = Number(process.env.BENCH_S3_SEQ_MIB ?? 256);
 const RANDOM_SECONDS = Number(process.env.BENCH_RANDOM_SECONDS ?? 5);
@@ -38,7 +40,7 @@ await sh(`tar cf ${tarball} -C ${path.dirname(npmTree)} ${path.basename(npmTree)
 const treeFiles = Number((await sh(`tar tf ${tarball} | grep -vc '/$'`)).stdout.trim());
 
 /** FILES files of 4 KiB in 50 directories, written by a bash loop (builtins only: no process per file). */
-const createSmall = (root: string) => sh(`data=$(head -c 4096 /dev/zero | tr '\\0' a); for d in $(seq 0 49); do mkdir ${root}/d$d; for f in $(seq 1 ${Math.ceil(FILES / 50)}); do printf '%s' "$data" > ${root}/d$d/f$f; done; done`);
+const createSmall = (root: string, files = FILES) => sh(`data=$(head -c 4096 /dev/zero | tr '\\0' a); for d in $(seq 0 49); do mkdir ${root}/d$d; for f in $(seq 1 ${Math.ceil(files / 50)}); do printf '%s' "$data" > ${root}/d$d/f$f; done; done`);
 const fio = async (file: string, mib: number, direct: boolean) => {
   const r = await sh(`fio --name=random --filename=${file} --rw=randread --bs=4k --size=${mib}M --runtime=${RANDOM_SECONDS} --time_based --ioengine=psync --direct=${direct ? 1 : 0} --output-format=json`);
   return JSON.parse(r.stdout).jobs[0].read.iops as number;
@@ -87,10 +89,11 @@ async function rawGets(prefix: string, endpoint: string): Promise<{ bytes: numbe
 function s3Workloads(proxy: S3Proxy, endpoint: string): (t: Target) => Promise<Result> {
   return async (t) => {
     const small = path.join(t.mnt, 'small');
-    mkdirSync(small);
+    // Never block this process on a mount: the S3 proxy the mount waits for runs here.
+    await mkdir(small);
     const r: Result = {};
     proxy.take();
-    r.create = await timed(() => createSmall(small));
+    r.create = await timed(() => createSmall(small, S3_FILES));
     r.createStored = r.create + (await timed(() => t.unmount()));
     const put = proxy.take();
     r.puts = put.PUT ?? 0;
@@ -98,7 +101,7 @@ function s3Workloads(proxy: S3Proxy, endpoint: string): (t: Target) => Promise<R
     proxy.take();
     r.readSmall = await timed(() => sh(`find ${small} -type f -print0 | xargs -0 cat > /dev/null`));
     const got = proxy.take();
-    r.requestsPerMiB = ((got.GET ?? 0) + (got.HEAD ?? 0)) / ((FILES * 4096) / 2 ** 20);
+    r.requestsPerMiB = ((got.GET ?? 0) + (got.HEAD ?? 0)) / ((S3_FILES * 4096) / 2 ** 20);
     const big = path.join(t.mnt, 'big');
     await sh(`dd if=/dev/urandom of=${big} bs=1M count=${S3_SEQ_MIB} status=none`);
     await remount(t);
