@@ -35,15 +35,17 @@ export function paddedLength(used: number, blockSize: number): number {
   return Math.min(bucket, blockSize);
 }
 
+/** The first `used` bytes, zero-padded to their bucket (a view when `plain` is long enough: its tail must be zeros). */
+export function paddedPlaintext(plain: Uint8Array, used: number, maxSize: number): Uint8Array {
+  const padded = paddedLength(used, maxSize);
+  if (plain.length >= padded) return plain.subarray(0, padded);
+  const buf = Buffer.alloc(padded);
+  buf.set(plain.subarray(0, used));
+  return buf;
+}
+
 export function encryptBlock(fileKey: Uint8Array, addr: BlockAddress, plain: Uint8Array, used: number, blockSize: number): Buffer {
-  const padded = paddedLength(used, blockSize);
-  let input = plain.subarray(0, padded);
-  if (input.length < padded) {
-    const buf = Buffer.alloc(padded);
-    buf.set(plain.subarray(0, used));
-    input = buf;
-  }
-  return seal(fileKey, input, blockAad(addr));
+  return seal(fileKey, paddedPlaintext(plain, used, blockSize), blockAad(addr));
 }
 
 export function decryptBlock(fileKey: Uint8Array, addr: BlockAddress, sealed: Uint8Array, blockSize: number): Buffer {

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { IntegrityError } from '../errors.js';
 import { open, OVERHEAD, seal } from '../crypto/xchacha.js';
-import { paddedLength } from './block.js';
+import { paddedPlaintext } from './block.js';
 
 /**
  * Format 2 seals files in 64 KiB segments. The AAD binds a segment to its
@@ -30,14 +30,7 @@ function segmentAad(fileId: string, index: number, version: number): Buffer {
 }
 
 export function sealSegment(fileKey: Uint8Array, fileId: string, index: number, version: number, plain: Uint8Array, used: number): Buffer {
-  const padded = paddedLength(used, SEGMENT_SIZE);
-  let input = plain.subarray(0, padded);
-  if (input.length < padded) {
-    const buf = Buffer.alloc(padded);
-    buf.set(plain.subarray(0, used));
-    input = buf;
-  }
-  return seal(fileKey, input, segmentAad(fileId, index, version));
+  return seal(fileKey, paddedPlaintext(plain, used, SEGMENT_SIZE), segmentAad(fileId, index, version));
 }
 
 export function openSegment(fileKey: Uint8Array, fileId: string, index: number, version: number, sealed: Uint8Array): Buffer {
