@@ -17,12 +17,15 @@ t.test('master key wraps and unwraps; wrong passphrase is a clear UserError', as
 
 t.test('header holds no secrets in clear and binds its parameters', async (t) => {
   const store = new LocalStore(path.join(tempDir(t), 's'));
-  const { masterKey } = await createVault(store, 'pw', { kdfLogN: 10, blockSize: 128 * 1024 });
+  const { masterKey } = await createVault(store, 'pw', { kdfLogN: 10, blockSize: 128 * 1024, version: 1 });
   const raw = (await store.get(HEADER_KEY)).toString();
   t.notMatch(raw, masterKey.toString('base64'));
   t.notMatch(raw, masterKey.toString('hex'));
   const header = JSON.parse(raw);
   t.equal(header.version, 1);
+  // A format-1 header relabelled as format 2 (and a fitting block size) no longer unlocks.
+  await store.put(HEADER_KEY, Buffer.from(JSON.stringify({ ...header, version: 2, blockSize: 64 * 1024 })));
+  await t.rejects(unlockVault(store, 'pw'), UserError, 'the version is bound to the wrapped key');
   header.blockSize = 256 * 1024; // an attacker changes a public parameter
   await store.put(HEADER_KEY, Buffer.from(JSON.stringify(header)));
   await t.rejects(unlockVault(store, 'pw'), UserError);
@@ -56,7 +59,8 @@ t.test('missing vault and foreign or damaged headers give clear errors', async (
 t.test('a header copy damaged in transit is fetched again, whatever check it fails', async (t) => {
   const dir = tempDir(t);
   const store = new LocalStore(path.join(dir, 's'));
-  await createVault(store, 'pw', { kdfLogN: 10 });
+  // Format 1: the damages below edit its version digit.
+  await createVault(store, 'pw', { kdfLogN: 10, version: 1 });
   const good = await store.get(HEADER_KEY);
   const damages: [string, (s: string) => string][] = [
     ['version key garbled', (s) => s.replace('"version"', '"vession"')],
