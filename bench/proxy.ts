@@ -42,18 +42,37 @@ export class S3Proxy {
     server.on('error', close).on('close', close);
   }
 
-  /** Forwards chunks after half the round trip, in order. */
+  /**
+   * Forwards chunks after half the round trip, strictly in order: one
+   * queue and one timer per direction (timers of different lengths that
+   * come due together may fire in any order, which reorders a stream).
+   */
   private pipe(from: net.Socket, to: net.Socket, inspect?: (chunk: Buffer) => void): void {
-    let last = 0;
-    from.on('data', (chunk) => {
+    const queue: { due: number; chunk: Buffer | null }[] = [];
+    let timer: NodeJS.Timeout | undefined;
+    const flush = () => {
+      timer = undefined;
+      while (queue.length && queue[0].due <= Date.now()) {
+        const { chunk } = queue.shift()!;
+        if (chunk === null) to.end();
+        else if (to.writable) to.write(chunk);
+      }
+      if (queue.length) timer = setTimeout(flush, queue[0].due - Date.now());
+    };
+    const send = (chunk: Buffer | null) => {
+      if (this.rttMs === 0 && queue.length === 0) {
+        if (chunk === null) to.end();
+        else to.write(chunk);
+        return;
+      }
+      queue.push({ due: Date.now() + this.rttMs / 2, chunk });
+      timer ??= setTimeout(flush, this.rttMs / 2);
+    };
+    from.on('data', (chunk: Buffer) => {
       inspect?.(chunk);
-      const delay = this.rttMs / 2;
-      if (delay === 0) return void to.write(chunk);
-      const due = Math.max(Date.now() + delay, last);
-      last = due;
-      setTimeout(() => to.writable && to.write(chunk), due - Date.now());
+      send(chunk);
     });
-    from.on('end', () => setTimeout(() => to.end(), this.rttMs / 2 + 1));
+    from.on('end', () => send(null));
   }
 
   /** Requests by method since the last reset. */
