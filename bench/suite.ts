@@ -166,7 +166,7 @@ for (const rtt of [0, RTT_MS]) {
   const ours = `veilfs, S3 +${rtt} ms`;
   const peers = [`rclone crypt, S3 +${rtt} ms`];
   rows.push(
-    { workload: `S3 +${rtt} ms: create ${FILES} small, stored`, key: 'createStored', unit: 's', higherIsBetter: false, ours, peers },
+    { workload: `S3 +${rtt} ms: create ${S3_FILES} small, stored`, key: 'createStored', unit: 's', higherIsBetter: false, ours, peers },
     { workload: `S3 +${rtt} ms: PUTs for them`, key: 'puts', unit: 'PUTs', higherIsBetter: false, ours, peers },
     { workload: `S3 +${rtt} ms: cold read of them`, key: 'readSmall', unit: 's', higherIsBetter: false, ours, peers },
     { workload: `S3 +${rtt} ms: requests per MiB read`, key: 'requestsPerMiB', unit: 'req', higherIsBetter: false, ours, peers },
