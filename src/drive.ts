@@ -55,10 +55,15 @@ export interface Drive {
   close(): Promise<boolean>;
 }
 
+/** Format 2 keeps whole sealed packs for readers of neighbouring data: this share of the cache budget. */
+function packCacheBytes(header: VaultHeader, cacheSize: number): number {
+  return header.version >= 2 ? Math.floor(cacheSize / 8) : 0;
+}
+
 /** The data layer of the vault's format version. */
 export function dataCodec(store: ObjectStore, header: VaultHeader, opts: { cacheSize: number; journal?: PartJournal; log: (m: string) => void }): DataCodec {
   if (header.version < 2) return new BlockObjects(store, header.blockSize, opts.log);
-  return new PackedSegments(store, { packCacheBytes: Math.floor(opts.cacheSize / 8), journal: opts.journal, log: opts.log });
+  return new PackedSegments(store, { packCacheBytes: packCacheBytes(header, opts.cacheSize), journal: opts.journal, log: opts.log });
 }
 
 function metaLog(store: ObjectStore, masterKey: Buffer, header: VaultHeader, stateDir: string, notes?: NoteJournal): MetaLog {
@@ -116,7 +121,7 @@ export async function openDrive(unmetered: ObjectStore, opts: DriveOptions): Pro
         if (previous) tree.release(previous);
       },
       log,
-    }, { cacheSize: cacheSize - (header.version >= 2 ? Math.floor(cacheSize / 8) : 0) });
+    }, { cacheSize: cacheSize - packCacheBytes(header, cacheSize) });
     const tree = await Tree.load(metadata, {
       persist: () => cache.persist(),
       seal: () => cache.seal(),

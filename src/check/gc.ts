@@ -1,7 +1,7 @@
 import { UserError } from '../errors.js';
 import { CHECKPOINT_PREFIX, DATA_PREFIX, LOG_PREFIX, objectIdOfDataKey, PACK_PREFIX, packIdOfKey } from '../format/names.js';
 import { repack, type RepackReport } from './repack.js';
-import { Limiter } from '../util/limiter.js';
+import { deleteKeys } from './delete-keys.js';
 import { readHistory } from './history.js';
 import type { MaintenanceSession } from './maintenance.js';
 
@@ -82,13 +82,6 @@ export async function gc(session: MaintenanceSession, opts: GcOptions): Promise<
   }
   report.staleMetadata = doomed.length - report.deleted.count - leftovers;
   report.deleted.count += leftovers;
-  if (!opts.dryRun) {
-    const limiter = new Limiter(opts.concurrency ?? 16);
-    let done = 0;
-    await Promise.all(doomed.map((key) => limiter.run(async () => {
-      await session.store.delete(key);
-      opts.deleted?.(++done, doomed.length);
-    })));
-  }
+  if (!opts.dryRun) await deleteKeys(session.store, doomed, opts.deleted, opts.concurrency);
   return report;
 }

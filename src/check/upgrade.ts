@@ -8,6 +8,7 @@ import { rewriteHeaderVersion, type VaultHeader } from '../format/vault.js';
 import { MetaLog } from '../meta/metalog.js';
 import { refsOf, setRefs } from '../meta/refs.js';
 import { Limiter } from '../util/limiter.js';
+import { deleteKeys } from './delete-keys.js';
 import { readHistory } from './history.js';
 import type { MaintenanceSession } from './maintenance.js';
 
@@ -30,12 +31,7 @@ export interface UpgradeReport {
 async function deleteAll(session: MaintenanceSession, prefixes: string[], progress?: (done: number, total: number) => void): Promise<number> {
   const keys: string[] = [];
   for (const prefix of prefixes) for (const info of await session.store.list(prefix)) keys.push(info.key);
-  const limiter = new Limiter(16);
-  let done = 0;
-  await Promise.all(keys.map((key) => limiter.run(async () => {
-    await session.store.delete(key);
-    progress?.(++done, keys.length);
-  })));
+  await deleteKeys(session.store, keys, progress);
   return keys.length;
 }
 

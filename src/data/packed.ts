@@ -50,18 +50,13 @@ export class PackedSegments implements DataCodec {
   private readonly nextVersion = versionCounter();
   private readonly packs: LRUCache<string, Buffer>;
   private persisting: Promise<void> = Promise.resolve();
-  /** Counters for `veilfs status` and the benchmarks. */
-  readonly stats = { packsFetched: 0, segmentsFetched: 0, packsStored: 0 };
 
   constructor(private readonly store: ObjectStore, private readonly opts: PackedOptions) {
     this.packs = new LRUCache<string, Buffer>({
       maxSize: Math.max(PACK_SIZE, opts.packCacheBytes),
       sizeCalculation: (buf) => Math.max(1, buf.length),
       ignoreFetchAbort: true,
-      fetchMethod: (id) => {
-        this.stats.packsFetched++;
-        return this.store.get(packKey(id));
-      },
+      fetchMethod: (id) => this.store.get(packKey(id)),
     });
   }
 
@@ -88,7 +83,6 @@ export class PackedSegments implements DataCodec {
       }
       // A retry gets a fresh copy of just this segment: the cached pack may be the bad copy.
       this.packs.delete(r.pack);
-      this.stats.segmentsFetched++;
       return this.store.get(packKey(r.pack), { offset: r.offset, length: r.length });
     };
     try {
@@ -140,7 +134,6 @@ export class PackedSegments implements DataCodec {
   private async put(entry: Closing): Promise<void> {
     await this.store.put(packKey(entry.pack.id), entry.bytes);
     this.closing.delete(entry.pack.id);
-    this.stats.packsStored++;
   }
 
   /**

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { randomKey } from '../crypto/keys.js';
-import { fromRuns, toRuns, type SegmentRun } from '../format/segment.js';
+import type { SegmentRun } from '../format/segment.js';
+import { refsOf, setRefs } from './refs.js';
 import { now, type Time } from './time.js';
 
 export const S_IFMT = 0o170000;
@@ -112,9 +113,7 @@ export class Inode {
     if (this.isFile) {
       r.fileId = this.fileId;
       r.key = this.key.toString('base64');
-      const stored = [...this.blocks].filter(([index]) => index < this.durableBlocks);
-      if (packed) r.segs = toRuns(stored);
-      else r.blocks = stored;
+      setRefs(r, [...this.blocks].filter(([index]) => index < this.durableBlocks), packed);
     } else if (this.isDir) {
       r.entries = [...this.entries];
     } else if (this.isSymlink) {
@@ -124,7 +123,7 @@ export class Inode {
   }
 
   static fromRecord(r: InodeRecord): Inode {
-    const blocks = r.segs ? fromRuns(r.segs) : r.blocks ?? [];
+    const blocks = refsOf(r);
     const node = Object.create(Inode.prototype) as Inode;
     Object.assign(node, {
       ino: r.ino, mode: r.mode, uid: r.uid, gid: r.gid, nlink: r.nlink, size: r.size,

@@ -1,4 +1,4 @@
-import { fromRuns, parseRef, toRuns } from '../format/segment.js';
+import { fromRuns, toRuns } from '../format/segment.js';
 import type { InodeRecord } from './inode.js';
 
 /** [index, reference] of every stored block or segment of a file record, whatever its format. */
@@ -18,9 +18,4 @@ export function setRefs(r: InodeRecord, refs: [number, string][], packed: boolea
 export function objectsOf(r: InodeRecord): string[] {
   if (r.segs) return [...new Set(r.segs.map((run) => run[2]))];
   return (r.blocks ?? []).map(([, id]) => id);
-}
-
-/** The object a reference points into. */
-export function objectOfRef(ref: string): string {
-  return ref.includes('.') ? parseRef(ref).pack : ref;
 }
