@@ -15,7 +15,12 @@ function stat(a: Attr): Attr & { dev: number } {
  * hiding rename becomes a plain unlink here (the name vanishes at once, as
  * POSIX says) and the later unlink of the hidden name is a no-op.
  */
-const HIDDEN_NAME = /\/\.fuse_hidden[0-9a-f]{16}$/;
+const HIDDEN_NAME = /\/(\.fuse_hidden[0-9a-f]{16})$/;
+/**
+ * libfuse builds hidden names from its node id and a mount-wide counter, so
+ * the name alone identifies the file, wherever its directory has moved since.
+ */
+const hiddenName = (path: string): string | undefined => HIDDEN_NAME.exec(path)?.[1];
 
 /** What the adapter needs from the binding besides the filesystem. */
 export interface KernelLink {
@@ -32,8 +37,12 @@ export interface KernelLink {
  * kernel.
  */
 export function fuseOperations(fs: Filesystem, { log, caller, invalidate }: KernelLink): Record<string, (...args: any[]) => void> {
-  /** Hidden name → inode number, while the file is open. */
+  /** Hidden name (without its directory) → inode number, while the file is open. */
   const hidden = new Map<string, number>();
+  const hiddenIno = (path: string) => {
+    const name = hiddenName(path);
+    return name === undefined ? undefined : hidden.get(name);
+  };
   /**
    * libfuse gives each name of a hard link its own kernel inode, which
    * caches attributes: after a change that other names show (link count,
@@ -68,13 +77,17 @@ export function fuseOperations(fs: Filesystem, { log, caller, invalidate }: Kern
   return {
     init: (cb: Callback) => cb(0),
     getattr: (path: string, cb: Callback) => reply('getattr', path, cb, () => {
-      const ino = hidden.get(path);
+      const ino = hiddenIno(path);
       return ino === undefined ? fs.getattr(path) : fs.inodeAttr(ino);
     }, (a) => [stat(a)]),
+    // The kernel's stat of a node it knows: by inode, as a file that lost
+    // its path (its directory was removed while it was open) has none.
+    getattrByIno: (ino: number, path: string, cb: Callback) => reply('getattr', path, cb, () => fs.inodeAttr(ino), (a) => [stat(a)]),
     fgetattr: (path: string, fd: number, cb: Callback) => reply('fgetattr', path, cb, () => fs.fgetattr(fd), (a) => [stat(a)]),
     access: (path: string, _mode: number, cb: Callback) => reply('access', path, cb, () => fs.access(path)),
     statfs: (path: string, cb: Callback) => reply('statfs', path, cb, () => fs.statfs(), (s) => [s]),
-    readdir: (path: string, cb: Callback) => reply('readdir', path, cb, () => fs.readdir(path), (r) => [r.names, r.attrs.map(stat)]),
+    // No path: a directory removed while open, which lists nothing.
+    readdir: (path: string, cb: Callback) => reply('readdir', path, cb, () => (path ? fs.readdir(path) : { names: [], attrs: [] }), (r) => [r.names, r.attrs.map(stat)]),
     opendir: (path: string, _flags: number, cb: Callback) => reply('opendir', path, cb, () => fs.getattr(path), () => [0]),
     releasedir: (_path: string, _fd: number, cb: Callback) => cb(0),
     fsyncdir: (path: string, _datasync: number, _fd: number, cb: Callback) => reply('fsyncdir', path, cb, () => fs.sync()),
@@ -82,7 +95,8 @@ export function fuseOperations(fs: Filesystem, { log, caller, invalidate }: Kern
     mknod: (path: string, mode: number, rdev: number, cb: Callback) => reply('mknod', path, cb, () => fs.mknod(path, mode, rdev, caller())),
     rmdir: (path: string, cb: Callback) => reply('rmdir', path, cb, () => fs.rmdir(path)),
     unlink: (path: string, cb: Callback) => reply('unlink', path, cb, () => {
-      if (hidden.delete(path)) return;
+      const name = hiddenName(path);
+      if (name !== undefined && hidden.delete(name)) return;
       const others = fs.linkedIno(path);
       fs.unlink(path);
       refresh(others);
@@ -97,7 +111,7 @@ export function fuseOperations(fs: Filesystem, { log, caller, invalidate }: Kern
       }
       const { ino } = fs.getattr(from);
       fs.unlink(from);
-      hidden.set(to, ino);
+      hidden.set(hiddenName(to)!, ino);
       refresh(moved);
     }),
     link: (from: string, to: string, cb: Callback) => reply('link', from, cb, () => changing(to, () => fs.link(from, to))),
