@@ -56,7 +56,7 @@ const SMALL_FILE = 1024 * 1024;
  */
 export class BlockCache {
   readonly blockSize: number;
-  private readonly clean: LRUCache<string, Buffer, FetchContext>;
+  private readonly clean: LRUCache<string, Buffer>;
   private readonly dirty = new Map<string, DirtyBlock>();
   private readonly pendingDirty = new Map<string, Promise<DirtyBlock>>();
   private dirtyBytes = 0;
@@ -67,22 +67,16 @@ export class BlockCache {
   private readonly uploads: Limiter;
   private readonly drained: (() => void)[] = [];
   private readonly maxReadahead: number;
+  private readonly loading = new Map<string, Promise<Buffer>>();
 
   constructor(private readonly codec: DataCodec, private readonly events: CacheEvents, opts: BlockCacheOptions) {
     this.blockSize = codec.blockSize;
     this.dirtyLimit = Math.max(4 * this.blockSize, Math.floor(opts.cacheSize / 4));
     const cleanSize = Math.max(2 * this.blockSize, opts.cacheSize - this.dirtyLimit);
     this.uploads = new Limiter(opts.uploadConcurrency ?? 4);
-    this.clean = new LRUCache<string, Buffer, FetchContext>({
+    this.clean = new LRUCache<string, Buffer>({
       maxSize: cleanSize,
       sizeCalculation: (buf) => Math.max(1, buf.length),
-      // A fetch whose entry is evicted before it completes (more blocks in
-      // flight than the cache holds) still hands its value to its readers.
-      ignoreFetchAbort: true,
-      fetchMethod: (ref, _stale, { context }) => {
-        this.blockFetches++;
-        return this.codec.load(context.file, context.index, ref, context.together);
-      },
     });
     // Fetch ahead at most a quarter of what the cache holds, so prefetched blocks live until read.
     this.maxReadahead = Math.max(1, Math.min(32, Math.floor(cleanSize / 4 / this.blockSize)));
@@ -104,8 +98,32 @@ export class BlockCache {
     if (d) return d.buf;
     const ref = file.blocks.get(index);
     if (!ref) return null;
-    const data = await this.clean.fetch(ref, { context: { file, index, together: sequential || file.size <= SMALL_FILE } });
-    return data ?? null;
+    return this.clean.get(ref) ?? this.fetch(ref, { file, index, together: sequential || file.size <= SMALL_FILE });
+  }
+
+  /**
+   * Loads a block into the clean cache; concurrent readers share one load.
+   * A block evicted before its load completes still reaches its readers.
+   * (Our own map rather than the LRU's fetch(): that costs an AbortController
+   * per call, and a sequential reader calls it for every block.)
+   */
+  private fetch(ref: string, context: FetchContext): Promise<Buffer> {
+    const loading = this.loading.get(ref);
+    if (loading) return loading;
+    this.blockFetches++;
+    const load = this.codec.load(context.file, context.index, ref, context.together).then(
+      (buf) => {
+        this.loading.delete(ref);
+        this.clean.set(ref, buf);
+        return buf;
+      },
+      (err: unknown) => {
+        this.loading.delete(ref);
+        throw err;
+      },
+    );
+    this.loading.set(ref, load);
+    return load;
   }
 
   /**
@@ -120,7 +138,7 @@ export class BlockCache {
     const first = Math.floor(offset / bs);
     const last = Math.floor((end - 1) / bs);
     const ahead = readahead?.next(offset, end - offset) ?? 0;
-    if (ahead > 0) this.prefetch(file, last + 1, ahead);
+    if (ahead > 0) this.prefetch(file, last + 1, ahead, readahead!);
     const parts: Promise<Buffer | null>[] = [];
     for (let i = first; i <= last; i++) parts.push(this.blockData(file, i, ahead > 0));
     const blocks = await Promise.all(parts);
@@ -139,13 +157,13 @@ export class BlockCache {
   }
 
   /** Starts fetching blocks a sequential reader will want next. */
-  private prefetch(file: CachedFile, fromIndex: number, count: number): void {
-    const lastIndex = Math.floor((file.size - 1) / this.blockSize);
-    for (let i = fromIndex; i < fromIndex + count && i <= lastIndex; i++) {
+  private prefetch(file: CachedFile, fromIndex: number, count: number, readahead: Readahead): void {
+    const end = Math.min(fromIndex + count, Math.floor((file.size - 1) / this.blockSize) + 1);
+    for (let i = readahead.firstUnrequested(fromIndex, end); i < end; i++) {
       if (this.dirty.has(this.dirtyKey(file, i))) continue;
       const objectId = file.blocks.get(i);
       if (!objectId || this.clean.has(objectId)) continue;
-      this.clean.fetch(objectId, { context: { file, index: i, together: true } }).catch(() => {});
+      this.fetch(objectId, { file, index: i, together: true }).catch(() => {});
     }
   }
 

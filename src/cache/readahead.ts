@@ -12,6 +12,8 @@ const FORWARD_TOLERANCE = 4 * MiB;
 export class Readahead {
   private expected = -1;
   private window = 0;
+  /** Blocks below this index were already asked for by this reader's earlier prefetches. */
+  private requestedTo = -1;
 
   constructor(private readonly maxBlocks: number) {}
 
@@ -22,5 +24,16 @@ export class Readahead {
     this.window = sequential || fromStart ? Math.min(this.maxBlocks, Math.max(1, this.window * 2)) : 0;
     this.expected = Math.max(offset + n, sequential ? this.expected : 0);
     return n > 0 ? this.window : 0;
+  }
+
+  /**
+   * Of the blocks [from, to), the first one not yet asked for: a reader
+   * moving through its window asks only for the blocks that entered it,
+   * instead of asking again for every block still in flight.
+   */
+  firstUnrequested(from: number, to: number): number {
+    const start = this.requestedTo >= from && this.requestedTo <= to ? this.requestedTo : from;
+    this.requestedTo = to;
+    return start;
   }
 }

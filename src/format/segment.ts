@@ -20,12 +20,24 @@ export interface SegmentRef {
   version: number;
 }
 
+const INDEX_AT = AAD_LABEL.length + 16;
+const VERSION_AT = INDEX_AT + 8;
+/** The label and file id part of the AAD, by file id: every segment of a sequential read shares it. */
+let lastPrefix: { fileId: string; aad: Buffer } | undefined;
+
 function segmentAad(fileId: string, index: number, version: number): Buffer {
-  const aad = Buffer.alloc(AAD_LABEL.length + 16 + 8 + 8);
-  AAD_LABEL.copy(aad, 0);
-  aad.write(fileId, AAD_LABEL.length, 16, 'hex');
-  aad.writeBigUInt64BE(BigInt(index), AAD_LABEL.length + 16);
-  aad.writeBigUInt64BE(BigInt(version), AAD_LABEL.length + 24);
+  if (lastPrefix?.fileId !== fileId) {
+    const prefix = Buffer.alloc(VERSION_AT + 8);
+    AAD_LABEL.copy(prefix, 0);
+    prefix.write(fileId, AAD_LABEL.length, 16, 'hex');
+    lastPrefix = { fileId, aad: prefix };
+  }
+  const aad = Buffer.from(lastPrefix.aad);
+  // Big-endian u64s; both numbers are below 2^53, so two 32-bit halves hold them exactly.
+  aad.writeUInt32BE(Math.floor(index / 2 ** 32), INDEX_AT);
+  aad.writeUInt32BE(index >>> 0, INDEX_AT + 4);
+  aad.writeUInt32BE(Math.floor(version / 2 ** 32), VERSION_AT);
+  aad.writeUInt32BE(version >>> 0, VERSION_AT + 4);
   return aad;
 }
 
