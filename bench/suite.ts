@@ -80,7 +80,9 @@ async function rawGets(prefix: string, endpoint: string): Promise<{ bytes: numbe
   const limiter = new Limiter(16);
   let bytes = 0;
   const seconds = await timed(() => Promise.all(objects.map((o) => limiter.run(async () => {
-    bytes += (await s3.get(o.key)).length;
+    // Not `bytes += await ...`: that reads `bytes` before the await, and parallel GETs would overwrite each other's counts.
+    const got = await s3.get(o.key);
+    bytes += got.length;
   }))));
   await s3.close?.();
   return { bytes, seconds };

@@ -2,6 +2,7 @@ import t from 'tap';
 import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
 import { BlockObjects } from '../src/data/blocks.js';
+import { PackedSegments } from '../src/data/packed.js';
 import { BlockCache, type CachedFile } from '../src/cache/block-cache.js';
 import { LocalStore } from '../src/store/local.js';
 import { CountingStore } from './lib/counting-store.js';
@@ -171,6 +172,39 @@ t.test('a sequential reader fetches ahead with several blocks in flight; a rando
   for (const block of [150, 10, 90, 190, 50]) await reader.read(file, block * BS + 100, 4096, chunk, random);
   await new Promise((r) => setTimeout(r, 100));
   t.equal(store.gets, 5, 'random reads fetch only the blocks they touch');
+});
+
+t.test('format 2: a sequential reader fetches packs ahead, several at once, each once', async (t) => {
+  const store = new CountingStore(new LocalStore(path.join(tempDir(t), 's')));
+  const packed = (packCacheBytes: number) => new PackedSegments(store, { packCacheBytes, log: () => {} });
+  const writer = packed(0);
+  const cache = new BlockCache(writer, { stored: () => {}, log: () => {} }, { cacheSize: 64 * 2 ** 20 });
+  const file = newFile(2);
+  const data = randomBytes(24 * 2 ** 20);
+  await cache.write(file, 0, data);
+  await cache.flush(file);
+  await writer.seal();
+  const packs = new Set([...file.blocks.values()].map((ref) => ref.split('.')[0])).size;
+  t.ok(packs >= 6, `${packs} packs`);
+
+  store.getDelayMs = 50;
+  store.gets = 0;
+  const reader = new BlockCache(packed(16 * 2 ** 20), { stored: () => {}, log: () => {} }, { cacheSize: 64 * 2 ** 20 });
+  const ra = reader.newReadahead();
+  const chunk = Buffer.alloc(128 * 1024);
+  const out = Buffer.alloc(data.length);
+  let maxInFlight = 0;
+  const started = Date.now();
+  for (let at = 0; at < data.length; at += chunk.length) {
+    const n = await reader.read(file, at, chunk.length, chunk, ra);
+    chunk.copy(out, at, 0, n);
+    maxInFlight = Math.max(maxInFlight, store.inFlight);
+  }
+  const took = Date.now() - started;
+  t.equal(Buffer.compare(out, data), 0, 'the bytes read are the bytes written');
+  t.equal(store.gets, packs, 'every pack fetched once, none again after it was fetched ahead');
+  t.ok(maxInFlight >= 2, `packs fetched ahead while one is read (${maxInFlight} in flight)`);
+  t.ok(took < packs * 50, `faster than one pack at a time (${took} ms for ${packs} packs at 50 ms each)`);
 });
 
 t.test('the readahead window doubles while sequential, forgives small seeks, resets on a jump', async (t) => {

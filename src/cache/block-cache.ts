@@ -138,7 +138,10 @@ export class BlockCache {
     const first = Math.floor(offset / bs);
     const last = Math.floor((end - 1) / bs);
     const ahead = readahead?.next(offset, end - offset) ?? 0;
-    if (ahead > 0) this.prefetch(file, last + 1, ahead, readahead!);
+    if (ahead > 0) {
+      this.prefetch(file, last + 1, ahead, readahead!);
+      if (ahead === readahead!.maxBlocks) this.fetchAhead(file, last + 1 + ahead, readahead!);
+    }
     const parts: Promise<Buffer | null>[] = [];
     for (let i = first; i <= last; i++) parts.push(this.blockData(file, i, ahead > 0));
     const blocks = await Promise.all(parts);
@@ -159,11 +162,25 @@ export class BlockCache {
   /** Starts fetching blocks a sequential reader will want next. */
   private prefetch(file: CachedFile, fromIndex: number, count: number, readahead: Readahead): void {
     const end = Math.min(fromIndex + count, Math.floor((file.size - 1) / this.blockSize) + 1);
-    for (let i = readahead.firstUnrequested(fromIndex, end); i < end; i++) {
+    for (let i = readahead.near.firstUnrequested(fromIndex, end); i < end; i++) {
       if (this.dirty.has(this.dirtyKey(file, i))) continue;
       const objectId = file.blocks.get(i);
       if (!objectId || this.clean.has(objectId)) continue;
       this.fetch(objectId, { file, index: i, together: true }).catch(() => {});
+    }
+  }
+
+  /**
+   * A steady sequential reader: the stored bytes of the blocks past the
+   * opened window are fetched too, so that several round trips to a distant
+   * store overlap; they are opened only when the window reaches them.
+   */
+  private fetchAhead(file: CachedFile, fromIndex: number, readahead: Readahead): void {
+    const blocks = Math.floor(this.codec.fetchAheadBytes / this.blockSize);
+    const end = Math.min(fromIndex + blocks, Math.floor((file.size - 1) / this.blockSize) + 1);
+    for (let i = readahead.far.firstUnrequested(fromIndex, end); i < end; i++) {
+      const ref = file.blocks.get(i);
+      if (ref && !this.dirty.has(this.dirtyKey(file, i)) && !this.clean.has(ref)) this.codec.fetchAhead(ref);
     }
   }
 

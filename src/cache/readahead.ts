@@ -12,10 +12,12 @@ const FORWARD_TOLERANCE = 4 * MiB;
 export class Readahead {
   private expected = -1;
   private window = 0;
-  /** Blocks below this index were already asked for by this reader's earlier prefetches. */
-  private requestedTo = -1;
+  /** Blocks fetched and opened ahead of the reader. */
+  readonly near = new RequestCursor();
+  /** Blocks whose stored bytes are fetched further ahead, not yet opened. */
+  readonly far = new RequestCursor();
 
-  constructor(private readonly maxBlocks: number) {}
+  constructor(readonly maxBlocks: number) {}
 
   /** Records a read of n bytes at offset; returns how many blocks past it to fetch now. */
   next(offset: number, n: number): number {
@@ -25,12 +27,17 @@ export class Readahead {
     this.expected = Math.max(offset + n, sequential ? this.expected : 0);
     return n > 0 ? this.window : 0;
   }
+}
 
-  /**
-   * Of the blocks [from, to), the first one not yet asked for: a reader
-   * moving through its window asks only for the blocks that entered it,
-   * instead of asking again for every block still in flight.
-   */
+/**
+ * Where a reader's earlier requests ahead ended: a reader moving through its
+ * window asks only for the blocks that entered it, instead of asking again
+ * for every block still in flight.
+ */
+export class RequestCursor {
+  private requestedTo = -1;
+
+  /** Of the blocks [from, to), the first one not yet asked for; [from, to) counts as asked for afterwards. */
   firstUnrequested(from: number, to: number): number {
     const start = this.requestedTo >= from && this.requestedTo <= to ? this.requestedTo : from;
     this.requestedTo = to;

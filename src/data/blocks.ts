@@ -7,6 +7,9 @@ import type { DataCodec, DataFile } from './codec.js';
 
 /** Format 1: one object per block, the reference is the object id. */
 export class BlockObjects implements DataCodec {
+  /** One object per block: a load is one GET, and the block cache's own readahead overlaps those. */
+  readonly fetchAheadBytes = 0;
+
   constructor(private readonly store: ObjectStore, readonly blockSize: number, private readonly log: (m: string) => void) {}
 
   async load(file: DataFile, index: number, objectId: string): Promise<Buffer> {
@@ -21,6 +24,8 @@ export class BlockObjects implements DataCodec {
       throw new IntegrityError(`${what}: the store returned damaged, moved or replaced data`);
     }
   }
+
+  fetchAhead(): void {}
 
   async save(file: DataFile, index: number, plain: Buffer, used: number): Promise<string> {
     const objectId = newObjectId();

@@ -19,6 +19,10 @@ export interface DataCodec {
    * file among others), so fetching more at once pays.
    */
   load(file: DataFile, index: number, ref: string, together: boolean): Promise<Buffer>;
+  /** How far past what a sequential reader has opened its stored bytes are worth fetching (0: not at all). */
+  readonly fetchAheadBytes: number;
+  /** Starts fetching the stored bytes that hold a block, without opening them (a later load finds them). */
+  fetchAhead(ref: string): void;
   /** Seals (synchronously, before any await: the caller's buffer may change after) and stores a block. */
   save(file: DataFile, index: number, plain: Buffer, used: number): Promise<string>;
   /** What save() returned survives a crash of the daemon (called by close and fsync). */

@@ -50,6 +50,7 @@ export class PackedSegments implements DataCodec {
   private readonly nextVersion = versionCounter();
   private readonly packs: LRUCache<string, Buffer>;
   private persisting: Promise<void> = Promise.resolve();
+  private lastFetchedAhead?: string;
 
   constructor(private readonly store: ObjectStore, private readonly opts: PackedOptions) {
     this.packs = new LRUCache<string, Buffer>({
@@ -78,7 +79,10 @@ export class PackedSegments implements DataCodec {
       const local = this.inMemory(r);
       if (local) return local;
       if (first && (together || this.packs.has(r.pack))) {
-        const whole = await this.packs.fetch(r.pack);
+        // peek, not get: a pack keeps its place in the LRU from when it was
+        // fetched, so the packs a sequential reader is done with go first and
+        // not the ones fetched ahead for it, which nobody has touched yet.
+        const whole = this.packs.peek(r.pack) ?? (await this.packs.fetch(r.pack));
         if (whole && whole.length >= r.offset + r.length) return whole.subarray(r.offset, r.offset + r.length);
       }
       // A retry gets a fresh copy of just this segment: the cached pack may be the bad copy.
@@ -93,6 +97,23 @@ export class PackedSegments implements DataCodec {
       if (!(err instanceof IntegrityError)) throw err;
       throw new IntegrityError(`${what}: the store returned damaged, moved or replaced data`);
     }
+  }
+
+  /**
+   * Half the pack cache: the packs a sequential reader fetches ahead, while
+   * the other half holds the ones it is opening.
+   */
+  get fetchAheadBytes(): number {
+    return Math.floor(this.packs.maxSize / 2);
+  }
+
+  fetchAhead(ref: string): void {
+    const { pack } = parseRef(ref);
+    // Consecutive blocks share packs: one request per pack.
+    if (pack === this.lastFetchedAhead) return;
+    this.lastFetchedAhead = pack;
+    if (pack === this.open.id || this.closing.has(pack) || this.packs.has(pack)) return;
+    this.packs.fetch(pack).catch(() => {});
   }
 
   /** A segment of a pack not yet handed to the store. */
