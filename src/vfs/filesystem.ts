@@ -412,9 +412,7 @@ export class Filesystem {
     if (!this.readOnly && needsAccessTime(h.node)) {
       h.node.atime = now();
       this.tree.changed(h.node);
-      // A file with no name left has nothing to refresh: libfuse cannot name
-      // it, so a kernel asking again for its attributes would get ENOENT.
-      if (h.node.nlink > 0) this.onAttrChange?.(h.node.ino);
+      this.onAttrChange?.(h.node.ino);
     }
     return n;
   }
