@@ -138,9 +138,9 @@ export class BlockCache {
     const first = Math.floor(offset / bs);
     const last = Math.floor((end - 1) / bs);
     const ahead = readahead?.next(offset, end - offset) ?? 0;
-    if (ahead > 0) {
-      this.prefetch(file, last + 1, ahead, readahead!);
-      if (ahead === readahead!.maxBlocks) this.fetchAhead(file, last + 1 + ahead, readahead!);
+    if (readahead && ahead > 0) {
+      this.prefetch(file, last + 1, ahead, readahead);
+      if (ahead === readahead.maxBlocks) this.fetchAhead(file, last + 1 + ahead, readahead);
     }
     const parts: Promise<Buffer | null>[] = [];
     for (let i = first; i <= last; i++) parts.push(this.blockData(file, i, ahead > 0));

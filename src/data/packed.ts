@@ -78,11 +78,11 @@ export class PackedSegments implements DataCodec {
       const first = attempt++ === 0;
       const local = this.inMemory(r);
       if (local) return local;
-      if (first && (together || this.packs.has(r.pack))) {
+      if (first) {
         // peek, not get: a pack keeps its place in the LRU from when it was
         // fetched, so the packs a sequential reader is done with go first and
         // not the ones fetched ahead for it, which nobody has touched yet.
-        const whole = this.packs.peek(r.pack) ?? (await this.packs.fetch(r.pack));
+        const whole = this.packs.peek(r.pack) ?? (together ? await this.packs.fetch(r.pack) : undefined);
         if (whole && whole.length >= r.offset + r.length) return whole.subarray(r.offset, r.offset + r.length);
       }
       // A retry gets a fresh copy of just this segment: the cached pack may be the bad copy.

@@ -39,8 +39,9 @@ export interface KernelLink {
 export function fuseOperations(fs: Filesystem, { log, caller, invalidate }: KernelLink): Record<string, (...args: any[]) => void> {
   /** Hidden name (without its directory) → inode number, while the file is open. */
   const hidden = new Map<string, number>();
+  // getattr is the hottest call: no pattern match unless some file is hidden.
   const hiddenIno = (path: string) => {
-    const name = hiddenName(path);
+    const name = hidden.size > 0 ? hiddenName(path) : undefined;
     return name === undefined ? undefined : hidden.get(name);
   };
   /**
@@ -95,7 +96,7 @@ export function fuseOperations(fs: Filesystem, { log, caller, invalidate }: Kern
     mknod: (path: string, mode: number, rdev: number, cb: Callback) => reply('mknod', path, cb, () => fs.mknod(path, mode, rdev, caller())),
     rmdir: (path: string, cb: Callback) => reply('rmdir', path, cb, () => fs.rmdir(path)),
     unlink: (path: string, cb: Callback) => reply('unlink', path, cb, () => {
-      const name = hiddenName(path);
+      const name = hidden.size > 0 ? hiddenName(path) : undefined;
       if (name !== undefined && hidden.delete(name)) return;
       const others = fs.linkedIno(path);
       fs.unlink(path);

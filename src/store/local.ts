@@ -1,13 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { close as closeFd, constants, open as openCb, promises as fs, read as readCb } from 'node:fs';
 import * as path from 'node:path';
+import { promisify } from 'node:util';
 import { checkKey, ConflictError, NotFoundError, StoreError, StoreFullError, type ByteRange, type ObjectInfo, type ObjectStore, type PutOptions } from './types.js';
 
 const TEMP_PREFIX = '.tmp-';
-const openFd = (file: string, flags: number) =>
-  new Promise<number>((resolve, reject) => openCb(file, flags, (err, fd) => (err ? reject(err) : resolve(fd))));
-const readFd = (fd: number, buf: Buffer, offset: number, length: number, position: number) =>
-  new Promise<number>((resolve, reject) => readCb(fd, buf, offset, length, position, (err, n) => (err ? reject(err) : resolve(n))));
+const openFd = promisify(openCb);
+const readFd = promisify(readCb);
 
 /**
  * Objects as files under a directory. Every put is durable when it returns:
@@ -44,7 +43,7 @@ export class LocalStore implements ObjectStore {
       const buf = Buffer.allocUnsafe(range.length);
       let done = 0;
       while (done < range.length) {
-        const bytesRead = await readFd(fd, buf, done, range.length - done, range.offset + done);
+        const { bytesRead } = await readFd(fd, buf, done, range.length - done, range.offset + done);
         if (bytesRead === 0) break;
         done += bytesRead;
       }
