@@ -1,0 +1,399 @@
+import { randomBytes } from 'node:crypto';
+
+/** A page as stored: a leaf of key/value pairs, or an inner node of [smallest key below, child page id]. */
+export type PageContent = { leaf: [string, unknown][] } | { node: [string, string][] };
+
+/** Where pages live: the tree knows nothing of sealing or stores. */
+export interface PageIo {
+  read(id: string): Promise<PageContent>;
+  write(id: string, content: PageContent): Promise<void>;
+}
+
+/** Leaves split above this many bytes of JSON; inner nodes above this many children. */
+export const LEAF_BYTES = 16 * 1024;
+export const FANOUT = 200;
+
+interface Leaf {
+  leaf: true;
+  keys: string[];
+  values: unknown[];
+  sizes: number[];
+  bytes: number;
+}
+
+interface Inner {
+  leaf: false;
+  /** keys[i]: the smallest key child i may hold; keys[0] is always "". */
+  keys: string[];
+  children: Child[];
+}
+
+type PageNode = Leaf | Inner;
+
+/** A page of the tree: stored under `id` (if ever written), loaded in `node` (if in memory). */
+interface Child {
+  id?: string;
+  node?: PageNode;
+  loading?: Promise<void>;
+  /** Changed since written under `id`: pinned in memory until the next flush. */
+  dirty: boolean;
+  /** Bumped by every change: a flush marks the page clean only if nothing changed while it wrote. */
+  gen: number;
+  /** Last use, for eviction of clean leaves. */
+  used: number;
+}
+
+interface Step {
+  child: Child;
+  index: number;
+}
+
+/** Where a key's leaf is, and the smallest key of the leaf after it (undefined: the last leaf). */
+interface Path {
+  steps: Step[];
+  leaf: Leaf;
+  upper: string | undefined;
+}
+
+export interface FlushResult {
+  root: string;
+  height: number;
+  /** Page ids the new root no longer reaches: free once it is stored. */
+  replaced: string[];
+}
+
+const NEED_LOAD = Symbol('need load');
+
+function search(keys: string[], key: string): { found: boolean; at: number } {
+  let lo = 0;
+  let hi = keys.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (keys[mid] < key) lo = mid + 1;
+    else hi = mid;
+  }
+  return { found: lo < keys.length && keys[lo] === key, at: lo };
+}
+
+/** The child of an inner node that holds key: the last whose smallest key is ≤ key. */
+function childIndex(node: Inner, key: string): number {
+  const { found, at } = search(node.keys, key);
+  return found ? at : at - 1;
+}
+
+function newPageId(): string {
+  return randomBytes(16).toString('hex');
+}
+
+/**
+ * An ordered map of string keys to JSON values, kept as a copy-on-write
+ * B+ tree of pages. Pages load on demand and clean leaves are evicted
+ * past a memory budget, so memory follows what is used, not what exists.
+ * A flush writes only the pages changed since the last one, each under a
+ * fresh id (so a stored page never changes), and names the pages it
+ * replaced. Operations may interleave at their awaits: each one loads
+ * what it needs first, then reads or changes the tree synchronously.
+ */
+export class PageTree {
+  private root: Child;
+  private height: number;
+  private clock = 0;
+  private loadedLeafBytes = 0;
+  private replaced: string[] = [];
+
+  private constructor(private readonly io: PageIo, root: Child, height: number, private readonly budgetBytes: number) {
+    this.root = root;
+    this.height = height;
+  }
+
+  static empty(io: PageIo, budgetBytes = 64 * 2 ** 20): PageTree {
+    const leaf: Leaf = { leaf: true, keys: [], values: [], sizes: [], bytes: 0 };
+    return new PageTree(io, { node: leaf, dirty: true, gen: 0, used: 0 }, 1, budgetBytes);
+  }
+
+  static open(io: PageIo, rootId: string, height: number, budgetBytes = 64 * 2 ** 20): PageTree {
+    return new PageTree(io, { id: rootId, dirty: false, gen: 0, used: 0 }, height, budgetBytes);
+  }
+
+  get depth(): number {
+    return this.height;
+  }
+
+  get hasChanges(): boolean {
+    return this.root.dirty;
+  }
+
+  /** Bytes of leaves in memory (an estimate: their JSON size). */
+  get residentBytes(): number {
+    return this.loadedLeafBytes;
+  }
+
+  private async load(child: Child): Promise<void> {
+    if (child.node) return;
+    if (!child.loading) {
+      const id = child.id;
+      if (id === undefined) throw new Error('page tree: a page has neither an id nor content');
+      child.loading = this.io.read(id).then((content) => {
+        if (!child.node && child.id === id) child.node = this.fromContent(content);
+      }).finally(() => {
+        child.loading = undefined;
+      });
+    }
+    await child.loading;
+  }
+
+  private fromContent(content: PageContent): PageNode {
+    if ('leaf' in content) {
+      const sizes = content.leaf.map(([k, v]) => k.length + JSON.stringify(v).length + 6);
+      const bytes = sizes.reduce((a, b) => a + b, 0);
+      this.loadedLeafBytes += bytes;
+      return { leaf: true, keys: content.leaf.map(([k]) => k), values: content.leaf.map(([, v]) => v), sizes, bytes };
+    }
+    return { leaf: false, keys: content.node.map(([k]) => k), children: content.node.map(([, id]) => ({ id, dirty: false, gen: 0, used: 0 })) };
+  }
+
+  /** Descends to key's leaf without waiting; NEED_LOAD names the page to load first. */
+  private descend(key: string): Path | { [NEED_LOAD]: Child } {
+    const steps: Step[] = [];
+    let child = this.root;
+    let upper: string | undefined;
+    let index = 0;
+    for (;;) {
+      if (!child.node) return { [NEED_LOAD]: child };
+      child.used = ++this.clock;
+      steps.push({ child, index });
+      const node = child.node;
+      if (node.leaf) return { steps, leaf: node, upper };
+      index = childIndex(node, key);
+      if (index + 1 < node.keys.length) upper = node.keys[index + 1];
+      child = node.children[index];
+    }
+  }
+
+  /** Runs fn on key's path once every page on it is loaded (fn must not await). */
+  private async withPath<T>(key: string, fn: (path: Path) => T): Promise<T> {
+    for (;;) {
+      const found = this.descend(key);
+      if (!(NEED_LOAD in found)) {
+        const result = fn(found);
+        this.evict();
+        return result;
+      }
+      await this.load(found[NEED_LOAD]);
+    }
+  }
+
+  async get(key: string): Promise<unknown> {
+    return this.withPath(key, ({ leaf }) => {
+      const { found, at } = search(leaf.keys, key);
+      return found ? leaf.values[at] : undefined;
+    });
+  }
+
+  async set(key: string, value: unknown): Promise<void> {
+    const size = key.length + JSON.stringify(value).length + 6;
+    await this.withPath(key, (path) => {
+      const { leaf } = path;
+      const { found, at } = search(leaf.keys, key);
+      if (found) {
+        leaf.bytes += size - leaf.sizes[at];
+        this.loadedLeafBytes += size - leaf.sizes[at];
+        leaf.values[at] = value;
+        leaf.sizes[at] = size;
+      } else {
+        leaf.keys.splice(at, 0, key);
+        leaf.values.splice(at, 0, value);
+        leaf.sizes.splice(at, 0, size);
+        leaf.bytes += size;
+        this.loadedLeafBytes += size;
+      }
+      this.touch(path.steps);
+      if (leaf.bytes > LEAF_BYTES && leaf.keys.length > 1) this.split(path.steps);
+    });
+  }
+
+  /** Removes key; true if it was there. */
+  async delete(key: string): Promise<boolean> {
+    return this.withPath(key, (path) => {
+      const { leaf } = path;
+      const { found, at } = search(leaf.keys, key);
+      if (!found) return false;
+      leaf.bytes -= leaf.sizes[at];
+      this.loadedLeafBytes -= leaf.sizes[at];
+      leaf.keys.splice(at, 1);
+      leaf.values.splice(at, 1);
+      leaf.sizes.splice(at, 1);
+      this.touch(path.steps);
+      if (leaf.keys.length === 0) this.unlinkEmpty(path.steps);
+      return true;
+    });
+  }
+
+  /**
+   * Up to `limit` pairs with from ≤ key < to, in order, and where to go on
+   * (undefined: nothing more). Loads one leaf per call at most, so a big
+   * range is read a page at a time.
+   */
+  async page(from: string, to: string, limit = Infinity): Promise<{ entries: [string, unknown][]; next: string | undefined }> {
+    return this.withPath(from, ({ leaf, upper }) => {
+      const entries: [string, unknown][] = [];
+      let at = search(leaf.keys, from).at;
+      for (; at < leaf.keys.length && leaf.keys[at] < to && entries.length < limit; at++) entries.push([leaf.keys[at], leaf.values[at]]);
+      let next: string | undefined;
+      if (at < leaf.keys.length) next = leaf.keys[at] < to ? leaf.keys[at] : undefined;
+      else next = upper !== undefined && upper < to ? upper : undefined;
+      return { entries, next };
+    });
+  }
+
+  /** Every pair with from ≤ key < to, in order, a page at a time. */
+  async *scan(from: string, to: string): AsyncGenerator<[string, unknown]> {
+    let cursor: string | undefined = from;
+    while (cursor !== undefined) {
+      const { entries, next } = await this.page(cursor, to);
+      yield* entries;
+      cursor = next;
+    }
+  }
+
+  /** Marks the path changed: every page on it gets a new id at the next flush. */
+  private touch(steps: Step[]): void {
+    for (const { child } of steps) {
+      child.dirty = true;
+      child.gen++;
+    }
+  }
+
+  private split(steps: Step[]): void {
+    for (let level = steps.length - 1; level >= 0; level--) {
+      const child = steps[level].child;
+      const node = child.node!;
+      const oversized = node.leaf ? node.bytes > LEAF_BYTES && node.keys.length > 1 : node.children.length > FANOUT;
+      if (!oversized) return;
+      const right = node.leaf ? this.splitLeaf(node) : this.splitInner(node);
+      const sibling: Child = { node: right.node, dirty: true, gen: 1, used: child.used };
+      if (level === 0) {
+        // The root splits: the tree grows a level.
+        const inner: Inner = { leaf: false, keys: ['', right.key], children: [child, sibling] };
+        this.root = { node: inner, dirty: true, gen: 1, used: child.used };
+        this.height++;
+        return;
+      }
+      const parent = steps[level - 1].child.node as Inner;
+      const at = steps[level].index + 1;
+      parent.keys.splice(at, 0, right.key);
+      parent.children.splice(at, 0, sibling);
+    }
+  }
+
+  private splitLeaf(leaf: Leaf): { key: string; node: Leaf } {
+    let at = 0;
+    let bytes = 0;
+    while (at < leaf.keys.length - 1 && bytes + leaf.sizes[at] <= leaf.bytes / 2) bytes += leaf.sizes[at++];
+    if (at === 0) at = 1;
+    const right: Leaf = { leaf: true, keys: leaf.keys.splice(at), values: leaf.values.splice(at), sizes: leaf.sizes.splice(at), bytes: 0 };
+    right.bytes = right.sizes.reduce((a, b) => a + b, 0);
+    leaf.bytes -= right.bytes;
+    return { key: right.keys[0], node: right };
+  }
+
+  private splitInner(node: Inner): { key: string; node: Inner } {
+    const at = node.children.length >> 1;
+    const right: Inner = { leaf: false, keys: node.keys.splice(at), children: node.children.splice(at) };
+    const key = right.keys[0];
+    right.keys[0] = '';
+    // Inner keys are lower bounds; the right node's first bound moves up to its parent.
+    return { key, node: right };
+  }
+
+  /** An emptied page leaves its parent (a root leaf stays, empty). */
+  private unlinkEmpty(steps: Step[]): void {
+    for (let level = steps.length - 1; level > 0; level--) {
+      const { child, index } = steps[level];
+      const node = child.node!;
+      const empty = node.leaf ? node.keys.length === 0 : node.children.length === 0;
+      if (!empty) break;
+      if (child.id !== undefined) this.replaced.push(child.id);
+      const parent = steps[level - 1].child.node as Inner;
+      parent.keys.splice(index, 1);
+      parent.children.splice(index, 1);
+      if (parent.keys.length > 0) parent.keys[0] = '';
+    }
+    // A root with a single inner child hands the tree down a level.
+    while (!this.root.node!.leaf && (this.root.node as Inner).children.length === 1) {
+      const only = (this.root.node as Inner).children[0];
+      if (!only.node) break;
+      if (this.root.id !== undefined) this.replaced.push(this.root.id);
+      only.dirty = true;
+      only.gen++;
+      this.root = only;
+      this.height--;
+    }
+    if (!this.root.node!.leaf && (this.root.node as Inner).children.length === 0) {
+      this.root.node = { leaf: true, keys: [], values: [], sizes: [], bytes: 0 };
+      this.height = 1;
+    }
+  }
+
+  /**
+   * Writes every changed page under a fresh id (in parallel; a page is
+   * written before nothing, the caller stores the root after all of them)
+   * and returns the new root. Changes made while it writes stay for the
+   * next flush. On failure nothing is marked written.
+   */
+  async flush(write: (tasks: (() => Promise<void>)[]) => Promise<void> = (t) => Promise.all(t.map((f) => f())).then(() => {})): Promise<FlushResult> {
+    const planned: { child: Child; id: string; gen: number; old?: string }[] = [];
+    const plan = (child: Child): string => {
+      if (!child.dirty) return child.id!;
+      const node = child.node!;
+      const id = newPageId();
+      const content: PageContent = node.leaf
+        ? { leaf: node.keys.map((k, i) => [k, node.values[i]]) }
+        : { node: node.keys.map((k, i) => [k, plan(node.children[i])]) };
+      planned.push({ child, id, gen: child.gen, old: child.id });
+      tasks.push(() => this.io.write(id, content));
+      return id;
+    };
+    const tasks: (() => Promise<void>)[] = [];
+    const rootId = plan(this.root);
+    const height = this.height;
+    const replaced = this.replaced;
+    this.replaced = [];
+    try {
+      await write(tasks);
+    } catch (err) {
+      this.replaced.unshift(...replaced);
+      throw err;
+    }
+    for (const p of planned) {
+      if (p.old !== undefined) replaced.push(p.old);
+      p.child.id = p.id;
+      if (p.child.gen === p.gen) p.child.dirty = false;
+    }
+    this.evict();
+    return { root: rootId, height, replaced };
+  }
+
+  /** Drops clean leaves, least recently used first, while over budget. */
+  private evict(): void {
+    if (this.loadedLeafBytes <= this.budgetBytes) return;
+    const leaves: { child: Child; leaf: Leaf }[] = [];
+    const collect = (child: Child) => {
+      const node = child.node;
+      if (!node) return;
+      if (node.leaf) {
+        if (!child.dirty && child.id !== undefined && child !== this.root) leaves.push({ child, leaf: node });
+        return;
+      }
+      for (const c of node.children) collect(c);
+    };
+    collect(this.root);
+    leaves.sort((a, b) => a.child.used - b.child.used);
+    const target = this.budgetBytes * 0.75;
+    for (const { child, leaf } of leaves) {
+      if (this.loadedLeafBytes <= target) break;
+      child.node = undefined;
+      this.loadedLeafBytes -= leaf.bytes;
+    }
+  }
+}

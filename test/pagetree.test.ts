@@ -1,0 +1,139 @@
+import t from 'tap';
+import { FANOUT, PageTree, type PageContent, type PageIo } from '../src/meta/pagetree.js';
+
+/** Pages as a store would keep them: copies, so the tree never shares objects with what it wrote. */
+class MemoryPages implements PageIo {
+  readonly pages = new Map<string, string>();
+  reads = 0;
+  async read(id: string): Promise<PageContent> {
+    const json = this.pages.get(id);
+    if (json === undefined) throw new Error(`page ${id} is missing`);
+    this.reads++;
+    await new Promise((r) => setImmediate(r));
+    return JSON.parse(json);
+  }
+  async write(id: string, content: PageContent): Promise<void> {
+    if (this.pages.has(id)) throw new Error(`page ${id} written twice`);
+    await new Promise((r) => setImmediate(r));
+    this.pages.set(id, JSON.stringify(content));
+  }
+  /** Pages reachable from a root: everything else is garbage. */
+  reachable(root: string): Set<string> {
+    const seen = new Set<string>();
+    const walk = (id: string) => {
+      seen.add(id);
+      const c = JSON.parse(this.pages.get(id)!) as PageContent;
+      if ('node' in c) for (const [, child] of c.node) walk(child);
+    };
+    walk(root);
+    return seen;
+  }
+}
+
+/** A seeded generator, so a failure replays. */
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s * 1664525 + 1013904223) >>> 0;
+    return s / 2 ** 32;
+  };
+}
+
+const key = (n: number) => `k${String(n).padStart(7, '0')}`;
+
+t.test('random sets, deletes and scans match a plain map, across flushes, reopenings and eviction', async (t) => {
+  const io = new MemoryPages();
+  const random = rng(7);
+  const model = new Map<string, unknown>();
+  // A tiny budget: leaves are evicted and loaded again all the time.
+  let tree = PageTree.empty(io, 64 * 1024);
+  let live = new Set<string>();
+  const wrongDeletes: string[] = [];
+  for (let round = 0; round < 12; round++) {
+    const ops = 4000;
+    await Promise.all(Array.from({ length: 8 }, async () => {
+      for (let i = 0; i < ops / 8; i++) {
+        const k = key(Math.floor(random() * (round < 6 ? 20000 : 6000)));
+        if (random() < (round < 6 ? 0.8 : 0.3)) {
+          const v = { n: round, pad: 'x'.repeat(Math.floor(random() * 300)) };
+          model.set(k, v);
+          await tree.set(k, v);
+        } else {
+          const had = model.delete(k);
+          if ((await tree.delete(k)) !== had) wrongDeletes.push(k);
+        }
+      }
+    }));
+    t.same(wrongDeletes, [], `deletes report what was there (round ${round})`);
+    const probe = key(Math.floor(random() * 20000));
+    t.same(await tree.get(probe), model.get(probe), `get ${probe} after round ${round}`);
+    const scanned: [string, unknown][] = [];
+    for await (const e of tree.scan(key(1000), key(9000))) scanned.push(e);
+    const expected = [...model].filter(([k]) => k >= key(1000) && k < key(9000)).sort(([a], [b]) => (a < b ? -1 : 1));
+    t.same(scanned, expected, `range scan after round ${round}`);
+    const { root, height, replaced } = await tree.flush();
+    const reachable = io.reachable(root);
+    t.same(replaced.filter((id) => reachable.has(id)), [], 'no replaced page is reachable from the new root');
+    // Every page the old root reached is either still reached or named as replaced: nothing leaks.
+    const freed = new Set(replaced);
+    t.same([...live].filter((id) => !reachable.has(id) && !freed.has(id)), [], 'no page leaks');
+    for (const id of replaced) io.pages.delete(id);
+    live = reachable;
+    tree = PageTree.open(io, root, height, 64 * 1024);
+    t.ok(tree.residentBytes === 0, 'a reopened tree holds nothing in memory');
+  }
+  const all: [string, unknown][] = [];
+  for await (const e of tree.scan('', '\uffff')) all.push(e);
+  t.same(all, [...model].sort(([a], [b]) => (a < b ? -1 : 1)), 'everything, in order, after the last reopening');
+  t.ok(tree.depth >= 2, `the tree has inner pages (depth ${tree.depth})`);
+});
+
+t.test('a flush writes only the changed path, and a read loads only its path', async (t) => {
+  const io = new MemoryPages();
+  let tree = PageTree.empty(io);
+  for (let i = 0; i < 100_000; i++) await tree.set(key(i), { ino: i, mode: 0o100644, size: i });
+  let { root, height } = await tree.flush();
+  t.ok(height >= 3, `100,000 records need ${height} levels (fan-out ${FANOUT})`);
+  tree = PageTree.open(io, root, height, 1 << 20);
+  const before = io.pages.size;
+  await tree.set(key(50_000), { ino: 50_000, mode: 0o100600, size: 1 });
+  t.equal(io.reads, height, 'one page read per level');
+  const result = await tree.flush();
+  t.equal(io.pages.size - before, height, 'one page written per level');
+  t.equal(result.replaced.length, height, 'and the pages they replace are named');
+  ({ root, height } = result);
+  tree = PageTree.open(io, root, height);
+  t.same(await tree.get(key(50_000)), { ino: 50_000, mode: 0o100600, size: 1 });
+  t.same(await tree.get(key(49_999)), { ino: 49_999, mode: 0o100644, size: 49_999 });
+});
+
+t.test('deleting everything collapses the tree to one empty page', async (t) => {
+  const io = new MemoryPages();
+  const tree = PageTree.empty(io);
+  for (let i = 0; i < 20_000; i++) await tree.set(key(i), i);
+  await tree.flush();
+  for (let i = 0; i < 20_000; i++) await tree.delete(key(i));
+  const { root, height, replaced } = await tree.flush();
+  t.equal(height, 1);
+  t.same(JSON.parse(io.pages.get(root)!), { leaf: [] });
+  for (const id of replaced) io.pages.delete(id);
+  t.equal(io.pages.size, 1, 'only the empty root is left');
+});
+
+t.test('a failed flush leaves every change for the next one', async (t) => {
+  const io = new MemoryPages();
+  const tree = PageTree.empty(io);
+  for (let i = 0; i < 5000; i++) await tree.set(key(i), i);
+  const write = io.write.bind(io);
+  let fail = true;
+  io.write = async (id, content) => {
+    if (fail) throw new Error('disk full');
+    return write(id, content);
+  };
+  await t.rejects(tree.flush(), /disk full/);
+  t.ok(tree.hasChanges);
+  fail = false;
+  const { root, height } = await tree.flush();
+  const reopened = PageTree.open(io, root, height);
+  t.equal(await reopened.get(key(4321)), 4321);
+});
