@@ -9,6 +9,7 @@ import { createVault, unlockVault, type VaultHeader } from './format/vault.js';
 import { JournaledStore } from './journal/journaled-store.js';
 import { defaultCacheDir, LocalState } from './meta/local-state.js';
 import { MetaLog, type NoteJournal } from './meta/metalog.js';
+import { PagedFormat, WholeTreeFormat, writePagedCheckpoint, type MetaFormat } from './meta/formats.js';
 import { Tree } from './meta/tree.js';
 import { MeteredStore, type StoreMeter } from './store/metered.js';
 import type { ObjectStore } from './store/types.js';
@@ -66,6 +67,11 @@ export function dataCodec(store: ObjectStore, header: VaultHeader, opts: { cache
   return new PackedSegments(store, { packCacheBytes: packCacheBytes(header, opts.cacheSize), journal: opts.journal, log: opts.log });
 }
 
+/** The metadata layout of the vault's format version; format 3 pages it within a share of the cache budget. */
+function metaFormat(log: MetaLog, header: VaultHeader, cacheSize: number): MetaFormat {
+  return header.version >= 3 ? new PagedFormat(log, Math.max(8 * 2 ** 20, Math.floor(cacheSize / 16))) : new WholeTreeFormat(log);
+}
+
 function metaLog(store: ObjectStore, masterKey: Buffer, header: VaultHeader, stateDir: string, notes?: NoteJournal): MetaLog {
   return new MetaLog(store, subkey(masterKey, 'metadata'), header, new LocalState(stateDir), notes);
 }
@@ -87,7 +93,9 @@ function hasJournaledChanges(dir: string): boolean {
 export async function initDrive(store: ObjectStore, passphrase: string, opts: { blockSize?: number; kdfLogN?: number; cacheDir?: string; version?: number } = {}): Promise<VaultHeader> {
   const { header, masterKey } = await createVault(store, passphrase, opts);
   const { records, nextIno } = Tree.initialRecords(process.getuid?.() ?? 0, process.getgid?.() ?? 0);
-  await metaLog(store, masterKey, header, vaultStateDir(opts.cacheDir, header.vaultId)).initialize(records, nextIno);
+  const log = metaLog(store, masterKey, header, vaultStateDir(opts.cacheDir, header.vaultId));
+  if (header.version >= 3) await writePagedCheckpoint(log, records, nextIno, 0, 'initialize');
+  else await log.initialize(records, nextIno);
   return header;
 }
 
@@ -116,18 +124,20 @@ export async function openDrive(unmetered: ObjectStore, opts: DriveOptions): Pro
     const codec = dataCodec(store, header, { cacheSize, journal, log });
     const cache = new BlockCache(codec, {
       stored: (file, _index, _objectId, previous) => {
-        const node = tree.get(file.ino);
+        const node = tree.cached(file.ino);
         if (node) tree.changed(node);
         if (previous) tree.release(previous);
       },
       log,
     }, { cacheSize: cacheSize - packCacheBytes(header, cacheSize) });
-    const tree = await Tree.load(metadata, {
+    const tree = await Tree.load(metaFormat(metadata, header, cacheSize), {
       persist: () => cache.persist(),
       seal: () => cache.seal(),
       free: (ref) => codec.free(ref),
-    }, log);
-    for (const node of tree.all()) if (node.isFile) codec.track(node.blocks.values());
+      unreferenced: (pack) => codec.unreferenced(pack),
+    }, log, { packed: header.version >= 2 });
+    // Formats 1 and 2 count references at mount; format 3 keeps counts in its metadata.
+    if (header.version < 3) codec.track(await tree.allRefs());
     const fs = new Filesystem(tree, cache, { readOnly: opts.readOnly, log, capacity: remote.capacity ? () => remote.capacity!() : undefined });
     if (!opts.readOnly) fs.startBackgroundSync(opts.syncIntervalMs ?? 2000);
     return {

@@ -42,6 +42,9 @@ export class BlockObjects implements DataCodec {
     return this.store.delete(dataKey(objectId));
   }
 
+  /** Format 1 counts references at mount, not in its metadata: never told. */
+  async unreferenced(): Promise<void> {}
+
   abandon(objectId: string): Promise<void> {
     return this.store.delete(dataKey(objectId));
   }

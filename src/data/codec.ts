@@ -33,6 +33,8 @@ export interface DataCodec {
   free(ref: string): Promise<void>;
   /** A reference that no commit ever referred to (its block was truncated away while being stored). */
   abandon(ref: string): Promise<void>;
+  /** Format 3: no committed record refers to this stored object any more (counted in the metadata). */
+  unreferenced(objectId: string): Promise<void>;
   /** References the loaded tree holds (so freeing knows when shared storage is unused). */
   track(refs: Iterable<string>): void;
 }

@@ -224,6 +224,13 @@ export class PackedSegments implements DataCodec {
     else this.live.delete(pack);
   }
 
+  async unreferenced(pack: string): Promise<void> {
+    // Written by this mount: its own count (which sees segments not committed yet) decides.
+    if (this.live.has(pack) || pack === this.open.id || this.closing.has(pack)) return;
+    this.packs.delete(pack);
+    await this.store.delete(packKey(pack));
+  }
+
   track(refs: Iterable<string>): void {
     for (const ref of refs) {
       const { pack } = parseRef(ref);

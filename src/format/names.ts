@@ -12,6 +12,10 @@ export const DATA_PREFIX = 'd/';
 export const PACK_PREFIX = 'p/';
 export const LOG_PREFIX_V2 = 'm2/';
 export const CHECKPOINT_PREFIX_V2 = 'c2/';
+/** Format 3: paged metadata. Checkpoints name a root page; pages have random names. */
+export const LOG_PREFIX_V3 = 'm3/';
+export const CHECKPOINT_PREFIX_V3 = 'c3/';
+export const PAGE_PREFIX = 't/';
 
 /** Where a format version keeps its metadata. */
 export interface MetaNames {
@@ -20,6 +24,7 @@ export interface MetaNames {
 }
 
 export function metaNames(version: number): MetaNames {
+  if (version >= 3) return { log: LOG_PREFIX_V3, checkpoint: CHECKPOINT_PREFIX_V3 };
   return version >= 2 ? { log: LOG_PREFIX_V2, checkpoint: CHECKPOINT_PREFIX_V2 } : { log: LOG_PREFIX, checkpoint: CHECKPOINT_PREFIX };
 }
 
@@ -61,5 +66,14 @@ export function packKey(packId: string): string {
 
 export function packIdOfKey(key: string): string | undefined {
   const m = /^p\/[0-9a-f]{2}\/([0-9a-f]{32})$/.exec(key);
+  return m ? m[1] : undefined;
+}
+
+export function pageKey(pageId: string): string {
+  return `${PAGE_PREFIX}${pageId.slice(0, 2)}/${pageId}`;
+}
+
+export function pageIdOfKey(key: string): string | undefined {
+  const m = /^t\/[0-9a-f]{2}\/([0-9a-f]{32})$/.exec(key);
   return m ? m[1] : undefined;
 }

@@ -10,8 +10,8 @@ import { HEADER_KEY } from './names.js';
 
 export const FORMAT_NAME = 'veilfs';
 /** New vaults are format 2; format 1 vaults keep mounting (and `veilfs upgrade` converts them). */
-export const FORMAT_VERSION = 2;
-export const SUPPORTED_VERSIONS = [1, 2];
+export const FORMAT_VERSION = 3;
+export const SUPPORTED_VERSIONS = [1, 2, 3];
 const SEGMENT_BLOCK_SIZE = 64 * 1024;
 export const DEFAULT_BLOCK_SIZE = 1024 * 1024;
 export const MIN_BLOCK_SIZE = 64 * 1024;
@@ -89,7 +89,7 @@ function parseHeader(raw: Buffer, location: string): VaultHeader {
   }
   if (header?.format !== FORMAT_NAME) throw new UserError(`${location} does not hold a veilfs vault`);
   if (!Number.isInteger(header.version)) throw new UserError(`vault header at ${location} is damaged (no version)`);
-  if (!SUPPORTED_VERSIONS.includes(header.version)) throw new UserError(`vault format version ${header.version} is not supported by this veilfs (supports ${SUPPORTED_VERSIONS.join(' and ')})`);
+  if (!SUPPORTED_VERSIONS.includes(header.version)) throw new UserError(`vault format version ${header.version} is not supported by this veilfs (supports ${SUPPORTED_VERSIONS.join(', ')})`);
   if (header.version >= 2 && header.blockSize !== SEGMENT_BLOCK_SIZE) throw new UserError(`vault header at ${location} is damaged (format 2 has 64 KiB segments)`);
   const k = header.kdf;
   if (typeof header.vaultId !== 'string' || !/^[0-9a-f]{32}$/.test(header.vaultId) || typeof header.masterKey !== 'string'

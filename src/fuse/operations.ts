@@ -53,10 +53,9 @@ export function fuseOperations(fs: Filesystem, { log, caller, invalidate }: Kern
     for (const ino of inos) if (ino !== undefined) invalidate(ino);
   };
   /** Runs a change to what path names, then refreshes its other names. */
-  const changing = <T>(path: string, change: () => T): T => {
-    const result = change();
-    if (result instanceof Promise) return result.then((v) => (refresh(fs.linkedIno(path)), v)) as T;
-    refresh(fs.linkedIno(path));
+  const changing = async <T>(path: string, change: () => T | Promise<T>): Promise<T> => {
+    const result = await change();
+    refresh(await fs.linkedIno(path));
     return result;
   };
   function reply<T>(op: string, path: string, cb: Callback, run: () => T | Promise<T>, shape: (v: T) => unknown[] = () => []): void {
@@ -95,23 +94,23 @@ export function fuseOperations(fs: Filesystem, { log, caller, invalidate }: Kern
     mkdir: (path: string, mode: number, cb: Callback) => reply('mkdir', path, cb, () => fs.mkdir(path, mode, caller())),
     mknod: (path: string, mode: number, rdev: number, cb: Callback) => reply('mknod', path, cb, () => fs.mknod(path, mode, rdev, caller())),
     rmdir: (path: string, cb: Callback) => reply('rmdir', path, cb, () => fs.rmdir(path)),
-    unlink: (path: string, cb: Callback) => reply('unlink', path, cb, () => {
+    unlink: (path: string, cb: Callback) => reply('unlink', path, cb, async () => {
       const name = hidden.size > 0 ? hiddenName(path) : undefined;
       if (name !== undefined && hidden.delete(name)) return;
-      const others = fs.linkedIno(path);
-      fs.unlink(path);
+      const others = await fs.linkedIno(path);
+      await fs.unlink(path);
       refresh(others);
     }),
-    rename: (from: string, to: string, cb: Callback) => reply('rename', from, cb, () => {
-      const moved = fs.linkedIno(from);
+    rename: (from: string, to: string, cb: Callback) => reply('rename', from, cb, async () => {
+      const moved = await fs.linkedIno(from);
       // libfuse hides only open files; a user's own file of such a name is renamed as usual.
-      if (!HIDDEN_NAME.test(to) || !fs.isOpen(from)) {
-        const replaced = fs.linkedIno(to);
-        fs.rename(from, to);
+      if (!HIDDEN_NAME.test(to) || !(await fs.isOpen(from))) {
+        const replaced = await fs.linkedIno(to);
+        await fs.rename(from, to);
         return refresh(moved, replaced);
       }
-      const { ino } = fs.getattr(from);
-      fs.unlink(from);
+      const { ino } = await fs.getattr(from);
+      await fs.unlink(from);
       hidden.set(hiddenName(to)!, ino);
       refresh(moved);
     }),

@@ -43,6 +43,7 @@ export interface InodeRecord {
   blocks?: [number, string][];
   /** Format 2 files: runs of segments (see FORMAT.md); holes are absent. */
   segs?: SegmentRun[];
+  /** Formats 1 and 2: a directory's entries (format 3 keeps each as its own key, see kv.ts). */
   entries?: [string, number][];
   target?: string;
 }
@@ -70,7 +71,6 @@ export class Inode {
   fileId = '';
   key: Buffer = Buffer.alloc(0);
   blocks = new Map<number, string>();
-  entries = new Map<string, number>();
   target = '';
 
   constructor(ino: number, mode: number, uid: number, gid: number, time: Time = now()) {
@@ -114,8 +114,6 @@ export class Inode {
       r.fileId = this.fileId;
       r.key = this.key.toString('base64');
       setRefs(r, [...this.blocks].filter(([index]) => index < this.durableBlocks), packed);
-    } else if (this.isDir) {
-      r.entries = [...this.entries];
     } else if (this.isSymlink) {
       r.target = this.target;
     }
@@ -132,7 +130,7 @@ export class Inode {
       rdev: r.rdev ?? 0,
       xattrs: r.xattrs ? new Map(r.xattrs.map(([name, value]) => [name, Buffer.from(value, 'base64')])) : undefined,
       fileId: r.fileId ?? '', key: Buffer.from(r.key ?? '', 'base64'),
-      blocks: new Map(blocks), entries: new Map(r.entries ?? []), target: r.target ?? '',
+      blocks: new Map(blocks), target: r.target ?? '',
     });
     return node;
   }

@@ -21,21 +21,13 @@ export interface Checkpoint {
   inodes: InodeRecord[];
 }
 
-/** Changes journaled on this machine since commit `base`, not yet committed. */
-interface Note {
+/** Changes journaled on this machine since commit `base`, not yet committed (format 1 and 2 before 0.4: whole records). */
+export interface Note {
   base: number;
   no: number;
   nextIno: number;
   upserts: InodeRecord[];
   removes: number[];
-}
-
-export interface LoadedTree {
-  seq: number;
-  nextIno: number;
-  inodes: Map<number, InodeRecord>;
-  /** Inodes changed or removed by journaled notes: the next commit must carry them. */
-  noted: { upserts: Set<number>; removes: Set<number> };
 }
 
 /** Where notes live: the local journal. */
@@ -53,7 +45,7 @@ export class CommitConflictError extends Error {
   }
 }
 
-type Kind = 'log' | 'checkpoint' | 'note';
+type Kind = 'log' | 'checkpoint' | 'note' | 'page';
 const MIN_PAD = 1024;
 const NOTE_HEADER = 16;
 
@@ -103,7 +95,8 @@ export class MetaLog {
     return Buffer.from(`veilfs v${this.version} meta ${kind}\0${this.vaultId}\0${id}`);
   }
 
-  private encode(kind: Kind, id: string, value: unknown): Buffer {
+  /** Seals a metadata object; every kind but notes is padded to a power of two. */
+  encode(kind: Kind, id: string, value: unknown): Buffer {
     const json = JSON.stringify(value);
     // Notes stay on this machine: padding hides sizes from the store only.
     if (kind === 'note') return seal(this.key, Buffer.from(json), this.aad(kind, id));
@@ -122,7 +115,7 @@ export class MetaLog {
     return value as T;
   }
 
-  private async decode<T extends { seq?: number }>(kind: 'log' | 'checkpoint', seq: number, key: string): Promise<T> {
+  async decode<T extends { seq?: number }>(kind: 'log' | 'checkpoint', seq: number, key: string): Promise<T> {
     return getChecked(() => this.store.get(key), (sealed) => {
       try {
         return this.decodeBytes<T>(kind, String(seq), sealed, seq);
@@ -134,7 +127,13 @@ export class MetaLog {
 
   /** Writes the first checkpoint of a new vault (or of an upgraded one, at its current number). */
   async initialize(inodes: InodeRecord[], nextIno: number, seq = 0): Promise<void> {
-    await putVerified(this.store, this.checkpointKey(seq), this.encode('checkpoint', String(seq), { seq, nextIno, inodes } satisfies Checkpoint), { ifAbsent: true });
+    await this.initializeBody({ nextIno, inodes }, seq);
+  }
+
+  async initializeBody(fields: object, seq = 0): Promise<void> {
+    await putVerified(this.store, this.checkpointKey(seq), this.encode('checkpoint', String(seq), { seq, ...fields }), { ifAbsent: true });
+    this.seq = seq;
+    this.checkpointSeq = seq;
     await this.localState.recordSeq(seq);
   }
 
@@ -153,54 +152,57 @@ export class MetaLog {
     return this.decode<Batch>('log', seq, this.logKey(seq));
   }
 
-  /** Newest checkpoint, every batch after it, then this machine's notes. */
-  async load(opts: { allowRollback?: boolean } = {}): Promise<LoadedTree> {
+  /**
+   * Newest checkpoint, every batch after it in order (a gap refuses), a
+   * check against rollback, then this machine's notes after the last
+   * batch: the format says what a checkpoint and a batch mean.
+   */
+  async replay<S, N extends { no: number }>(
+    start: (checkpoint: any) => S | Promise<S>,
+    apply: (state: S, batch: any) => void | Promise<void>,
+    opts: { allowRollback?: boolean } = {},
+  ): Promise<{ state: S; seq: number; notes: N[] }> {
     const { checkpoints, logs } = await this.listSeqs();
     if (checkpoints.length === 0) throw new UserError('vault metadata is missing from the store (no checkpoint found); run "veilfs fsck"');
     const cpSeq = checkpoints[checkpoints.length - 1];
-    const cp = await this.readCheckpoint(cpSeq);
-    const inodes = new Map(cp.inodes.map((r) => [r.ino, r]));
-    let nextIno = cp.nextIno;
+    const state = await start(await this.decode('checkpoint', cpSeq, this.checkpointKey(cpSeq)));
     let seq = cpSeq;
     for (const s of logs.filter((n) => n > cpSeq)) {
       if (s !== seq + 1) throw new UserError(`metadata log has a gap after #${seq} (next is #${s}); run "veilfs fsck"`);
-      const batch = await this.readBatch(s);
-      for (const r of batch.upserts) inodes.set(r.ino, r);
-      for (const ino of batch.removes) inodes.delete(ino);
-      nextIno = batch.nextIno;
+      await apply(state, await this.decode('log', s, this.logKey(s)));
       seq = s;
     }
     const seen = await this.localState.highestSeq();
     if (seq < seen && !opts.allowRollback) {
       throw new UserError(`the store's metadata (#${seq}) is older than what this machine has seen (#${seen}): it was rolled back or lost, or this machine's journal (~/.cache/veilfs) was removed; refusing to mount (see "veilfs fsck")`);
     }
-    const noted = { upserts: new Set<number>(), removes: new Set<number>() };
-    this.noteNo = 0;
-    for (const note of await this.readNotes(seq)) {
-      for (const r of note.upserts) {
-        inodes.set(r.ino, r);
-        noted.upserts.add(r.ino);
-        noted.removes.delete(r.ino);
-      }
-      for (const ino of note.removes) {
-        inodes.delete(ino);
-        noted.upserts.delete(ino);
-        noted.removes.add(ino);
-      }
-      nextIno = Math.max(nextIno, note.nextIno);
-      this.noteNo = note.no + 1;
-    }
+    const notes = await this.readNotes<N>(seq);
+    this.noteNo = notes.length ? notes[notes.length - 1].no + 1 : 0;
     this.seq = seq;
     this.checkpointSeq = cpSeq;
     this.bytesSinceCheckpoint = 0;
     await this.localState.recordSeq(seq);
-    return { seq, nextIno, inodes, noted };
+    return { state, seq, notes };
+  }
+
+  /** Format 1 and 2: newest checkpoint and every batch after it, as whole records (notes are the caller's). */
+  async loadRecords(opts: { allowRollback?: boolean } = {}): Promise<{ seq: number; nextIno: number; inodes: Map<number, InodeRecord>; notes: Note[] }> {
+    const { state, seq, notes } = await this.replay<{ nextIno: number; inodes: Map<number, InodeRecord> }, Note>(
+      (cp: Checkpoint) => ({ nextIno: cp.nextIno, inodes: new Map(cp.inodes.map((r) => [r.ino, r])) }),
+      (st, batch: Batch) => {
+        for (const r of batch.upserts) st.inodes.set(r.ino, r);
+        for (const ino of batch.removes) st.inodes.delete(ino);
+        st.nextIno = batch.nextIno;
+      },
+      opts,
+    );
+    return { seq, nextIno: state.nextIno, inodes: state.inodes, notes };
   }
 
   /** The notes written after commit `seq`, in order; older ones are covered by commits. */
-  private async readNotes(seq: number): Promise<Note[]> {
+  async readNotes<T extends { no: number } = Note>(seq: number): Promise<T[]> {
     if (!this.notes) return [];
-    const out: Note[] = [];
+    const out: T[] = [];
     for (const bytes of await this.notes.pendingNotes()) {
       const base = Number(bytes.readBigUInt64BE(0));
       const no = Number(bytes.readBigUInt64BE(8));
@@ -208,7 +210,7 @@ export class MetaLog {
       // Notes are a chain: a missing or damaged one ends what can be applied.
       if (no !== out.length) break;
       try {
-        out.push(this.decodeBytes<Note>('note', `${base}.${no}`, bytes.subarray(NOTE_HEADER)));
+        out.push(this.decodeBytes<T>('note', `${base}.${no}`, bytes.subarray(NOTE_HEADER)));
       } catch {
         break;
       }
@@ -236,12 +238,17 @@ export class MetaLog {
 
   /** Journals uncommitted changes locally (survives a crash of the daemon). */
   async note(upserts: InodeRecord[], removes: number[], nextIno: number): Promise<void> {
+    await this.noteBody({ nextIno, upserts, removes });
+  }
+
+  /** Journals a note of any shape (the format's); base and number are added. */
+  async noteBody(body: object): Promise<void> {
     if (!this.notes) throw new Error('no journal for notes');
     const no = this.noteNo;
     const header = Buffer.alloc(NOTE_HEADER);
     header.writeBigUInt64BE(BigInt(this.seq), 0);
     header.writeBigUInt64BE(BigInt(no), 8);
-    const sealed = this.encode('note', `${this.seq}.${no}`, { base: this.seq, no, nextIno, upserts, removes } satisfies Note);
+    const sealed = this.encode('note', `${this.seq}.${no}`, { base: this.seq, no, ...body });
     await this.notes.note(Buffer.concat([header, sealed]));
     this.noteNo = no + 1;
   }
@@ -252,8 +259,13 @@ export class MetaLog {
 
   /** Appends one batch; throws CommitConflictError if the number was taken. */
   async append(upserts: InodeRecord[], removes: number[], nextIno: number): Promise<void> {
+    await this.appendBody({ nextIno, upserts, removes });
+  }
+
+  /** Appends a batch of any shape (the format's); the sequence number is added. */
+  async appendBody(fields: object): Promise<void> {
     const seq = this.seq + 1;
-    const body = this.encode('log', String(seq), { seq, nextIno, upserts, removes } satisfies Batch);
+    const body = this.encode('log', String(seq), { seq, ...fields });
     try {
       await this.store.put(this.logKey(seq), body, { ifAbsent: true });
     } catch (err) {
@@ -283,15 +295,45 @@ export class MetaLog {
    * leaves extra objects for "veilfs gc".
    */
   async checkpoint(inodes: InodeRecord[], nextIno: number): Promise<void> {
+    await this.checkpointBody({ nextIno, inodes });
+  }
+
+  /** Stores a checkpoint of any shape (the format's) at the current number and drops what it supersedes. */
+  async checkpointBody(fields: object): Promise<boolean> {
     const seq = this.seq;
     const previous = this.checkpointSeq;
-    if (seq === previous) return;
+    if (seq === previous) return false;
     // Create-only: a checkpoint never changes once written, and a journal
     // uploads a create only after everything it refers to.
-    await this.store.put(this.checkpointKey(seq), this.encode('checkpoint', String(seq), { seq, nextIno, inodes } satisfies Checkpoint), { ifAbsent: true });
+    await this.store.put(this.checkpointKey(seq), this.encode('checkpoint', String(seq), { seq, ...fields }), { ifAbsent: true });
     this.checkpointSeq = seq;
     this.bytesSinceCheckpoint = 0;
     for (let s = previous + 1; s <= seq; s++) await this.store.delete(this.logKey(s));
     await this.store.delete(this.checkpointKey(previous));
+    return true;
+  }
+
+  /** Maintenance of format 3: the whole tree rewritten as the next number, with no batch before it. */
+  async nextCheckpointBody(fields: object): Promise<void> {
+    this.seq++;
+    await this.checkpointBody(fields);
+    await this.localState.recordSeq(this.seq);
+  }
+
+  /** Seals a page of the paged metadata (format 3): bound to its id, padded like the rest. */
+  encodePage(id: string, content: unknown): Buffer {
+    return this.encode('page', id, content);
+  }
+
+  decodePage<T>(id: string, sealed: Uint8Array): T {
+    return this.decodeBytes<T>('page', id, sealed);
+  }
+
+  get vault(): string {
+    return this.vaultId;
+  }
+
+  get objectStore(): ObjectStore {
+    return this.store;
   }
 }

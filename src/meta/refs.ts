@@ -19,3 +19,10 @@ export function objectsOf(r: InodeRecord): string[] {
   if (r.segs) return [...new Set(r.segs.map((run) => run[2]))];
   return (r.blocks ?? []).map(([, id]) => id);
 }
+
+/** Format 2 and 3: how many segments of a record sit in each pack. */
+export function packSegmentCounts(r: InodeRecord): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const run of r.segs ?? []) counts.set(run[2], (counts.get(run[2]) ?? 0) + run[1]);
+  return counts;
+}

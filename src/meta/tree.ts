@@ -1,5 +1,8 @@
 import { Inode, ROOT_INO, S_IFDIR, type InodeRecord } from './inode.js';
-import type { MetaLog } from './metalog.js';
+import type { Changes, MetaFormat } from './formats.js';
+import { entryKey, entryPrefix, inodeKey, INODE_PREFIX, prefixEnd, XATTR_NAME_PREFIX, xattrNameKey, ENTRY_PREFIX, entryOfKey } from './kv.js';
+import type { PageTree } from './pagetree.js';
+import { refsOf } from './refs.js';
 
 export interface Logger {
   (message: string): void;
@@ -13,75 +16,194 @@ export interface TreeData {
   seal(): Promise<void>;
   /** After the commit that stopped referring to it. */
   free(ref: string): Promise<void>;
+  /** After the commit that left no committed record referring to any segment in it (format 3). */
+  unreferenced?(pack: string): Promise<void>;
 }
 
+/** Directory entry changes not in the committed map yet: directory → name → inode (undefined: removed). */
+type EntryLayer = Map<number, Map<string, number | undefined>>;
+
+function setIn(layer: EntryLayer, dir: number, name: string, ino: number | undefined): void {
+  let names = layer.get(dir);
+  if (!names) layer.set(dir, (names = new Map()));
+  names.set(name, ino);
+}
+
+/** Inodes kept in memory when nothing pins them; more are dropped oldest first. */
+const LIVE_INODES = 20_000;
+
 /**
- * The whole tree in memory (metadata is small; a store round trip per
- * operation would be far too slow), with the set of inodes changed since
- * the last commit. commit() group-commits: callers that arrive while a
- * commit waits to start share it.
+ * The metadata as the filesystem sees it: inodes by number, directory
+ * entries by (directory, name). Committed state lives in the format's map
+ * of pages (loaded on demand in format 3); changes since the last commit
+ * live here, in inodes kept in memory until committed and in layers of
+ * entry changes above the map. commit() group-commits: callers that arrive
+ * while a commit waits to start share it.
  */
 export class Tree {
-  /** Changed since the last commit. */
-  private readonly dirty = new Set<number>();
-  private readonly removed = new Set<number>();
+  private readonly live = new Map<number, Inode>();
+  /** Changed since the last commit, and in the commit under way. */
+  private dirty = new Set<number>();
+  private removed = new Set<number>();
+  private committingInodes = new Set<number>();
+  private committingRemoved = new Set<number>();
+  private entries: EntryLayer = new Map();
+  private committing: EntryLayer = new Map();
+  private newNames = new Set<string>();
   /** Changed since the last note (or commit). */
   private readonly unnoted = new Set<number>();
   private readonly unnotedRemoved = new Set<number>();
+  private unnotedEntries: EntryLayer = new Map();
+  private unnotedNames = new Set<string>();
   /** Objects that the next commit makes unreferenced: deleted after it. */
   private pendingDeletes: string[] = [];
   private chain: Promise<void> = Promise.resolve();
   private queued: Promise<void> | null = null;
+  private readonly xattrNames = new Set<string>();
+  private evictAt = LIVE_INODES;
+  /** Whether something outside the tree still holds an inode (open, or data not yet stored): it must stay the one object. */
+  inUse: (node: Inode) => boolean = () => false;
 
   private constructor(
-    private readonly log: MetaLog,
-    private readonly inodes: Map<number, Inode>,
+    private readonly format: MetaFormat,
+    private readonly pages: PageTree,
     private nextIno: number,
+    private inodeCount: number,
     private readonly data: TreeData,
     private readonly logger: Logger,
+    private readonly packed: boolean,
   ) {}
 
-  /** Format 2 records segment runs instead of block ids. */
+  /** Format 2 and later record segment runs instead of block ids. */
   private record(node: Inode): InodeRecord {
-    return node.toRecord(this.log.version >= 2);
+    return node.toRecord(this.packed);
   }
 
   static initialRecords(uid: number, gid: number): { records: InodeRecord[]; nextIno: number } {
     const root = new Inode(ROOT_INO, S_IFDIR | 0o755, uid, gid);
-    return { records: [root.toRecord()], nextIno: ROOT_INO + 1 };
+    return { records: [{ ...root.toRecord(), entries: [] }], nextIno: ROOT_INO + 1 };
   }
 
-  static async load(log: MetaLog, data: TreeData, logger: Logger): Promise<Tree> {
-    const loaded = await log.load();
-    const inodes = new Map<number, Inode>();
-    for (const [ino, r] of loaded.inodes) inodes.set(ino, Inode.fromRecord(r));
-    if (!inodes.get(ROOT_INO)?.isDir) throw new Error('vault metadata has no root directory');
-    const tree = new Tree(log, inodes, loaded.nextIno, data, logger);
+  static async load(format: MetaFormat, data: TreeData, logger: Logger, opts: { packed: boolean }): Promise<Tree> {
+    const loaded = await format.load();
+    const tree = new Tree(format, loaded.pages, loaded.nextIno, loaded.inodeCount, data, logger, opts.packed);
     // Noted changes are not in the store yet: the next commit must carry them.
-    for (const ino of loaded.noted.upserts) tree.dirty.add(ino);
-    for (const ino of loaded.noted.removes) tree.removed.add(ino);
+    for (const [ino, r] of loaded.noted.inodes) {
+      if (r) tree.live.set(ino, Inode.fromRecord(r));
+      else tree.removed.add(ino);
+      tree.dirty.add(ino);
+    }
+    for (const ino of tree.removed) tree.dirty.delete(ino);
+    for (const [key, value] of loaded.noted.keys) {
+      if (key.startsWith(ENTRY_PREFIX)) {
+        const { dir, name } = entryOfKey(key);
+        setIn(tree.entries, dir, name, value as number | undefined);
+      } else if (key.startsWith(XATTR_NAME_PREFIX) && value !== undefined) {
+        tree.newNames.add(key.slice(1));
+      }
+    }
+    for await (const [key] of loaded.pages.scan(XATTR_NAME_PREFIX, prefixEnd(XATTR_NAME_PREFIX))) tree.xattrNames.add(key.slice(1));
+    for (const name of tree.newNames) tree.xattrNames.add(name);
+    const root = await tree.get(ROOT_INO);
+    if (!root?.isDir) throw new Error('vault metadata has no root directory');
+    tree.rootNode = root;
     return tree;
   }
 
-  get(ino: number): Inode | undefined {
-    return this.inodes.get(ino);
-  }
-
-  all(): IterableIterator<Inode> {
-    return this.inodes.values();
-  }
+  private rootNode!: Inode;
 
   get root(): Inode {
-    return this.inodes.get(ROOT_INO)!;
+    return this.rootNode;
   }
 
   get size(): number {
-    return this.inodes.size;
+    return this.inodeCount;
+  }
+
+  /** The inode numbered ino, loaded if need be; undefined if there is none. */
+  async get(ino: number): Promise<Inode | undefined> {
+    const node = this.live.get(ino);
+    if (node) return node;
+    if (this.removed.has(ino) || this.committingRemoved.has(ino)) return undefined;
+    const r = (await this.pages.get(inodeKey(ino))) as InodeRecord | undefined;
+    // Another call may have loaded or removed it meanwhile: one object per inode.
+    const again = this.live.get(ino);
+    if (again) return again;
+    if (!r || this.removed.has(ino) || this.committingRemoved.has(ino)) return undefined;
+    const loaded = Inode.fromRecord(r);
+    this.live.set(ino, loaded);
+    this.evict();
+    return loaded;
+  }
+
+  /** A loaded inode, if it is in memory (no waiting). */
+  cached(ino: number): Inode | undefined {
+    return this.live.get(ino);
+  }
+
+  /** The inode a directory entry names, or undefined. */
+  async lookup(dir: number, name: string): Promise<number | undefined> {
+    for (const layer of [this.entries, this.committing]) {
+      const names = layer.get(dir);
+      if (names?.has(name)) return names.get(name);
+    }
+    return (await this.pages.get(entryKey(dir, name))) as number | undefined;
+  }
+
+  /** Adds, replaces (ino) or removes (undefined) a directory entry. */
+  setEntry(dir: Inode, name: string, ino: number | undefined): void {
+    setIn(this.entries, dir.ino, name, ino);
+    setIn(this.unnotedEntries, dir.ino, name, ino);
+  }
+
+  /** The layers of entry changes above the map, oldest first, as they are now. */
+  private layers(): EntryLayer[] {
+    return [this.committing, this.entries];
+  }
+
+  private static overlay(layers: EntryLayer[], dir: number, name: string): { changed: boolean; ino?: number } {
+    let result: { changed: boolean; ino?: number } = { changed: false };
+    for (const layer of layers) {
+      const names = layer.get(dir);
+      if (names?.has(name)) result = { changed: true, ino: names.get(name) };
+    }
+    return result;
+  }
+
+  /** A directory's entries, in name order of the map (changes since the last commit last). */
+  async listEntries(dir: number): Promise<[string, number][]> {
+    // A commit may move layers into the map while the scan runs: the layers seen first and last both apply.
+    const before = this.layers();
+    const prefix = entryPrefix(dir);
+    const result = new Map<string, number>();
+    for await (const [key, ino] of this.pages.scan(prefix, prefixEnd(prefix))) result.set(key.slice(prefix.length), ino as number);
+    const after = this.layers();
+    for (const layer of [...new Set([...before, ...after])]) {
+      for (const [name, ino] of layer.get(dir) ?? []) {
+        if (ino === undefined) result.delete(name);
+        else result.set(name, ino);
+      }
+    }
+    return [...result];
+  }
+
+  /** Whether a directory has any entry (stops at the first). */
+  async hasEntries(dir: number): Promise<boolean> {
+    for (const layer of this.layers()) for (const ino of layer.get(dir)?.values() ?? []) if (ino !== undefined) return true;
+    const before = this.layers();
+    const prefix = entryPrefix(dir);
+    for await (const [key] of this.pages.scan(prefix, prefixEnd(prefix))) {
+      const name = key.slice(prefix.length);
+      const over = Tree.overlay([...new Set([...before, ...this.layers()])], dir, name);
+      if (!over.changed || over.ino !== undefined) return true;
+    }
+    return false;
   }
 
   create(mode: number, uid: number, gid: number): Inode {
     const node = new Inode(this.nextIno++, mode, uid, gid);
-    this.inodes.set(node.ino, node);
+    this.live.set(node.ino, node);
+    this.inodeCount++;
     this.changed(node);
     return node;
   }
@@ -93,11 +215,12 @@ export class Tree {
 
   /** Forgets an inode whose last link and last handle are gone. */
   destroy(node: Inode): void {
-    this.inodes.delete(node.ino);
+    this.live.delete(node.ino);
     this.dirty.delete(node.ino);
     this.unnoted.delete(node.ino);
     this.removed.add(node.ino);
     this.unnotedRemoved.add(node.ino);
+    this.inodeCount--;
     for (const objectId of node.blocks.values()) this.pendingDeletes.push(objectId);
   }
 
@@ -106,13 +229,49 @@ export class Tree {
     this.pendingDeletes.push(objectId);
   }
 
+  /** Every extended attribute name some inode may have (names are never forgotten). */
+  knownXattrNames(): string[] {
+    return [...this.xattrNames];
+  }
+
+  addXattrName(name: string): boolean {
+    if (this.xattrNames.has(name)) return false;
+    this.xattrNames.add(name);
+    this.newNames.add(name);
+    this.unnotedNames.add(name);
+    return true;
+  }
+
+  /** Every stored reference of the tree (formats 1 and 2, which count them at mount). */
+  async allRefs(): Promise<string[]> {
+    const refs: string[] = [];
+    for await (const [key, r] of this.pages.scan(INODE_PREFIX, prefixEnd(INODE_PREFIX))) {
+      const ino = parseInt(key.slice(1), 16);
+      if (!this.live.has(ino) && !this.removed.has(ino)) for (const [, ref] of refsOf(r as InodeRecord)) refs.push(ref);
+    }
+    for (const node of this.live.values()) refs.push(...node.blocks.values());
+    return refs;
+  }
+
   /** Changed since the last note: what a close must journal. */
   get hasUnnoted(): boolean {
-    return this.unnoted.size > 0 || this.unnotedRemoved.size > 0;
+    return this.unnoted.size > 0 || this.unnotedRemoved.size > 0 || this.unnotedEntries.size > 0 || this.unnotedNames.size > 0;
   }
 
   get hasChanges(): boolean {
-    return this.dirty.size > 0 || this.removed.size > 0 || this.pendingDeletes.length > 0;
+    return this.dirty.size > 0 || this.removed.size > 0 || this.entries.size > 0 || this.newNames.size > 0 || this.pendingDeletes.length > 0;
+  }
+
+  private changes(inodes: Set<number>, removed: Set<number>, entries: EntryLayer, names: Set<string>): Changes {
+    const changes: Changes = { inodes: new Map(), keys: new Map(), nextIno: this.nextIno, inodeCount: this.inodeCount };
+    for (const ino of inodes) {
+      const node = this.live.get(ino);
+      if (node) changes.inodes.set(ino, this.record(node));
+    }
+    for (const ino of removed) changes.inodes.set(ino, undefined);
+    for (const [dir, names] of entries) for (const [name, ino] of names) changes.keys.set(entryKey(dir, name), ino);
+    for (const name of names) changes.keys.set(xattrNameKey(name), 1);
+    return changes;
   }
 
   /**
@@ -121,32 +280,38 @@ export class Tree {
    * Without a journal (read-only), it commits.
    */
   note(): Promise<void> {
-    if (!this.log.canNote) return this.commit();
+    if (!this.format.canNote) return this.commit();
     const next = this.chain.catch(() => {}).then(() => this.noteNow());
     this.chain = next;
     return next;
   }
 
   private async noteNow(): Promise<void> {
-    if (this.unnoted.size === 0 && this.unnotedRemoved.size === 0) return;
+    if (!this.hasUnnoted) return;
     const changed = [...this.unnoted];
     const removed = [...this.unnotedRemoved];
-    const records = changed.map((ino) => this.record(this.inodes.get(ino)!));
+    const entries = this.unnotedEntries;
+    const names = [...this.unnotedNames];
+    const changes = this.changes(new Set(changed), new Set(removed), entries, new Set(names));
     this.unnoted.clear();
     this.unnotedRemoved.clear();
+    this.unnotedEntries = new Map();
+    this.unnotedNames.clear();
     try {
       await this.data.persist();
-      await this.log.note(records, removed, this.nextIno);
+      await this.format.note(changes);
     } catch (err) {
-      for (const ino of changed) if (this.inodes.has(ino)) this.unnoted.add(ino);
+      for (const ino of changed) if (this.live.has(ino)) this.unnoted.add(ino);
       for (const ino of removed) this.unnotedRemoved.add(ino);
+      this.unnotedEntries = merge(entries, this.unnotedEntries);
+      for (const name of names) this.unnotedNames.add(name);
       throw err;
     }
   }
 
   /** Makes everything committed or noted survive a power cut. */
   sync(): Promise<void> {
-    return this.log.sync();
+    return this.format.sync();
   }
 
   commit(): Promise<void> {
@@ -165,44 +330,86 @@ export class Tree {
 
   private async commitNow(): Promise<void> {
     if (!this.hasChanges) return;
-    const dirty = [...this.dirty];
-    const removed = [...this.removed];
+    const dirty = this.dirty;
+    const removed = this.removed;
+    const names = this.newNames;
     const deletes = this.pendingDeletes;
-    const upserts = dirty.map((ino) => this.record(this.inodes.get(ino)!));
-    const unnoted = [...this.unnoted];
-    const unnotedRemoved = [...this.unnotedRemoved];
-    this.dirty.clear();
-    this.removed.clear();
+    const changes = this.changes(dirty, removed, this.entries, names);
+    // Until the map has them, lookups see the changes in the layer being committed.
+    this.committing = this.entries;
+    this.committingInodes = dirty;
+    this.committingRemoved = removed;
+    this.entries = new Map();
+    this.dirty = new Set();
+    this.removed = new Set();
+    this.newNames = new Set();
+    this.pendingDeletes = [];
+    // A commit covers what notes hold: the notes are dropped with it.
+    const unnoted = { inodes: [...this.unnoted], removed: [...this.unnotedRemoved], entries: this.unnotedEntries, names: [...this.unnotedNames] };
     this.unnoted.clear();
     this.unnotedRemoved.clear();
-    this.pendingDeletes = [];
+    this.unnotedEntries = new Map();
+    this.unnotedNames.clear();
+    let unused: string[] = [];
     try {
-      if (upserts.length || removed.length) {
-        // The records above refer only to data stored so far: sealing now puts it ahead of the batch.
+      if (changes.inodes.size || changes.keys.size) {
+        // The records refer only to data stored so far: sealing now puts it ahead of the batch.
         await this.data.seal();
-        await this.log.append(upserts, removed, this.nextIno);
+        unused = await this.format.commit(changes, this.pages);
       }
     } catch (err) {
-      for (const ino of dirty) if (this.inodes.has(ino)) this.dirty.add(ino);
+      for (const ino of dirty) if (this.live.has(ino)) this.dirty.add(ino);
       for (const ino of removed) this.removed.add(ino);
-      for (const ino of unnoted) if (this.inodes.has(ino)) this.unnoted.add(ino);
-      for (const ino of unnotedRemoved) this.unnotedRemoved.add(ino);
+      this.entries = merge(this.committing, this.entries);
+      for (const name of names) this.newNames.add(name);
+      for (const ino of unnoted.inodes) if (this.live.has(ino)) this.unnoted.add(ino);
+      for (const ino of unnoted.removed) this.unnotedRemoved.add(ino);
+      this.unnotedEntries = merge(unnoted.entries, this.unnotedEntries);
+      for (const name of unnoted.names) this.unnotedNames.add(name);
       this.pendingDeletes.unshift(...deletes);
       throw err;
+    } finally {
+      this.committing = new Map();
+      this.committingInodes = new Set();
+      this.committingRemoved = new Set();
     }
     this.lastCommitAt = Date.now();
     for (const objectId of deletes) {
       await this.data.free(objectId).catch((err) => this.logger(`could not delete unreferenced object ${objectId}: ${(err as Error).message} (veilfs gc will)`));
     }
-    if (this.log.shouldCheckpoint()) {
-      await this.log.checkpoint([...this.inodes.values()].map((n) => this.record(n)), this.nextIno)
+    for (const pack of unused) {
+      await this.data.unreferenced?.(pack).catch((err) => this.logger(`could not delete unused pack ${pack}: ${(err as Error).message} (veilfs gc will)`));
+    }
+    if (this.format.shouldCheckpoint()) {
+      await this.format.checkpoint(this.pages, this.nextIno, this.inodeCount)
         .catch((err) => this.logger(`checkpoint failed, will retry: ${(err as Error).message}`));
     }
+    this.evictAt = LIVE_INODES;
+    this.evict();
   }
 
   /** Checkpoints now (on unmount), so the next mount replays no log. */
   async compact(): Promise<void> {
     await this.commit();
-    await this.log.checkpoint([...this.inodes.values()].map((n) => this.record(n)), this.nextIno);
+    await this.format.checkpoint(this.pages, this.nextIno, this.inodeCount);
   }
+
+  /** Drops inodes beyond the budget that nothing pins, oldest loaded first. */
+  private evict(): void {
+    if (this.live.size <= this.evictAt) return;
+    for (const [ino, node] of this.live) {
+      if (this.live.size <= LIVE_INODES * 0.9) break;
+      if (ino === ROOT_INO || this.dirty.has(ino) || this.unnoted.has(ino) || this.committingInodes.has(ino) || this.inUse(node)) continue;
+      this.live.delete(ino);
+    }
+    // What is pinned stays until the next commit: no new pass over it before the set has grown by half.
+    this.evictAt = Math.max(LIVE_INODES, Math.floor(this.live.size * 1.5));
+  }
+}
+
+/** Two layers of entry changes as one: the newer wins. */
+function merge(older: EntryLayer, newer: EntryLayer): EntryLayer {
+  const out: EntryLayer = new Map();
+  for (const layer of [older, newer]) for (const [dir, names] of layer) for (const [name, ino] of names) setIn(out, dir, name, ino);
+  return out;
 }

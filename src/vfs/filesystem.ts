@@ -87,28 +87,41 @@ export class Filesystem {
     this.readOnly = !!opts.readOnly;
     this.owner = { uid: opts.uid ?? process.getuid?.() ?? 0, gid: opts.gid ?? process.getgid?.() ?? 0 };
     this.log = opts.log ?? (() => {});
-    this.xattrs = new Xattrs((path) => this.lookup(path), () => this.writable(), (node) => this.touch(node, now(), false), tree.all());
+    this.xattrs = new Xattrs((path) => this.lookup(path), () => this.writable(), (node) => this.touch(node, now(), false), tree);
+    tree.inUse = (node) => (this.openCount.get(node.ino) ?? 0) > 0 || (node.isFile && cache.hasDirty(node));
   }
 
   // ---- lookup ----
 
   /** @internal the inode a path names (for the operation families split into their own files). */
-  lookup(path: string): Inode {
+  async lookup(path: string): Promise<Inode> {
     let node = this.tree.root;
-    for (const name of splitPath(path)) {
-      if (!node.isDir) throw new FsError('ENOTDIR');
-      const ino = node.entries.get(name);
-      if (ino === undefined) throw new FsError('ENOENT');
-      node = this.tree.get(ino)!;
-    }
+    for (const name of splitPath(path)) node = await this.child(node, name);
     return node;
   }
 
-  private parentOf(path: string): { dir: Inode; name: string; names: string[] } {
+  private async child(dir: Inode, name: string): Promise<Inode> {
+    if (!dir.isDir) throw new FsError('ENOTDIR');
+    const node = await this.entry(dir, name);
+    if (!node) throw new FsError('ENOENT');
+    return node;
+  }
+
+  /** The inode a directory entry names, or undefined if there is no such entry. */
+  private async entry(dir: Inode, name: string): Promise<Inode | undefined> {
+    const ino = await this.tree.lookup(dir.ino, name);
+    if (ino === undefined) return undefined;
+    const node = await this.tree.get(ino);
+    if (!node) throw new FsError('EIO', `directory entry "${name}" names inode ${ino}, which is missing (run "veilfs fsck")`);
+    return node;
+  }
+
+  private async parentOf(path: string): Promise<{ dir: Inode; name: string; names: string[] }> {
     const names = splitPath(path);
     if (names.length === 0) throw new FsError('EBUSY', 'the root directory');
     const name = names[names.length - 1];
-    const dir = this.lookup('/' + names.slice(0, -1).join('/'));
+    let dir = this.tree.root;
+    for (const n of names.slice(0, -1)) dir = await this.child(dir, n);
     if (!dir.isDir) throw new FsError('ENOTDIR');
     return { dir, name, names };
   }
@@ -136,13 +149,13 @@ export class Filesystem {
 
   // ---- attributes ----
 
-  getattr(path: string): Attr {
-    return this.attr(this.lookup(path));
+  async getattr(path: string): Promise<Attr> {
+    return this.attr(await this.lookup(path));
   }
 
   /** Whether some descriptor has the file at path open. */
-  isOpen(path: string): boolean {
-    return (this.openCount.get(this.lookup(path).ino) ?? 0) > 0;
+  async isOpen(path: string): Promise<boolean> {
+    return (this.openCount.get((await this.lookup(path)).ino) ?? 0) > 0;
   }
 
   /**
@@ -150,10 +163,10 @@ export class Filesystem {
    * other names too (hard links): the FUSE adapter must then tell the kernel,
    * which caches attributes per name.
    */
-  linkedIno(path: string): number | undefined {
+  async linkedIno(path: string): Promise<number | undefined> {
     let node: Inode;
     try {
-      node = this.lookup(path);
+      node = await this.lookup(path);
     } catch {
       return undefined;
     }
@@ -166,8 +179,8 @@ export class Filesystem {
   }
 
   /** Attributes of an inode that may have no name left (open and unlinked). */
-  inodeAttr(ino: number): Attr {
-    const node = this.tree.get(ino);
+  async inodeAttr(ino: number): Promise<Attr> {
+    const node = await this.tree.get(ino);
     if (!node) throw new FsError('ENOENT');
     return this.attr(node);
   }
@@ -176,20 +189,20 @@ export class Filesystem {
     return this.attr(this.handle(fd).node);
   }
 
-  access(path: string): void {
-    this.lookup(path);
+  async access(path: string): Promise<void> {
+    await this.lookup(path);
   }
 
-  chmod(path: string, mode: number): void {
+  async chmod(path: string, mode: number): Promise<void> {
     this.writable();
-    const node = this.lookup(path);
+    const node = await this.lookup(path);
     node.mode = (node.mode & S_IFMT) | (mode & 0o7777);
     this.touch(node, now(), false);
   }
 
-  chown(path: string, uid: number, gid: number): void {
+  async chown(path: string, uid: number, gid: number): Promise<void> {
     this.writable();
-    const node = this.lookup(path);
+    const node = await this.lookup(path);
     // (uid_t)-1 means "leave unchanged".
     if (uid !== -1 && uid !== 0xffffffff) node.uid = uid;
     if (gid !== -1 && gid !== 0xffffffff) node.gid = gid;
@@ -197,9 +210,9 @@ export class Filesystem {
   }
 
   /** utimensat(2): each time given, UTIME_NOW or UTIME_OMIT (permission checks are the kernel's). */
-  utimens(path: string, atime: Timespec, mtime: Timespec): void {
+  async utimens(path: string, atime: Timespec, mtime: Timespec): Promise<void> {
     this.writable();
-    const node = this.lookup(path);
+    const node = await this.lookup(path);
     if (atime[1] === UTIME_OMIT && mtime[1] === UTIME_OMIT) return;
     const time = now();
     const pick = ([sec, nsec]: Timespec, old: Time) => (nsec === UTIME_OMIT ? old : nsec === UTIME_NOW ? time : fromTimespec(sec, nsec));
@@ -221,20 +234,23 @@ export class Filesystem {
 
   // ---- directories ----
 
-  readdir(path: string): { names: string[]; attrs: Attr[] } {
-    const dir = this.lookup(path);
+  async readdir(path: string): Promise<{ names: string[]; attrs: Attr[] }> {
+    const dir = await this.lookup(path);
     if (!dir.isDir) throw new FsError('ENOTDIR');
     const names = ['.', '..'];
     const attrs = [this.attr(dir), this.attr(dir)];
-    for (const [name, ino] of dir.entries) {
+    for (const [name, ino] of await this.tree.listEntries(dir.ino)) {
+      const node = await this.tree.get(ino);
+      // An entry whose inode is missing is fsck's to report; listing goes on.
+      if (!node) continue;
       names.push(name);
-      attrs.push(this.attr(this.tree.get(ino)!));
+      attrs.push(this.attr(node));
     }
     return { names, attrs };
   }
 
   private addEntry(dir: Inode, name: string, node: Inode, time: Time): void {
-    dir.entries.set(name, node.ino);
+    this.tree.setEntry(dir, name, node.ino);
     if (node.isDir) dir.nlink++;
     this.touch(dir, time);
   }
@@ -246,11 +262,11 @@ export class Filesystem {
    * applied the umask and stripped set-group-ID where the caller may not
    * set it.)
    */
-  private makeNode(path: string, mode: number, caller: Caller = this.owner): Inode {
+  private async makeNode(path: string, mode: number, caller: Caller = this.owner): Promise<Inode> {
     this.writable();
-    const { dir, name } = this.parentOf(path);
+    const { dir, name } = await this.parentOf(path);
     checkName(name);
-    if (dir.entries.has(name)) throw new FsError('EEXIST');
+    if ((await this.tree.lookup(dir.ino, name)) !== undefined) throw new FsError('EEXIST');
     let gid = caller.gid;
     if (dir.mode & S_ISGID) {
       gid = dir.gid;
@@ -261,66 +277,66 @@ export class Filesystem {
     return node;
   }
 
-  mkdir(path: string, mode: number, caller?: Caller): void {
-    this.makeNode(path, S_IFDIR | (mode & 0o7777), caller);
+  async mkdir(path: string, mode: number, caller?: Caller): Promise<void> {
+    await this.makeNode(path, S_IFDIR | (mode & 0o7777), caller);
   }
 
   /** FIFOs, sockets, character and block devices (and regular files): the kernel does their I/O. */
-  mknod(path: string, mode: number, rdev: number, caller?: Caller): void {
+  async mknod(path: string, mode: number, rdev: number, caller?: Caller): Promise<void> {
     const type = mode & S_IFMT;
     if (![S_IFIFO, S_IFSOCK, S_IFCHR, S_IFBLK, S_IFREG].includes(type)) throw new FsError('EINVAL', `mknod of type ${type.toString(8)}`);
-    const node = this.makeNode(path, type | (mode & 0o7777), caller);
+    const node = await this.makeNode(path, type | (mode & 0o7777), caller);
     if (type === S_IFCHR || type === S_IFBLK) node.rdev = rdev;
   }
 
-  rmdir(path: string): void {
+  async rmdir(path: string): Promise<void> {
     this.writable();
-    const { dir, name } = this.parentOf(path);
-    const ino = dir.entries.get(name);
-    if (ino === undefined) throw new FsError('ENOENT');
-    const node = this.tree.get(ino)!;
+    const { dir, name } = await this.parentOf(path);
+    const node = await this.entry(dir, name);
+    if (!node) throw new FsError('ENOENT');
     if (!node.isDir) throw new FsError('ENOTDIR');
-    if (node.entries.size > 0) throw new FsError('ENOTEMPTY');
-    dir.entries.delete(name);
+    if (await this.tree.hasEntries(node.ino)) throw new FsError('ENOTEMPTY');
+    // The checks above waited: the entry may have changed meanwhile.
+    if ((await this.tree.lookup(dir.ino, name)) !== node.ino) throw new FsError('ENOENT');
+    this.tree.setEntry(dir, name, undefined);
     dir.nlink--;
     this.touch(dir);
     node.nlink = 0;
     this.tree.destroy(node);
   }
 
-  symlink(target: string, path: string, caller?: Caller): void {
+  async symlink(target: string, path: string, caller?: Caller): Promise<void> {
     if (Buffer.byteLength(target) >= PATH_MAX) throw new FsError('ENAMETOOLONG');
-    const node = this.makeNode(path, S_IFLNK | 0o777, caller);
+    const node = await this.makeNode(path, S_IFLNK | 0o777, caller);
     node.target = target;
     node.size = Buffer.byteLength(target);
   }
 
-  readlink(path: string): string {
-    const node = this.lookup(path);
+  async readlink(path: string): Promise<string> {
+    const node = await this.lookup(path);
     if (!node.isSymlink) throw new FsError('EINVAL');
     return node.target;
   }
 
-  link(existing: string, path: string): void {
+  async link(existing: string, path: string): Promise<void> {
     this.writable();
-    const node = this.lookup(existing);
+    const node = await this.lookup(existing);
     if (node.isDir) throw new FsError('EPERM', 'hard links to directories are not allowed');
-    const { dir, name } = this.parentOf(path);
+    const { dir, name } = await this.parentOf(path);
     checkName(name);
-    if (dir.entries.has(name)) throw new FsError('EEXIST');
+    if ((await this.tree.lookup(dir.ino, name)) !== undefined) throw new FsError('EEXIST');
     node.nlink++;
     this.touch(node, now(), false);
     this.addEntry(dir, name, node, node.ctime);
   }
 
-  unlink(path: string): void {
+  async unlink(path: string): Promise<void> {
     this.writable();
-    const { dir, name } = this.parentOf(path);
-    const ino = dir.entries.get(name);
-    if (ino === undefined) throw new FsError('ENOENT');
-    const node = this.tree.get(ino)!;
+    const { dir, name } = await this.parentOf(path);
+    const node = await this.entry(dir, name);
+    if (!node) throw new FsError('ENOENT');
     if (node.isDir) throw new FsError('EISDIR');
-    dir.entries.delete(name);
+    this.tree.setEntry(dir, name, undefined);
     const time = now();
     this.touch(dir, time);
     this.dropLink(node, time);
@@ -339,29 +355,33 @@ export class Filesystem {
     this.tree.destroy(node);
   }
 
-  rename(from: string, to: string): void {
+  async rename(from: string, to: string): Promise<void> {
     this.writable();
-    const src = this.parentOf(from);
-    const dst = this.parentOf(to);
+    const src = await this.parentOf(from);
+    const dst = await this.parentOf(to);
     checkName(dst.name);
-    const ino = src.dir.entries.get(src.name);
-    if (ino === undefined) throw new FsError('ENOENT');
-    const node = this.tree.get(ino)!;
+    const node = await this.entry(src.dir, src.name);
+    if (!node) throw new FsError('ENOENT');
+    const ino = node.ino;
     if (node.isDir && isWithin(dst.names, src.names) && dst.names.length > src.names.length) {
       throw new FsError('EINVAL', 'cannot move a directory into itself');
     }
-    const targetIno = dst.dir.entries.get(dst.name);
+    const target = await this.entry(dst.dir, dst.name);
+    const targetNotEmpty = target?.isDir ? await this.tree.hasEntries(target.ino) : false;
+    // The lookups above waited: what they found must still hold when the change is made, all at once.
+    if ((await this.tree.lookup(src.dir.ino, src.name)) !== ino || (await this.tree.lookup(dst.dir.ino, dst.name)) !== target?.ino) {
+      throw new FsError('EBUSY', 'the directory changed during rename');
+    }
     const time = now();
-    if (targetIno !== undefined) {
-      if (targetIno === ino) return;
-      const target = this.tree.get(targetIno)!;
+    if (target) {
+      if (target.ino === ino) return;
       if (node.isDir) {
         if (!target.isDir) throw new FsError('ENOTDIR');
-        if (target.entries.size > 0) throw new FsError('ENOTEMPTY');
+        if (targetNotEmpty) throw new FsError('ENOTEMPTY');
       } else if (target.isDir) {
         throw new FsError('EISDIR');
       }
-      dst.dir.entries.delete(dst.name);
+      this.tree.setEntry(dst.dir, dst.name, undefined);
       if (target.isDir) {
         dst.dir.nlink--;
         target.nlink = 0;
@@ -370,7 +390,7 @@ export class Filesystem {
         this.dropLink(target, time);
       }
     }
-    src.dir.entries.delete(src.name);
+    this.tree.setEntry(src.dir, src.name, undefined);
     if (node.isDir) src.dir.nlink--;
     this.touch(src.dir, time);
     this.addEntry(dst.dir, dst.name, node, time);
@@ -386,13 +406,13 @@ export class Filesystem {
     return fd;
   }
 
-  create(path: string, mode: number, flags = O_RDWR, caller?: Caller): number {
-    const node = this.makeNode(path, S_IFREG | (mode & 0o7777), caller);
+  async create(path: string, mode: number, flags = O_RDWR, caller?: Caller): Promise<number> {
+    const node = await this.makeNode(path, S_IFREG | (mode & 0o7777), caller);
     return this.newHandle(node, flags);
   }
 
   async open(path: string, flags: number): Promise<number> {
-    const node = this.lookup(path);
+    const node = await this.lookup(path);
     if (node.isDir) {
       if ((flags & O_ACCMODE) !== 0) throw new FsError('EISDIR');
     } else if (!node.isFile) {
@@ -440,7 +460,7 @@ export class Filesystem {
 
   async truncate(path: string, size: number): Promise<void> {
     this.writable();
-    const node = this.lookup(path);
+    const node = await this.lookup(path);
     if (node.isDir) throw new FsError('EISDIR');
     if (!node.isFile) throw new FsError('EINVAL');
     await this.resize(node, size);

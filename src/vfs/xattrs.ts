@@ -1,6 +1,13 @@
 import { FsError } from '../errors.js';
 import type { Inode } from '../meta/inode.js';
 
+/** Where the names of extended attributes in use are kept (the tree: in the metadata). */
+export interface XattrNames {
+  knownXattrNames(): string[];
+  /** True if the name is new. */
+  addXattrName(name: string): boolean;
+}
+
 export const XATTR_CREATE = 1;
 export const XATTR_REPLACE = 2;
 /** The kernel's limits (linux/limits.h): a name, one value, a whole list. */
@@ -19,29 +26,28 @@ const KEPT_NAMESPACES = ['user.', 'trusted.', 'security.'];
 
 /** Extended attributes, kept encrypted with the inode in the metadata. */
 export class Xattrs {
-  /** Every name that exists on some inode (a superset: names are never forgotten while mounted). */
-  private readonly names = new Set<string>();
   /** Told of a name before the first setxattr of it returns. */
   onNewName?: (names: string[]) => void;
 
   constructor(
-    private readonly lookup: (path: string) => Inode,
+    private readonly lookup: (path: string) => Promise<Inode>,
     private readonly writable: () => void,
     private readonly changed: (node: Inode) => void,
-    existing: Iterable<Inode>,
-  ) {
-    for (const node of existing) for (const name of node.xattrs?.keys() ?? []) this.names.add(name);
-  }
+    /** Every name that exists on some inode (a superset: names are never forgotten). */
+    private readonly names: XattrNames,
+  ) {}
 
   knownNames(): string[] {
-    return [...this.names];
+    return this.names.knownXattrNames();
   }
 
-  set(path: string, name: string, value: Buffer, flags: number): void {
+  async set(path: string, name: string, value: Buffer, flags: number): Promise<void> {
     checkName(name);
     if (value.length > XATTR_SIZE_MAX) throw new FsError('E2BIG');
     this.writable();
-    const node = this.lookup(path);
+    // The value arrives in a buffer the FUSE thread reuses: keep a copy before waiting.
+    const copy = Buffer.from(value);
+    const node = await this.lookup(path);
     const existing = node.xattrs?.get(name);
     if (flags & XATTR_CREATE && existing) throw new FsError('EEXIST');
     if (flags & XATTR_REPLACE && !existing) throw new FsError('ENODATA');
@@ -49,32 +55,28 @@ export class Xattrs {
     for (const [other, v] of node.xattrs ?? []) if (other !== name) total += Buffer.byteLength(other) + v.length;
     if (total > XATTR_INODE_MAX) throw new FsError('ENOSPC', 'extended attributes of one inode are full');
     node.xattrs ??= new Map();
-    // The value arrives in a buffer the FUSE thread reuses: keep a copy.
-    node.xattrs.set(name, Buffer.from(value));
+    node.xattrs.set(name, copy);
     this.changed(node);
-    if (!this.names.has(name)) {
-      this.names.add(name);
-      this.onNewName?.(this.knownNames());
-    }
+    if (this.names.addXattrName(name)) this.onNewName?.(this.knownNames());
   }
 
-  get(path: string, name: string): Buffer {
+  async get(path: string, name: string): Promise<Buffer> {
     checkName(name, false);
-    const value = this.lookup(path).xattrs?.get(name);
+    const value = (await this.lookup(path)).xattrs?.get(name);
     if (!value) throw new FsError('ENODATA');
     return value;
   }
 
   /** trusted.* is listed for root only, as ext4 lists it only with CAP_SYS_ADMIN. */
-  list(path: string, callerUid = 0): string[] {
-    const names = [...(this.lookup(path).xattrs?.keys() ?? [])];
+  async list(path: string, callerUid = 0): Promise<string[]> {
+    const names = [...((await this.lookup(path)).xattrs?.keys() ?? [])];
     return callerUid === 0 ? names : names.filter((n) => !n.startsWith('trusted.'));
   }
 
-  remove(path: string, name: string): void {
+  async remove(path: string, name: string): Promise<void> {
     checkName(name, false);
     this.writable();
-    const node = this.lookup(path);
+    const node = await this.lookup(path);
     if (!node.xattrs?.delete(name)) throw new FsError('ENODATA');
     if (node.xattrs.size === 0) node.xattrs = undefined;
     this.changed(node);

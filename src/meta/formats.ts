@@ -1,0 +1,300 @@
+import { UserError } from '../errors.js';
+import { pageKey } from '../format/names.js';
+import { getChecked } from '../store/checked-get.js';
+import { Limiter } from '../util/limiter.js';
+import { S_IFDIR, S_IFMT, type InodeRecord } from './inode.js';
+import { entryPrefix, inodeKey, INODE_PREFIX, inoOfKey, packCountKey, prefixEnd, recordsOfKv, recordToKv } from './kv.js';
+import type { MetaLog, Note } from './metalog.js';
+import { PageTree, type PageContent, type PageIo } from './pagetree.js';
+import { packSegmentCounts } from './refs.js';
+
+/** What a commit or a note carries: inode records (undefined: removed) and other keys of the map (undefined: removed). */
+export interface Changes {
+  inodes: Map<number, InodeRecord | undefined>;
+  keys: Map<string, unknown>;
+  nextIno: number;
+  inodeCount: number;
+}
+
+export interface Loaded {
+  /** The committed map. */
+  pages: PageTree;
+  nextIno: number;
+  inodeCount: number;
+  /** Journaled on this machine, not committed: the next commit must carry it. */
+  noted: Changes;
+}
+
+/** How a format version keeps the map in the store. */
+export interface MetaFormat {
+  readonly canNote: boolean;
+  load(): Promise<Loaded>;
+  note(changes: Changes): Promise<void>;
+  /** Commits and applies the changes to the committed map; returns the packs no committed record refers to any more. */
+  commit(changes: Changes, pages: PageTree): Promise<string[]>;
+  shouldCheckpoint(): boolean;
+  checkpoint(pages: PageTree, nextIno: number, inodeCount: number): Promise<void>;
+  sync(): Promise<void>;
+}
+
+/** A note as journaled since 0.4: map changes. Older ones carry whole records. */
+interface KvNote {
+  no: number;
+  nextIno: number;
+  inodeCount?: number;
+  set?: [string, unknown][];
+  del?: string[];
+  upserts?: InodeRecord[];
+  removes?: number[];
+}
+
+function emptyChanges(nextIno: number, inodeCount: number): Changes {
+  return { inodes: new Map(), keys: new Map(), nextIno, inodeCount };
+}
+
+function pairsOf(changes: Changes): { set: [string, unknown][]; del: string[] } {
+  const set: [string, unknown][] = [];
+  const del: string[] = [];
+  for (const [ino, r] of changes.inodes) if (r) set.push([inodeKey(ino), r]); else del.push(inodeKey(ino));
+  for (const [key, v] of changes.keys) if (v === undefined) del.push(key); else set.push([key, v]);
+  return { set, del };
+}
+
+/** Applies journaled notes: inode records stay in `noted` (the tree keeps them live), other keys too. */
+async function applyNotes(pages: PageTree, notes: KvNote[], noted: Changes): Promise<void> {
+  for (const note of notes) {
+    for (const [key, value] of note.set ?? []) {
+      if (key.startsWith(INODE_PREFIX)) noted.inodes.set(inoOfKey(key), value as InodeRecord);
+      else noted.keys.set(key, value);
+    }
+    for (const key of note.del ?? []) {
+      if (key.startsWith(INODE_PREFIX)) noted.inodes.set(inoOfKey(key), undefined);
+      else noted.keys.set(key, undefined);
+    }
+    // A note from before 0.4: a directory's record lists all its entries, so the ones it lacks are gone.
+    for (const r of note.upserts ?? []) {
+      const [[, rest], ...entries] = recordToKv(r);
+      noted.inodes.set(r.ino, rest as InodeRecord);
+      if ((r.mode & S_IFMT) !== S_IFDIR) continue;
+      const listed = new Set(entries.map(([k]) => k));
+      for await (const [key] of pages.scan(entryPrefix(r.ino), prefixEnd(entryPrefix(r.ino)))) if (!listed.has(key)) noted.keys.set(key, undefined);
+      for (const [key] of noted.keys) if (key.startsWith(entryPrefix(r.ino)) && !listed.has(key)) noted.keys.set(key, undefined);
+      for (const [key, ino] of entries) noted.keys.set(key, ino);
+    }
+    for (const ino of note.removes ?? []) noted.inodes.set(ino, undefined);
+    noted.nextIno = Math.max(noted.nextIno, note.nextIno);
+    if (note.inodeCount !== undefined) noted.inodeCount = note.inodeCount;
+  }
+}
+
+/** Format 1 and 2: whole records in batches and checkpoints; the map lives in memory, built at mount. */
+export class WholeTreeFormat implements MetaFormat {
+  constructor(private readonly log: MetaLog) {}
+
+  get canNote(): boolean {
+    return this.log.canNote;
+  }
+
+  async load(): Promise<Loaded> {
+    const { nextIno, inodes, notes } = await this.log.loadRecords();
+    const pairs: [string, unknown][] = [];
+    for (const r of inodes.values()) pairs.push(...recordToKv(r));
+    pairs.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    // Pages that are never written are never evicted: the whole tree stays in memory, as these formats need.
+    const pages = PageTree.empty(unwritable, Infinity);
+    for (const [key, value] of pairs) await pages.set(key, value);
+    const noted = emptyChanges(nextIno, inodes.size);
+    await applyNotes(pages, notes as KvNote[], noted);
+    return { pages, nextIno: noted.nextIno, inodeCount: noted.inodeCount, noted };
+  }
+
+  note(changes: Changes): Promise<void> {
+    return this.log.noteBody({ nextIno: changes.nextIno, inodeCount: changes.inodeCount, ...pairsOf(changes) });
+  }
+
+  async commit(changes: Changes, pages: PageTree): Promise<string[]> {
+    await applyToPages(pages, changes);
+    // These formats store whole records: every inode and directory the changes touch is written again.
+    const touched = new Set<number>();
+    for (const [ino, r] of changes.inodes) if (r) touched.add(ino);
+    for (const key of changes.keys.keys()) if (key.startsWith('e')) touched.add(inoOfKey(key));
+    const upserts: InodeRecord[] = [];
+    for (const ino of touched) {
+      const r = await wholeRecord(pages, ino);
+      if (r) upserts.push(r);
+    }
+    const removes = [...changes.inodes].filter(([, r]) => !r).map(([ino]) => ino);
+    await this.log.appendBody({ nextIno: changes.nextIno, upserts, removes });
+    return [];
+  }
+
+  shouldCheckpoint(): boolean {
+    return this.log.shouldCheckpoint();
+  }
+
+  async checkpoint(pages: PageTree, nextIno: number): Promise<void> {
+    const pairs: [string, unknown][] = [];
+    for await (const pair of pages.scan('', '\uffff')) pairs.push(pair);
+    await this.log.checkpointBody({ nextIno, inodes: [...recordsOfKv(pairs).values()] });
+  }
+
+  sync(): Promise<void> {
+    return this.log.sync();
+  }
+}
+
+const unwritable: PageIo = {
+  read: () => Promise.reject(new Error('format 1 and 2 keep no pages')),
+  write: () => Promise.reject(new Error('format 1 and 2 keep no pages')),
+};
+
+async function wholeRecord(pages: PageTree, ino: number): Promise<InodeRecord | undefined> {
+  const value = (await pages.get(inodeKey(ino))) as InodeRecord | undefined;
+  if (!value || (value.mode & S_IFMT) !== S_IFDIR) return value;
+  const entries: [string, number][] = [];
+  const prefix = entryPrefix(ino);
+  for await (const [key, child] of pages.scan(prefix, prefixEnd(prefix))) entries.push([key.slice(prefix.length), child as number]);
+  return { ...value, entries };
+}
+
+async function applyToPages(pages: PageTree, changes: Changes, only?: (key: string) => boolean): Promise<void> {
+  const { set, del } = pairsOf(changes);
+  for (const [key, value] of set) if (!only || only(key)) await pages.set(key, value);
+  for (const key of del) if (!only || only(key)) await pages.delete(key);
+}
+
+/** Checkpoint of format 3: the root page of the map. */
+interface PagedCheckpoint {
+  seq: number;
+  nextIno: number;
+  inodeCount: number;
+  root: string;
+  height: number;
+}
+
+/** Batch of format 3: changes to the map. */
+interface PagedBatch {
+  seq: number;
+  nextIno: number;
+  inodeCount: number;
+  set: [string, unknown][];
+  del: string[];
+}
+
+/** Sealed pages in the store, bound to their ids. */
+export function pageIo(log: MetaLog): PageIo {
+  const store = log.objectStore;
+  return {
+    read: (id) => getChecked(() => store.get(pageKey(id)), (sealed) => {
+      try {
+        return log.decodePage<PageContent>(id, sealed);
+      } catch (err) {
+        throw new UserError(`metadata page ${pageKey(id)} is damaged or was tampered with (${(err as Error).message}); run "veilfs fsck"`);
+      }
+    }),
+    write: (id, content) => store.put(pageKey(id), log.encodePage(id, content)),
+  };
+}
+
+/**
+ * Format 3: checkpoints name the root of a tree of pages; a checkpoint
+ * writes only the pages changed since the last one; batches carry map
+ * changes, so a commit costs what changed. Packs keep a count of the
+ * segments the committed tree has in them, so a mount that never loaded
+ * the whole tree still knows when a pack is unused.
+ */
+export class PagedFormat implements MetaFormat {
+  private readonly io: PageIo;
+  private readonly writers = new Limiter(16);
+
+  constructor(private readonly log: MetaLog, private readonly pageBudget: number) {
+    this.io = pageIo(log);
+  }
+
+  get canNote(): boolean {
+    return this.log.canNote;
+  }
+
+  async load(): Promise<Loaded> {
+    const { state, notes } = await this.log.replay<{ pages: PageTree; nextIno: number; inodeCount: number }, KvNote>(
+      (cp: PagedCheckpoint) => ({ pages: PageTree.open(this.io, cp.root, cp.height, this.pageBudget), nextIno: cp.nextIno, inodeCount: cp.inodeCount }),
+      async (st, batch: PagedBatch) => {
+        for (const [key, value] of batch.set) await st.pages.set(key, value);
+        for (const key of batch.del) await st.pages.delete(key);
+        st.nextIno = batch.nextIno;
+        st.inodeCount = batch.inodeCount;
+      },
+    );
+    const noted = emptyChanges(state.nextIno, state.inodeCount);
+    await applyNotes(state.pages, notes, noted);
+    return { pages: state.pages, nextIno: noted.nextIno, inodeCount: noted.inodeCount, noted };
+  }
+
+  note(changes: Changes): Promise<void> {
+    return this.log.noteBody({ nextIno: changes.nextIno, inodeCount: changes.inodeCount, ...pairsOf(changes) });
+  }
+
+  async commit(changes: Changes, pages: PageTree): Promise<string[]> {
+    const deltas = new Map<string, number>();
+    const add = (r: InodeRecord | undefined, sign: number) => {
+      if (r) for (const [pack, n] of packSegmentCounts(r)) deltas.set(pack, (deltas.get(pack) ?? 0) + sign * n);
+    };
+    for (const [ino, r] of changes.inodes) {
+      add((await pages.get(inodeKey(ino))) as InodeRecord | undefined, -1);
+      add(r, 1);
+    }
+    const counts = new Map<string, unknown>();
+    const unused: string[] = [];
+    for (const [pack, delta] of deltas) {
+      if (delta === 0) continue;
+      const count = (((await pages.get(packCountKey(pack))) as number | undefined) ?? 0) + delta;
+      counts.set(packCountKey(pack), count > 0 ? count : undefined);
+      if (count <= 0) unused.push(pack);
+    }
+    const all: Changes = { ...changes, keys: new Map([...changes.keys, ...counts]) };
+    await this.log.appendBody({ nextIno: changes.nextIno, inodeCount: changes.inodeCount, ...pairsOf(all) });
+    await applyToPages(pages, all);
+    return unused;
+  }
+
+  shouldCheckpoint(): boolean {
+    return this.log.shouldCheckpoint();
+  }
+
+  async checkpoint(pages: PageTree, nextIno: number, inodeCount: number): Promise<void> {
+    if (this.log.seq === this.log.checkpointSeq) return;
+    const { root, height, replaced } = await pages.flush((tasks) => Promise.all(tasks.map((task) => this.writers.run(task))).then(() => {}));
+    await this.log.checkpointBody({ nextIno, inodeCount, root, height } satisfies Omit<PagedCheckpoint, 'seq'>);
+    // After the root that stops reaching them (the journal deletes in order).
+    const store = this.log.objectStore;
+    await Promise.all(replaced.map((id) => this.writers.run(() => store.delete(pageKey(id)))));
+  }
+
+  sync(): Promise<void> {
+    return this.log.sync();
+  }
+}
+
+/** A new format-3 map from whole records (init, upgrade, and maintenance that rewrites the tree). */
+export async function writePagedCheckpoint(log: MetaLog, records: Iterable<InodeRecord>, nextIno: number, seq: number, mode: 'initialize' | 'next'): Promise<void> {
+  const pairs: [string, unknown][] = [];
+  let inodeCount = 0;
+  const counts = new Map<string, number>();
+  for (const r of records) {
+    pairs.push(...recordToKv(r));
+    inodeCount++;
+    for (const [pack, n] of packSegmentCounts(r)) counts.set(pack, (counts.get(pack) ?? 0) + n);
+  }
+  for (const [pack, n] of counts) pairs.push([packCountKey(pack), n]);
+  pairs.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const pages = PageTree.empty(pageIo(log), Infinity);
+  for (const [key, value] of pairs) await pages.set(key, value);
+  const writers = new Limiter(16);
+  const { root, height } = await pages.flush((tasks) => Promise.all(tasks.map((task) => writers.run(task))).then(() => {}));
+  const body = { nextIno, inodeCount, root, height };
+  if (mode === 'initialize') await log.initializeBody(body, seq);
+  else {
+    log.resume(seq, log.checkpointSeq);
+    await log.nextCheckpointBody(body);
+  }
+}
