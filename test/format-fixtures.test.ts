@@ -35,8 +35,9 @@ for (const name of ['vault-v1', 'vault-v1-0.2', 'vault-v2']) {
       if (round === 'after veilfs upgrade') {
         const up = await veilfs(['upgrade', '--store', store], cli.env);
         t.equal(up.code, 0, `upgrade: ${up.stderr}`);
-        t.match(up.stdout, name.startsWith('vault-v1') ? /upgraded from format 1 to 2/ : /already format/, 'upgrade says what it did');
-        t.match(readFileSync(path.join(store, 'veilfs.json'), 'utf8'), /"version": 2/, 'the header says format 2');
+        const from = Number(/^vault-v(\d+)/.exec(name)![1]);
+        t.match(up.stdout, from === 3 ? /already format/ : new RegExp(`upgraded from format ${from} to 3`), 'upgrade says what it did');
+        t.match(readFileSync(path.join(store, 'veilfs.json'), 'utf8'), /"version": 3/, 'the header says format 3');
       }
       const drive = await mountDrive(t, { ...cli, store }, m);
       for (const [rel, want] of Object.entries(expected.entries)) {

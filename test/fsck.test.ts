@@ -7,15 +7,17 @@ import { dataKey, newObjectId } from '../src/format/names.js';
 import { unlockVault } from '../src/format/vault.js';
 import { LocalState } from '../src/meta/local-state.js';
 import { MetaLog } from '../src/meta/metalog.js';
+import { readHistory } from '../src/check/history.js';
+import { entryKey, inodeKey } from '../src/meta/kv.js';
 import { LocalStore } from '../src/store/local.js';
 import { cliEnv, mountDrive, PASSPHRASE, sh, veilfs, type CliEnv } from './lib/cli.js';
 import { blockKeys } from './lib/inspect.js';
 
 const MiB = 1024 * 1024;
 
-async function vaultWith(t: Test, files: Record<string, Buffer>): Promise<{ cli: CliEnv; m: string }> {
+async function vaultWith(t: Test, files: Record<string, Buffer>, format = '1'): Promise<{ cli: CliEnv; m: string }> {
   const cli = cliEnv(t);
-  t.equal((await veilfs(['init', '--store', cli.store, '--format', '1'], cli.env)).code, 0);
+  t.equal((await veilfs(['init', '--store', cli.store, '--format', format], cli.env)).code, 0);
   const m = path.join(cli.dir, 'mnt');
   const drive = await mountDrive(t, cli, m);
   for (const [name, data] of Object.entries(files)) {
@@ -62,25 +64,31 @@ t.test('fsck finds damaged files; --repair moves them to /lost+found and the vau
   await drive.unmount();
 });
 
-t.test('fsck repairs a broken tree: dangling entries, unreachable inodes, wrong link counts', async (t) => {
-  const { cli, m } = await vaultWith(t, { 'a.txt': Buffer.from('a'), 'dir/b.txt': Buffer.from('b') });
+for (const format of ['1', '3']) t.test(`fsck repairs a broken tree (format ${format}): dangling entries, unreachable inodes, wrong link counts`, async (t) => {
+  const { cli, m } = await vaultWith(t, { 'a.txt': Buffer.from('a'), 'dir/b.txt': Buffer.from('b') }, format);
   // Write metadata a buggy or hostile writer could leave behind (validly encrypted).
   const store = new LocalStore(cli.store);
   const { header, masterKey } = await unlockVault(store, PASSPHRASE);
   const log = new MetaLog(store, subkey(masterKey, 'metadata'), header, new LocalState(path.join(cli.dir, 'cache', 'veilfs', header.vaultId)));
-  const loaded = await log.load();
-  const root = loaded.inodes.get(1)!;
+  const history = await readHistory(log);
+  const { entries: _entries, ...root } = history.inodes.get(1)!;
   const now = Date.now();
-  const stray = { ino: 900, mode: 0o100644, uid: 0, gid: 0, nlink: 1, size: 0, atime: now, mtime: now, ctime: now, fileId: randomBytes(16).toString('hex'), key: randomBytes(32).toString('base64'), blocks: [] };
-  const rootBroken = { ...root, nlink: 7, entries: [...root.entries!, ['ghost', 777] as [string, number]] };
-  await log.append([rootBroken, stray], [], 901);
+  const stray = { ino: 900, mode: 0o100644, uid: 0, gid: 0, nlink: 1, size: 0, atime: now, mtime: now, ctime: now, fileId: randomBytes(16).toString('hex'), key: randomBytes(32).toString('base64') };
+  // A root with a wrong link count, an entry naming nothing, a file no entry names.
+  log.resume(history.seq, history.checkpointSeq);
+  if (format === '3') {
+    await log.appendBody({ nextIno: 901, inodeCount: history.inodes.size + 1, set: [[inodeKey(1), { ...root, nlink: 7 }], [entryKey(1, 'ghost'), 777], [inodeKey(900), { ...stray, segs: [] }]], del: [] });
+  } else {
+    await log.append([{ ...root, nlink: 7, entries: [..._entries!, ['ghost', 777]] }, { ...stray, blocks: [] }], [], 901);
+  }
 
   const found = await veilfs(['fsck', '--store', cli.store], cli.env);
-  t.equal(found.code, 4);
+  t.equal(found.code, 4, found.stderr);
   t.match(found.stdout, /tree: \/ghost: refers to inode 777, which does not exist/);
   t.match(found.stdout, /tree: 1 inodes are not reachable from the root/);
   t.match(found.stdout, /tree: \/: link count 7, should be 3/);
-  t.equal((await veilfs(['fsck', '--store', cli.store, '--repair'], cli.env)).code, 1);
+  const repaired = await veilfs(['fsck', '--store', cli.store, '--repair'], cli.env);
+  t.equal(repaired.code, 1, repaired.stderr);
   t.equal((await veilfs(['fsck', '--store', cli.store], cli.env)).code, 0, 'consistent afterwards');
   const drive = await mountDrive(t, cli, m);
   t.same(readdirSync(m).sort(), ['a.txt', 'dir', 'lost+found']);

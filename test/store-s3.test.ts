@@ -113,7 +113,7 @@ t.test('the real S3 server', { skip: skip ? `skipped: ${skip}` : false }, async 
     const data = randomBytes(40 * 65536);
     {
       const drive = await openDrive(store, { passphrase: 'pw', cacheDir, log: () => {} });
-      const fd = drive.fs.create('/f', 0o644);
+      const fd = await drive.fs.create('/f', 0o644);
       await drive.fs.write(fd, data, 0);
       drive.fs.release(fd);
       t.ok(await drive.close(), 'stored');

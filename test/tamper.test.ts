@@ -117,7 +117,7 @@ t.test('tampered or rolled-back metadata refuses to mount, with a clear message'
 
   rmSync(cli.store, { recursive: true });
   renameSync(current, cli.store);
-  const checkpoint = (await new LocalStore(cli.store).list('c2/'))[0].key;
+  const checkpoint = (await new LocalStore(cli.store).list('c3/'))[0].key;
   const bytes = readFileSync(path.join(cli.store, checkpoint));
   bytes[100] ^= 1;
   writeFileSync(path.join(cli.store, checkpoint), bytes);

@@ -64,7 +64,7 @@ t.test('a header copy damaged in transit is fetched again, whatever check it fai
   const good = await store.get(HEADER_KEY);
   const damages: [string, (s: string) => string][] = [
     ['version key garbled', (s) => s.replace('"version"', '"vession"')],
-    ['version digit changed', (s) => s.replace('"version": 1', '"version": 3')],
+    ['version digit changed', (s) => s.replace('"version": 1', '"version": 9')],
     ['truncated', (s) => s.slice(0, 40)],
     ['format garbled', (s) => s.replace('"veilfs"', '"veilf\u0000"')],
   ];
@@ -78,6 +78,6 @@ t.test('a header copy damaged in transit is fetched again, whatever check it fai
     t.equal(fetches, 2, `${what}: fetched twice`);
   }
   // The same damage twice in a row is the store's content: judged, not retried forever.
-  await store.put(HEADER_KEY, Buffer.from(good.toString().replace('"version": 1', '"version": 3')));
-  await t.rejects(unlockVault(store, 'pw'), { message: /version 3 is not supported/ });
+  await store.put(HEADER_KEY, Buffer.from(good.toString().replace('"version": 1', '"version": 9')));
+  await t.rejects(unlockVault(store, 'pw'), { message: /version 9 is not supported/ });
 });

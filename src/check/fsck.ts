@@ -4,7 +4,7 @@ import { DATA_PREFIX, objectIdOfDataKey, PACK_PREFIX, packIdOfKey } from '../for
 import { refsOf, setRefs } from '../meta/refs.js';
 import { ROOT_INO, S_IFDIR, S_IFMT, S_IFREG, type InodeRecord } from '../meta/inode.js';
 import { Limiter } from '../util/limiter.js';
-import { addRefs, readHistory, type History } from './history.js';
+import { addRefs, commitTree, readHistory, type History } from './history.js';
 import type { MaintenanceSession } from './maintenance.js';
 
 export interface FileProblem {
@@ -286,10 +286,7 @@ async function commitRepairs(session: MaintenanceSession, history: History, edit
     report.repaired.push(`deleted the unusable metadata object ${key}`);
   }
   log.resume(history.seq, history.checkpointSeq);
-  if (edit.changed.size) {
-    await log.append([...edit.changed].map((i) => edit.inodes.get(i)!), [], edit.nextIno);
-    await log.checkpoint([...edit.inodes.values()], edit.nextIno);
-  }
+  if (edit.changed.size) await commitTree(log, history, [...edit.changed].map((i) => edit.inodes.get(i)!), edit.nextIno);
   if (history.seq < seen) report.repaired.push(`accepted the store's metadata #${history.seq} as current on this machine`);
   await session.localState.recordSeq(log.seq);
 }

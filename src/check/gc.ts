@@ -1,5 +1,5 @@
 import { UserError } from '../errors.js';
-import { CHECKPOINT_PREFIX, DATA_PREFIX, LOG_PREFIX, objectIdOfDataKey, PACK_PREFIX, packIdOfKey } from '../format/names.js';
+import { CHECKPOINT_PREFIX, CHECKPOINT_PREFIX_V2, DATA_PREFIX, LOG_PREFIX, LOG_PREFIX_V2, objectIdOfDataKey, PACK_PREFIX, packIdOfKey, PAGE_PREFIX, pageIdOfKey } from '../format/names.js';
 import { repack, type RepackReport } from './repack.js';
 import { deleteKeys } from './delete-keys.js';
 import { readHistory } from './history.js';
@@ -70,10 +70,18 @@ export async function gc(session: MaintenanceSession, opts: GcOptions): Promise<
   // Log batches and checkpoints the newest checkpoint supersedes (left by a crash mid-checkpoint).
   const newest = history.checkpointSeq;
   doomed.push(...history.logs.filter((s) => s <= newest).map((s) => session.log.logKey(s)), ...history.checkpoints.filter((s) => s < newest).map((s) => session.log.checkpointKey(s)));
+  if (session.header.version >= 3) {
+    // Pages no checkpoint reaches: replaced ones a crash left, or those of a tree rewritten by maintenance.
+    for (const info of await session.store.list(PAGE_PREFIX)) {
+      const id = pageIdOfKey(info.key);
+      if (id && !history.pages.has(id) && info.mtime <= cutoff) doomed.push(info.key);
+    }
+  }
   let leftovers = 0;
   if (packed) {
-    // Format-1 objects in a format-2 vault: left by an upgrade that stopped before cleaning up; nothing reads them.
-    for (const prefix of [DATA_PREFIX, LOG_PREFIX, CHECKPOINT_PREFIX]) {
+    // Objects of older formats: left by an upgrade that stopped before cleaning up; nothing reads them.
+    const older = session.header.version >= 3 ? [DATA_PREFIX, LOG_PREFIX, CHECKPOINT_PREFIX, LOG_PREFIX_V2, CHECKPOINT_PREFIX_V2] : [DATA_PREFIX, LOG_PREFIX, CHECKPOINT_PREFIX];
+    for (const prefix of older) {
       for (const info of await session.store.list(prefix)) {
         doomed.push(info.key);
         leftovers++;

@@ -1,7 +1,11 @@
 import { errorMessage } from '../errors.js';
+import { pageIo, writePagedCheckpoint } from '../meta/formats.js';
 import type { InodeRecord } from '../meta/inode.js';
+import { INODE_PREFIX, recordsOfKv } from '../meta/kv.js';
 import type { MetaLog } from '../meta/metalog.js';
+import type { PageContent } from '../meta/pagetree.js';
 import { objectsOf } from '../meta/refs.js';
+import { Limiter } from '../util/limiter.js';
 
 /** What the metadata in the store says, read object by object, damage included. */
 export interface History {
@@ -18,6 +22,8 @@ export interface History {
   everReferenced: Set<string>;
   checkpoints: number[];
   logs: number[];
+  /** Format 3: every metadata page a readable checkpoint reaches. */
+  pages: Set<string>;
 }
 
 /** Adds the data objects the records refer to. */
@@ -27,6 +33,7 @@ export function addRefs(into: Set<string>, records: Iterable<InodeRecord>): Set<
 }
 
 export async function readHistory(log: MetaLog): Promise<History> {
+  if (log.version >= 3) return readPagedHistory(log);
   const { checkpoints, logs } = await log.listSeqs();
   const damaged: History['damaged'] = [];
   const everReferenced = new Set<string>();
@@ -62,5 +69,94 @@ export async function readHistory(log: MetaLog): Promise<History> {
     nextIno = batch.nextIno;
     seq = s;
   }
-  return { seq, nextIno, inodes, checkpointSeq: base?.seq ?? -1, damaged, stranded, everReferenced, checkpoints, logs };
+  return { seq, nextIno, inodes, checkpointSeq: base?.seq ?? -1, damaged, stranded, everReferenced, checkpoints, logs, pages: new Set() };
+}
+
+interface PagedCheckpoint {
+  seq: number;
+  nextIno: number;
+  root: string;
+}
+
+interface PagedBatch {
+  nextIno: number;
+  set: [string, unknown][];
+  del: string[];
+}
+
+/**
+ * Format 3: every page of every checkpoint (pages shared between
+ * checkpoints are read once), the newest readable one as the base, and the
+ * batches after it. The whole tree ends up in memory.
+ */
+async function readPagedHistory(log: MetaLog): Promise<History> {
+  const { checkpoints, logs } = await log.listSeqs();
+  const io = pageIo(log);
+  const reads = new Limiter(16);
+  const damaged: History['damaged'] = [];
+  const everReferenced = new Set<string>();
+  const pages = new Set<string>();
+  let base: { seq: number; nextIno: number; pairs: Map<string, unknown> } | undefined;
+  for (const seq of [...checkpoints].reverse()) {
+    try {
+      const cp = await log.decode<PagedCheckpoint>('checkpoint', seq, log.checkpointKey(seq));
+      const pairs = base ? undefined : new Map<string, unknown>();
+      const reached: string[] = [];
+      const walk = async (id: string): Promise<void> => {
+        // Shared with a checkpoint read already: its references are counted.
+        if (!pairs && pages.has(id)) return;
+        reached.push(id);
+        const content: PageContent = await reads.run(() => io.read(id));
+        if ('node' in content) {
+          await Promise.all(content.node.map(([, child]) => walk(child)));
+          return;
+        }
+        for (const [key, value] of content.leaf) {
+          pairs?.set(key, value);
+          if (key.startsWith(INODE_PREFIX)) addRefs(everReferenced, [value as InodeRecord]);
+        }
+      };
+      await walk(cp.root);
+      for (const id of reached) pages.add(id);
+      if (pairs) base = { seq, nextIno: cp.nextIno, pairs };
+    } catch (err) {
+      damaged.push({ key: log.checkpointKey(seq), reason: errorMessage(err) });
+    }
+  }
+  // Scan order is key order, but batches may add keys: sort once at the end.
+  const pairs = base?.pairs ?? new Map<string, unknown>();
+  let seq = base?.seq ?? -1;
+  let nextIno = base?.nextIno ?? 2;
+  const stranded: number[] = [];
+  for (const s of logs) {
+    let batch: PagedBatch | undefined;
+    try {
+      batch = await log.decode<PagedBatch & { seq: number }>('log', s, log.logKey(s));
+      for (const [key, value] of batch.set) if (key.startsWith(INODE_PREFIX)) addRefs(everReferenced, [value as InodeRecord]);
+    } catch (err) {
+      damaged.push({ key: log.logKey(s), reason: errorMessage(err) });
+    }
+    if (s <= seq || !base) continue;
+    if (s !== seq + 1 || !batch || stranded.length) {
+      stranded.push(s);
+      continue;
+    }
+    for (const [key, value] of batch.set) pairs.set(key, value);
+    for (const key of batch.del) pairs.delete(key);
+    nextIno = batch.nextIno;
+    seq = s;
+  }
+  const inodes = recordsOfKv([...pairs].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  return { seq, nextIno, inodes, checkpointSeq: base?.seq ?? -1, damaged, stranded, everReferenced, checkpoints, logs, pages };
+}
+
+/** Maintenance commits the changed records; format 3 writes the whole tree as the next checkpoint instead. */
+export async function commitTree(log: MetaLog, history: History, changed: InodeRecord[], nextIno: number): Promise<void> {
+  log.resume(history.seq, history.checkpointSeq);
+  if (log.version >= 3) {
+    await writePagedCheckpoint(log, history.inodes.values(), nextIno, history.seq, 'next');
+    return;
+  }
+  await log.append(changed, [], nextIno);
+  await log.checkpoint([...history.inodes.values()], nextIno);
 }

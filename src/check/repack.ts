@@ -4,7 +4,7 @@ import { packIdOfKey, packKey, PACK_PREFIX } from '../format/names.js';
 import { openSegment, parseRef } from '../format/segment.js';
 import type { InodeRecord } from '../meta/inode.js';
 import { refsOf, setRefs } from '../meta/refs.js';
-import type { History } from './history.js';
+import { commitTree, type History } from './history.js';
 import type { MaintenanceSession } from './maintenance.js';
 
 export interface RepackOptions {
@@ -87,10 +87,8 @@ export async function repack(session: MaintenanceSession, history: History, opts
   await writer.seal();
   for (const [record, copies] of moved) setRefs(record, refsOf(record).map(([index, ref]) => [index, copies.get(index) ?? ref]), true);
   const log = session.log;
-  log.resume(history.seq, history.checkpointSeq);
   // The journal uploads the new packs before this batch, and the batch before the checkpoint.
-  await log.append([...moved.keys()], [], history.nextIno);
-  await log.checkpoint([...history.inodes.values()], history.nextIno);
+  await commitTree(log, history, [...moved.keys()], history.nextIno);
   await session.localState.recordSeq(log.seq);
   return report;
 }

@@ -2,9 +2,11 @@ import { subkey } from '../crypto/keys.js';
 import { UserError } from '../errors.js';
 import { BlockObjects } from '../data/blocks.js';
 import { PackedSegments } from '../data/packed.js';
-import { CHECKPOINT_PREFIX, CHECKPOINT_PREFIX_V2, DATA_PREFIX, LOG_PREFIX, LOG_PREFIX_V2, PACK_PREFIX } from '../format/names.js';
+import { CHECKPOINT_PREFIX, CHECKPOINT_PREFIX_V2, CHECKPOINT_PREFIX_V3, DATA_PREFIX, LOG_PREFIX, LOG_PREFIX_V2, LOG_PREFIX_V3, PACK_PREFIX, PAGE_PREFIX } from '../format/names.js';
 import { SEGMENT_SIZE } from '../format/segment.js';
-import { rewriteHeaderVersion, type VaultHeader } from '../format/vault.js';
+import { FORMAT_VERSION, rewriteHeaderVersion, type VaultHeader } from '../format/vault.js';
+import { writePagedCheckpoint } from '../meta/formats.js';
+import type { InodeRecord } from '../meta/inode.js';
 import { MetaLog } from '../meta/metalog.js';
 import { refsOf, setRefs } from '../meta/refs.js';
 import { Limiter } from '../util/limiter.js';
@@ -24,7 +26,7 @@ export interface UpgradeReport {
   to: number;
   files: number;
   bytes: number;
-  /** Format-1 objects deleted after the switch. */
+  /** Objects of the old format deleted after the switch. */
   deleted: number;
 }
 
@@ -35,16 +37,21 @@ async function deleteAll(session: MaintenanceSession, prefixes: string[], progre
   return keys.length;
 }
 
+/** Objects of the formats before the current one. */
+const OLD_METADATA = [CHECKPOINT_PREFIX, LOG_PREFIX, DATA_PREFIX, CHECKPOINT_PREFIX_V2, LOG_PREFIX_V2];
+
 /**
- * Converts a format-1 vault to format 2 in place (FORMAT.md, "Upgrading").
- * The header put is the switch: before it the vault is an intact format 1,
- * after it an intact format 2; running again after a crash finishes the job.
+ * Converts a vault to format 3 in place (FORMAT.md, "Upgrading"): format 1
+ * data is cut into packed segments, and the metadata of either is written
+ * as pages. The header put is the switch: before it the vault is intact in
+ * its old format, after it an intact format 3; running again after a crash
+ * finishes the job.
  */
 export async function upgrade(session: MaintenanceSession, passphrase: string, opts: UpgradeOptions = {}): Promise<UpgradeReport> {
   const header: VaultHeader = session.header;
-  if (header.version >= 2) {
-    // Already switched: only the cleanup of format-1 objects may be left.
-    const deleted = await deleteAll(session, [CHECKPOINT_PREFIX, LOG_PREFIX, DATA_PREFIX], opts.cleaned);
+  if (header.version >= FORMAT_VERSION) {
+    // Already switched: only the cleanup of older objects may be left.
+    const deleted = await deleteAll(session, OLD_METADATA, opts.cleaned);
     return { from: header.version, to: header.version, files: 0, bytes: 0, deleted };
   }
   const history = await readHistory(session.log);
@@ -52,11 +59,24 @@ export async function upgrade(session: MaintenanceSession, passphrase: string, o
     throw new UserError('some metadata is unreadable; run "veilfs fsck" (and --repair) before upgrading');
   }
   // Left by an upgrade that stopped before the switch: nothing refers to them.
-  await deleteAll(session, [PACK_PREFIX, CHECKPOINT_PREFIX_V2, LOG_PREFIX_V2]);
+  await deleteAll(session, [CHECKPOINT_PREFIX_V3, LOG_PREFIX_V3, PAGE_PREFIX, ...(header.version < 2 ? [PACK_PREFIX] : [])]);
+  const converted = header.version < 2 ? await packBlocks(session, history.inodes.values(), opts) : { files: 0, bytes: 0 };
+  const next: VaultHeader = { ...header, version: FORMAT_VERSION, blockSize: SEGMENT_SIZE };
+  const log = new MetaLog(session.store, subkey(session.masterKey, 'metadata'), next, session.localState);
+  await writePagedCheckpoint(log, history.inodes.values(), history.nextIno, history.seq, 'initialize');
+  // Everything the new header makes the vault depend on must be in the store before it.
+  if (!(await session.drain())) throw new UserError('the store stopped taking uploads; nothing was switched: run "veilfs upgrade" again');
+  await rewriteHeaderVersion(session.remote, header, session.masterKey, passphrase, FORMAT_VERSION);
+  const deleted = await deleteAll(session, OLD_METADATA, opts.cleaned);
+  return { from: header.version, to: FORMAT_VERSION, ...converted, deleted };
+}
 
+/** Format 1: every block of the tree is read, cut into segments and packed; the records point at them. */
+async function packBlocks(session: MaintenanceSession, records: Iterable<InodeRecord>, opts: UpgradeOptions): Promise<{ files: number; bytes: number }> {
+  const header = session.header;
   const oldData = new BlockObjects(session.store, header.blockSize, () => {});
   const newData = new PackedSegments(session.store, { packCacheBytes: 0, log: () => {} });
-  const files = [...history.inodes.values()].filter((r) => r.fileId && r.key);
+  const files = [...records].filter((r) => r.fileId && r.key);
   const total = files.reduce((n, r) => n + refsOf(r).length * header.blockSize, 0);
   let done = 0;
   const perBlock = header.blockSize / SEGMENT_SIZE;
@@ -85,12 +105,5 @@ export async function upgrade(session: MaintenanceSession, passphrase: string, o
     setRefs(record, segments, true);
   }
   await newData.seal();
-  const next: VaultHeader = { ...header, version: 2, blockSize: SEGMENT_SIZE };
-  const log = new MetaLog(session.store, subkey(session.masterKey, 'metadata'), next, session.localState);
-  await log.initialize([...history.inodes.values()], history.nextIno, history.seq);
-  // Everything the new header makes the vault depend on must be in the store before it.
-  if (!(await session.drain())) throw new UserError('the store stopped taking uploads; nothing was switched: run "veilfs upgrade" again');
-  await rewriteHeaderVersion(session.remote, header, session.masterKey, passphrase, 2);
-  const deleted = await deleteAll(session, [CHECKPOINT_PREFIX, LOG_PREFIX, DATA_PREFIX], opts.cleaned);
-  return { from: 1, to: 2, files: files.length, bytes: done, deleted };
+  return { files: files.length, bytes: done };
 }

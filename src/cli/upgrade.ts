@@ -8,7 +8,7 @@ export const upgradeCommand: CommandModule<object, StoreArgs> = {
   command: 'upgrade',
   describe: 'Convert a vault to the newest format in place (safe to interrupt: run it again to finish)',
   builder: (y) => storeOptions(y)
-    .example('$0 upgrade --store /mnt/backup/vault', 'convert a format-1 vault to format 2') as any,
+    .example('$0 upgrade --store /mnt/backup/vault', 'convert a vault of an older format to the newest') as any,
   handler: async (argv) => {
     const converting = transfer('converting');
     const cleaning = counter('deleting old objects', 'objects');

@@ -90,7 +90,7 @@ function parseHeader(raw: Buffer, location: string): VaultHeader {
   if (header?.format !== FORMAT_NAME) throw new UserError(`${location} does not hold a veilfs vault`);
   if (!Number.isInteger(header.version)) throw new UserError(`vault header at ${location} is damaged (no version)`);
   if (!SUPPORTED_VERSIONS.includes(header.version)) throw new UserError(`vault format version ${header.version} is not supported by this veilfs (supports ${SUPPORTED_VERSIONS.join(', ')})`);
-  if (header.version >= 2 && header.blockSize !== SEGMENT_BLOCK_SIZE) throw new UserError(`vault header at ${location} is damaged (format 2 has 64 KiB segments)`);
+  if (header.version >= 2 && header.blockSize !== SEGMENT_BLOCK_SIZE) throw new UserError(`vault header at ${location} is damaged (formats 2 and later have 64 KiB segments)`);
   const k = header.kdf;
   if (typeof header.vaultId !== 'string' || !/^[0-9a-f]{32}$/.test(header.vaultId) || typeof header.masterKey !== 'string'
     || k?.name !== 'scrypt' || !Number.isInteger(k.logN) || !Number.isInteger(k.r) || !Number.isInteger(k.p) || typeof k.salt !== 'string') {

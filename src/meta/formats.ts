@@ -3,7 +3,7 @@ import { pageKey } from '../format/names.js';
 import { getChecked } from '../store/checked-get.js';
 import { Limiter } from '../util/limiter.js';
 import { S_IFDIR, S_IFMT, type InodeRecord } from './inode.js';
-import { entryPrefix, inodeKey, INODE_PREFIX, inoOfKey, packCountKey, prefixEnd, recordsOfKv, recordToKv } from './kv.js';
+import { xattrNameKey, entryPrefix, inodeKey, INODE_PREFIX, inoOfKey, packCountKey, prefixEnd, recordsOfKv, recordToKv } from './kv.js';
 import type { MetaLog, Note } from './metalog.js';
 import { PageTree, type PageContent, type PageIo } from './pagetree.js';
 import { packSegmentCounts } from './refs.js';
@@ -97,9 +97,7 @@ export class WholeTreeFormat implements MetaFormat {
 
   async load(): Promise<Loaded> {
     const { nextIno, inodes, notes } = await this.log.loadRecords();
-    const pairs: [string, unknown][] = [];
-    for (const r of inodes.values()) pairs.push(...recordToKv(r));
-    pairs.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    const { pairs } = mapOfRecords(inodes.values(), false);
     // Pages that are never written are never evicted: the whole tree stays in memory, as these formats need.
     const pages = PageTree.empty(unwritable, Infinity);
     for (const [key, value] of pairs) await pages.set(key, value);
@@ -275,26 +273,32 @@ export class PagedFormat implements MetaFormat {
   }
 }
 
-/** A new format-3 map from whole records (init, upgrade, and maintenance that rewrites the tree). */
-export async function writePagedCheckpoint(log: MetaLog, records: Iterable<InodeRecord>, nextIno: number, seq: number, mode: 'initialize' | 'next'): Promise<void> {
+/** The map of whole records, sorted: with the extended attribute names in use, and (format 3) the segment count of every pack. */
+function mapOfRecords(records: Iterable<InodeRecord>, packCounts: boolean): { pairs: [string, unknown][]; inodeCount: number } {
   const pairs: [string, unknown][] = [];
-  let inodeCount = 0;
+  const names = new Set<string>();
   const counts = new Map<string, number>();
+  let inodeCount = 0;
   for (const r of records) {
     pairs.push(...recordToKv(r));
     inodeCount++;
-    for (const [pack, n] of packSegmentCounts(r)) counts.set(pack, (counts.get(pack) ?? 0) + n);
+    for (const [name] of r.xattrs ?? []) names.add(name);
+    if (packCounts) for (const [pack, n] of packSegmentCounts(r)) counts.set(pack, (counts.get(pack) ?? 0) + n);
   }
+  for (const name of names) pairs.push([xattrNameKey(name), 1]);
   for (const [pack, n] of counts) pairs.push([packCountKey(pack), n]);
   pairs.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return { pairs, inodeCount };
+}
+
+/** A new format-3 map from whole records (init, upgrade, and maintenance that rewrites the tree). */
+export async function writePagedCheckpoint(log: MetaLog, records: Iterable<InodeRecord>, nextIno: number, seq: number, mode: 'initialize' | 'next'): Promise<void> {
+  const { pairs, inodeCount } = mapOfRecords(records, true);
   const pages = PageTree.empty(pageIo(log), Infinity);
   for (const [key, value] of pairs) await pages.set(key, value);
   const writers = new Limiter(16);
   const { root, height } = await pages.flush((tasks) => Promise.all(tasks.map((task) => writers.run(task))).then(() => {}));
   const body = { nextIno, inodeCount, root, height };
   if (mode === 'initialize') await log.initializeBody(body, seq);
-  else {
-    log.resume(seq, log.checkpointSeq);
-    await log.nextCheckpointBody(body);
-  }
+  else await log.nextCheckpointBody(body);
 }

@@ -8,6 +8,7 @@ import { refsOf } from '../../src/meta/refs.js';
 import { unlockVault } from '../../src/format/vault.js';
 import { LocalState } from '../../src/meta/local-state.js';
 import { MetaLog } from '../../src/meta/metalog.js';
+import { readHistory } from '../../src/check/history.js';
 import type { ObjectStore } from '../../src/store/types.js';
 
 /**
@@ -29,7 +30,7 @@ export async function storedPieces(store: ObjectStore, passphrase: string, fileP
   const { header, masterKey } = await unlockVault(store, passphrase);
   const stateDir = mkdtempSync(path.join(tmpdir(), 'veilfs-inspect-'));
   try {
-    const { inodes } = await new MetaLog(store, subkey(masterKey, 'metadata'), header, new LocalState(stateDir)).load();
+    const { inodes } = await readHistory(new MetaLog(store, subkey(masterKey, 'metadata'), header, new LocalState(stateDir)));
     let node = inodes.get(1)!;
     for (const name of filePath.split('/').filter(Boolean)) {
       const ino = new Map(node.entries ?? []).get(name);
