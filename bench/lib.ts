@@ -116,15 +116,20 @@ export const gocryptfs: TargetFactory = async (dir) => {
   };
 };
 
+/** Where a benchmark's veilfs keeps its state and finds its passphrase. */
+export function vaultEnv(dir: string): NodeJS.ProcessEnv {
+  return { ...process.env, VEILFS_PASSPHRASE: 'bench', XDG_CACHE_HOME: path.join(dir, 'cache'), XDG_CONFIG_HOME: path.join(dir, 'config') };
+}
+
 /** veilfs on the local store, or on the S3 server of S3_BUCKET reached at `endpoint` (default AWS_ENDPOINT_URL: bench/proxy.ts adds RTT). */
-export function veilfs(store: 'local' | 's3', endpoint?: string): TargetFactory {
+export function veilfs(store: 'local' | 's3', endpoint?: string, existing?: { store: string; env: NodeJS.ProcessEnv }): TargetFactory {
   return async (dir) => {
-    const url = store === 'local' ? path.join(dir, 'store') : `s3://${process.env.S3_BUCKET}/bench-${path.basename(dir)}`;
-    const env: NodeJS.ProcessEnv = { ...process.env, VEILFS_PASSPHRASE: 'bench', XDG_CACHE_HOME: path.join(dir, 'cache'), XDG_CONFIG_HOME: path.join(dir, 'config') };
+    const url = existing?.store ?? (store === 'local' ? path.join(dir, 'store') : `s3://${process.env.S3_BUCKET}/bench-${path.basename(dir)}`);
+    const env: NodeJS.ProcessEnv = existing?.env ?? vaultEnv(dir);
     if (endpoint) env.AWS_ENDPOINT_URL = endpoint;
     const mnt = path.join(dir, 'mnt');
-    mkdirSync(mnt);
-    await run(BIN, ['init', '--store', url], { env });
+    mkdirSync(mnt, { recursive: true });
+    if (!existing) await run(BIN, ['init', '--store', url], { env });
     let daemon: ReturnType<typeof startChild> | undefined;
     const target: Target = {
       mnt,

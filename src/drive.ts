@@ -20,6 +20,8 @@ export const DEFAULT_CACHE_SIZE = 256 * 1024 * 1024;
 export interface DriveOptions {
   passphrase: string;
   cacheSize?: number;
+  /** Format 3: memory for metadata pages in use (default 1/16 of cacheSize, at least 8 MiB). */
+  metadataCacheBytes?: number;
   readOnly?: boolean;
   /** Where this machine keeps per-vault state and journals (default ~/.cache/veilfs). */
   cacheDir?: string;
@@ -68,8 +70,8 @@ export function dataCodec(store: ObjectStore, header: VaultHeader, opts: { cache
 }
 
 /** The metadata layout of the vault's format version; format 3 pages it within a share of the cache budget. */
-function metaFormat(log: MetaLog, header: VaultHeader, cacheSize: number): MetaFormat {
-  return header.version >= 3 ? new PagedFormat(log, Math.max(8 * 2 ** 20, Math.floor(cacheSize / 16))) : new WholeTreeFormat(log);
+function metaFormat(log: MetaLog, header: VaultHeader, pageBytes: number): MetaFormat {
+  return header.version >= 3 ? new PagedFormat(log, pageBytes) : new WholeTreeFormat(log);
 }
 
 function metaLog(store: ObjectStore, masterKey: Buffer, header: VaultHeader, stateDir: string, notes?: NoteJournal): MetaLog {
@@ -130,7 +132,7 @@ export async function openDrive(unmetered: ObjectStore, opts: DriveOptions): Pro
       },
       log,
     }, { cacheSize: cacheSize - packCacheBytes(header, cacheSize) });
-    const tree = await Tree.load(metaFormat(metadata, header, cacheSize), {
+    const tree = await Tree.load(metaFormat(metadata, header, opts.metadataCacheBytes ?? Math.max(8 * 2 ** 20, Math.floor(cacheSize / 16))), {
       persist: () => cache.persist(),
       seal: () => cache.seal(),
       free: (ref) => codec.free(ref),

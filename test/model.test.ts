@@ -31,7 +31,8 @@ async function run(t: Test, seed: number, faults?: FaultConfig): Promise<void> {
   const ref = path.join(cli.dir, 'ref');
   const mnt = path.join(cli.dir, 'mnt');
   fs.mkdirSync(ref);
-  const mountOpts = ['--cache-size', '16M', '--commit-interval', '0.5'];
+  // A tiny metadata cache and frequent checkpoints: pages are evicted, reloaded, split and rewritten all the time.
+  const mountOpts = ['--cache-size', '16M', '--commit-interval', '0.5', '--metadata-cache-size', '64K', '--checkpoint-interval', '3'];
   let drive: MountHandle = await mountDrive(t, cli, mnt, mountOpts);
   const random = prng(seed);
   const pick = <T>(xs: T[]): T => xs[Math.floor(random() * xs.length)];
@@ -142,6 +143,23 @@ async function run(t: Test, seed: number, faults?: FaultConfig): Promise<void> {
       const mode = pick([0o600, 0o644, 0o640, 0o755, 0o700]);
       what = `chmod ${p} ${mode.toString(8)}`;
       both(step, what, (root) => fs.chmodSync(path.join(root, p), mode)) || failures++;
+    } else if (r < 0.875) {
+      // Big directories: hundreds of entries at once, so that the metadata pages split.
+      const d = pick(dirs());
+      const count = 50 + int(250);
+      const first = int(10_000);
+      what = `create ${count} small files in ${d || '/'}`;
+      both(step, what, (root) => {
+        for (let i = 0; i < count; i++) fs.writeFileSync(path.join(root, d, `many-${first + i}`), `entry ${i}`);
+      }) || failures++;
+    } else if (r < 0.885) {
+      const d = pick(dirs());
+      const victims = fs.readdirSync(path.join(ref, d)).filter((n) => n.startsWith('many-') && random() < 0.7);
+      if (!victims.length) continue;
+      what = `unlink ${victims.length} of the many files in ${d || '/'}`;
+      both(step, what, (root) => {
+        for (const n of victims) fs.unlinkSync(path.join(root, d, n));
+      }) || failures++;
     } else if (r < 0.9) {
       const files = entries('file');
       if (!files.length) continue;

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { FANOUT, PageTree, type PageContent, type PageIo } from '../src/meta/pagetree.js';
+import { buildPages, FANOUT, PageTree, type PageContent, type PageIo } from '../src/meta/pagetree.js';
 
 /** Pages as a store would keep them: copies, so the tree never shares objects with what it wrote. */
 class MemoryPages implements PageIo {
@@ -136,4 +136,23 @@ t.test('a failed flush leaves every change for the next one', async (t) => {
   const { root, height } = await tree.flush();
   const reopened = PageTree.open(io, root, height);
   t.equal(await reopened.get(key(4321)), 4321);
+});
+
+t.test('a bulk load writes a tree that reads, changes and flushes like any other', async (t) => {
+  const io = new MemoryPages();
+  const pairs: [string, unknown][] = Array.from({ length: 30_000 }, (_, i) => [key(i), { n: i }]);
+  const { root, height } = await buildPages(io, pairs);
+  t.ok(height >= 2, `${height} levels`);
+  const tree = PageTree.open(io, root, height);
+  t.same(await tree.get(key(12_345)), { n: 12_345 });
+  const scanned: string[] = [];
+  for await (const [k] of tree.scan(key(29_990), '\uffff')) scanned.push(k);
+  t.same(scanned, pairs.slice(29_990).map(([k]) => k));
+  await tree.delete(key(0));
+  await tree.set(key(40_000), 'new');
+  const flushed = await tree.flush();
+  const again = PageTree.open(io, flushed.root, flushed.height);
+  t.equal(await again.get(key(0)), undefined);
+  t.equal(await again.get(key(40_000)), 'new');
+  await t.rejects(buildPages(io, [['b', 1], ['a', 2]]), /out of order/);
 });

@@ -19,6 +19,7 @@ import { daemonExecArgv } from './v8-flags.js';
 interface MountArgs extends StoreArgs {
   mountpoint: string;
   cacheSize?: string;
+  metadataCacheSize?: string;
   journalSize: string;
   commitInterval: number;
   checkpointInterval: number;
@@ -40,6 +41,7 @@ export const mountCommand: CommandModule<object, MountArgs> = {
     .positional('target', { type: 'string', demandOption: true, describe: 'An empty directory to mount on; or, with a second word, the name of a vault (veilfs vault add)' })
     .positional('mountpoint', { type: 'string', describe: 'Where to mount the named vault' })
     .option('cache-size', { type: 'string', describe: `Memory for decrypted blocks (e.g. 64M, 1G; default ${formatSize(DEFAULT_CACHE_SIZE)})` })
+    .option('metadata-cache-size', { type: 'string', describe: 'Memory for metadata pages in use (format 3; default 1/16 of --cache-size, at least 8M)' })
     .option('journal-size', { type: 'string', default: '4G', describe: 'Local disk for changes not yet uploaded; writers wait when it is full' })
     .option('commit-interval', { type: 'number', default: 2, describe: 'Seconds between commits of changes to the store (close and fsync journal them locally at once)' })
     .option('checkpoint-interval', { type: 'number', default: 128, describe: 'Commits between checkpoints of the whole tree (fewer: faster mounts, more: less rewriting)' })
@@ -53,6 +55,7 @@ export const mountCommand: CommandModule<object, MountArgs> = {
     setLogLevel(argv.logLevel);
     const cacheSize = sizeArg('cache-size', argv.cacheSize ?? formatSize(DEFAULT_CACHE_SIZE), 16 * 1024 * 1024);
     const journalBytes = sizeArg('journal-size', argv.journalSize, 64 * 1024 * 1024);
+    const metadataCacheBytes = argv.metadataCacheSize === undefined ? undefined : sizeArg('metadata-cache-size', argv.metadataCacheSize, 64 * 1024);
     const passphrase = process.env[DAEMON_CHILD] ? await passphraseFromParent() : await getPassphrase(argv);
     if (argv.daemon && !process.env[DAEMON_CHILD]) {
       // Fail here, in the user's terminal, on a wrong passphrase or a bad mountpoint.
@@ -60,7 +63,7 @@ export const mountCommand: CommandModule<object, MountArgs> = {
       await unlockVault(store, passphrase).finally(() => store.close?.());
       return detach(await checkMountpoint(argv.mountpoint), passphrase, argv.cacheDir);
     }
-    await runMount(argv, passphrase, cacheSize, journalBytes);
+    await runMount(argv, passphrase, cacheSize, journalBytes, metadataCacheBytes);
   },
 };
 
@@ -71,7 +74,7 @@ async function passphraseFromParent(): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-async function runMount(argv: MountArgs, passphrase: string, cacheSize: number, journalBytes: number): Promise<void> {
+async function runMount(argv: MountArgs, passphrase: string, cacheSize: number, journalBytes: number, metadataCacheBytes: number | undefined): Promise<void> {
   // Cheap checks first: a bad mountpoint should not cost a key derivation.
   await checkMountpoint(argv.mountpoint);
   const store = storeFromArgs(argv, (m) => daemonLog(m, 'warn'));
@@ -79,7 +82,7 @@ async function runMount(argv: MountArgs, passphrase: string, cacheSize: number, 
   const drainStallMs = Math.max(10_000, 2 * argv.storeTimeout * 1000);
   if (!(argv.commitInterval > 0)) throw new UserError('--commit-interval must be a positive number of seconds');
   const drive = await openDrive(store, {
-    passphrase, cacheSize, journalBytes, readOnly: argv.readOnly, cacheDir: argv.cacheDir, log: daemonLog,
+    passphrase, cacheSize, metadataCacheBytes, journalBytes, readOnly: argv.readOnly, cacheDir: argv.cacheDir, log: daemonLog,
     syncIntervalMs: argv.commitInterval * 1000,
     checkpointInterval: Math.max(1, Math.floor(argv.checkpointInterval)),
     drainStallMs,

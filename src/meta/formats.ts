@@ -5,7 +5,7 @@ import { Limiter } from '../util/limiter.js';
 import { S_IFDIR, S_IFMT, type InodeRecord } from './inode.js';
 import { xattrNameKey, entryPrefix, inodeKey, INODE_PREFIX, inoOfKey, packCountKey, prefixEnd, recordsOfKv, recordToKv } from './kv.js';
 import type { MetaLog, Note } from './metalog.js';
-import { PageTree, type PageContent, type PageIo } from './pagetree.js';
+import { buildPages, PageTree, type PageContent, type PageIo } from './pagetree.js';
 import { packSegmentCounts } from './refs.js';
 
 /** What a commit or a note carries: inode records (undefined: removed) and other keys of the map (undefined: removed). */
@@ -294,10 +294,12 @@ function mapOfRecords(records: Iterable<InodeRecord>, packCounts: boolean): { pa
 /** A new format-3 map from whole records (init, upgrade, and maintenance that rewrites the tree). */
 export async function writePagedCheckpoint(log: MetaLog, records: Iterable<InodeRecord>, nextIno: number, seq: number, mode: 'initialize' | 'next'): Promise<void> {
   const { pairs, inodeCount } = mapOfRecords(records, true);
-  const pages = PageTree.empty(pageIo(log), Infinity);
-  for (const [key, value] of pairs) await pages.set(key, value);
-  const writers = new Limiter(16);
-  const { root, height } = await pages.flush((tasks) => Promise.all(tasks.map((task) => writers.run(task))).then(() => {}));
+  await writePagedMap(log, pairs, nextIno, inodeCount, seq, mode);
+}
+
+/** Writes a whole map (pairs in key order) as the pages and checkpoint `seq` of a format-3 vault. */
+export async function writePagedMap(log: MetaLog, pairs: Iterable<[string, unknown]>, nextIno: number, inodeCount: number, seq: number, mode: 'initialize' | 'next'): Promise<void> {
+  const { root, height } = await buildPages(pageIo(log), pairs);
   const body = { nextIno, inodeCount, root, height };
   if (mode === 'initialize') await log.initializeBody(body, seq);
   else await log.nextCheckpointBody(body);

@@ -397,3 +397,48 @@ export class PageTree {
     }
   }
 }
+
+/**
+ * Writes a whole map, given in key order, as a new tree of pages (a bulk
+ * load: leaves filled to three quarters, then each level above), holding
+ * only page ids in memory. For maintenance that rewrites the tree.
+ */
+export async function buildPages(io: PageIo, pairs: Iterable<[string, unknown]>, parallel = 16): Promise<{ root: string; height: number }> {
+  const inFlight: Promise<void>[] = [];
+  const write = async (content: PageContent): Promise<string> => {
+    const id = newPageId();
+    inFlight.push(io.write(id, content));
+    if (inFlight.length >= parallel) await inFlight.shift();
+    return id;
+  };
+  let level: [string, string][] = [];
+  let leaf: [string, unknown][] = [];
+  let bytes = 0;
+  let previous: string | undefined;
+  for (const [key, value] of pairs) {
+    if (previous !== undefined && key <= previous) throw new Error('buildPages: keys out of order');
+    previous = key;
+    leaf.push([key, value]);
+    bytes += key.length + JSON.stringify(value).length + 6;
+    if (bytes >= LEAF_BYTES * 0.75) {
+      level.push([level.length ? leaf[0][0] : '', await write({ leaf })]);
+      leaf = [];
+      bytes = 0;
+    }
+  }
+  if (leaf.length || level.length === 0) level.push([level.length ? leaf[0][0] : '', await write({ leaf })]);
+  let height = 1;
+  while (level.length > 1) {
+    const next: [string, string][] = [];
+    const per = Math.floor(FANOUT * 0.75);
+    for (let i = 0; i < level.length; i += per) {
+      const children = level.slice(i, i + per);
+      const node: [string, string][] = children.map(([k, id], j) => [j === 0 ? '' : k, id]);
+      next.push([next.length ? children[0][0] : '', await write({ node })]);
+    }
+    level = next;
+    height++;
+  }
+  await Promise.all(inFlight);
+  return { root: level[0][1], height };
+}

@@ -1,0 +1,133 @@
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { available, gocryptfs, median, on, plainDirectory, rounds, securefs, sh, timed, veilfs, type Target, type TargetFactory } from './lib.js';
+import { synthesizeVault } from './synthetic-vault.js';
+
+/*
+ * The benchmark of issue "metadata at any scale": many empty files in one
+ * directory and in a tree, on every filesystem, interleaved rounds after a
+ * discarded warm-up; then a vault of BENCH_BIG_FILES files (veilfs only:
+ * the peers keep no metadata of their own to load) for mount time, memory
+ * and the metadata a one-file change writes.
+ * Env: BENCH_ROUNDS (1), BENCH_META_FILES (100000), BENCH_BIG_FILES
+ * (1000000), BENCH_ONLY (comma list of variant name fragments),
+ * BENCH_SKIP_BIG (1: no big vault).
+ */
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 1);
+const FILES = Number(process.env.BENCH_META_FILES ?? 100_000);
+const BIG_FILES = Number(process.env.BENCH_BIG_FILES ?? 1_000_000);
+const ONLY = process.env.BENCH_ONLY?.split(',').filter(Boolean);
+
+type Result = Record<string, number>;
+
+/** The resident memory of the process serving a mount point (MB), 0 for none (the plain disk). */
+function rssOf(mnt: string): number {
+  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+    try {
+      const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      if (!argv.some((a) => a === mnt || a.endsWith(`/${path.basename(path.dirname(mnt))}/${path.basename(mnt)}`))) continue;
+      if (!argv.some((a) => /node|veilfs|gocryptfs|securefs/.test(a))) continue;
+      const kb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+      if (kb) return kb / 1024;
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return 0;
+}
+
+async function remount(t: Target): Promise<void> {
+  await t.unmount();
+  await t.mount();
+}
+
+/** One shape of FILES empty files: `flat` in one directory, `tree` in FILES/100 directories of 100. */
+async function shape(t: Target, kind: 'flat' | 'tree', r: Result): Promise<void> {
+  const top = path.join(t.mnt, kind);
+  mkdirSync(top);
+  // xargs packs thousands of names into each touch: the cost is the filesystem's, not process starts.
+  const create = kind === 'flat'
+    ? `cd ${top} && seq -f 'f%.0f' 1 ${FILES} | xargs touch`
+    : `cd ${top} && seq -f 'd%.0f' 1 ${FILES / 100} | xargs mkdir && for d in $(seq 1 ${FILES / 100}); do echo d$d; done | while read d; do seq -f "$d/f%.0f" 1 100; done | xargs touch`;
+  r[`${kind} create`] = await timed(() => sh(create));
+  r[`${kind} create rss`] = rssOf(t.mnt);
+  r[`${kind} stat all`] = await timed(() => sh(`find ${top} -printf '%s %i\\n' | wc -l`));
+  await remount(t);
+  r[`${kind} cold ls -lR`] = await timed(() => sh(`ls -lR ${top} | wc -l`));
+  r[`${kind} ls rss`] = rssOf(t.mnt);
+  r[`${kind} rename top`] = await timed(() => sh(`mv ${top} ${top}-moved`));
+  r[`${kind} rm -rf`] = await timed(() => sh(`rm -rf ${top}-moved`));
+  r[`${kind} rm rss`] = rssOf(t.mnt);
+}
+
+async function workloads(t: Target): Promise<Result> {
+  const r: Result = {};
+  await shape(t, 'flat', r);
+  await shape(t, 'tree', r);
+  return r;
+}
+
+const variants: [string, TargetFactory][] = [['plain disk (ext4)', plainDirectory]];
+if (await available('gocryptfs')) variants.push(['gocryptfs', gocryptfs]);
+if (await available('securefs')) variants.push(['securefs (format 4)', securefs]);
+variants.push(['veilfs (local store)', veilfs('local')]);
+const chosen = variants.filter(([name]) => !ONLY || ONLY.some((o) => name.includes(o)));
+const results = await rounds(chosen.map(([name, f]) => [name, on(f, workloads)]), ROUNDS, (r) => Object.entries(r).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', '));
+
+const medianOf = (name: string, key: string) => median((results.get(name) ?? []).map((r) => r[key]));
+const peers = chosen.map(([n]) => n).filter((n) => n !== 'plain disk (ext4)' && !n.startsWith('veilfs'));
+const keys = Object.keys(results.get(chosen[0][0])?.[0] ?? {});
+const lines = [`metadata at scale: ${FILES} empty files; seconds (rss: daemon MB); median of ${ROUNDS} round(s) after a warm-up`];
+lines.push(`${'workload'.padEnd(24)} ${chosen.map(([n]) => n.slice(0, 20).padStart(21)).join('')}   ratio to best peer`);
+for (const key of keys) {
+  const values = chosen.map(([n]) => medianOf(n, key));
+  const own = medianOf('veilfs (local store)', key);
+  const best = key.endsWith('rss') ? undefined : Math.min(...peers.map((p) => medianOf(p, key)));
+  const ratio = best && own ? (best / own).toFixed(2) : '';
+  lines.push(`${key.padEnd(24)} ${values.map((v) => (v === undefined || Number.isNaN(v) ? '' : v.toFixed(2)).padStart(21)).join('')}   ${ratio}`);
+}
+process.stdout.write(lines.join('\n') + '\n');
+
+if (process.env.BENCH_SKIP_BIG !== '1' && (!ONLY || ONLY.some((o) => 'veilfs'.includes(o)))) {
+  const dir = mkdtempSync(path.join(tmpdir(), 'veilfs-bench-big-'));
+  try {
+    process.stderr.write(`making a vault of ${BIG_FILES} files (written directly as format-3 metadata: the same objects a mount would write)...\n`);
+    const store = path.join(dir, 'store');
+    const env = await synthesizeVault(store, dir, BIG_FILES);
+    const target = await veilfs('local', undefined, { store, env })(dir);
+    try {
+      await target.unmount();
+      const mountSeconds = await timed(() => target.mount());
+      const out: string[] = [`big vault: ${BIG_FILES} files in ${BIG_FILES / 1000} directories of 1000`];
+      out.push(`mount: ${mountSeconds.toFixed(2)} s, daemon ${rssOf(target.mnt).toFixed(0)} MB`);
+      out.push(`find | wc -l: ${(await timed(() => sh(`find ${target.mnt} | wc -l`))).toFixed(1)} s, daemon ${rssOf(target.mnt).toFixed(0)} MB`);
+      out.push(`ls of a 1000-entry directory: ${(await timed(() => sh(`ls -l ${target.mnt}/d500 | wc -l`))).toFixed(3)} s`);
+      const before = metadataFiles(store);
+      await sh(`echo changed > ${target.mnt}/d777/f777`);
+      await target.unmount();
+      const written = [...metadataFiles(store)].filter(([k]) => !before.has(k)).reduce((n, [, size]) => n + size, 0);
+      out.push(`metadata written by a change of one file, commit and checkpoint included: ${(written / 1024).toFixed(1)} KiB`);
+      process.stdout.write(out.join('\n') + '\n');
+    } finally {
+      await target.dispose();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Metadata objects of a local store: path → size. */
+function metadataFiles(store: string): Map<string, number> {
+  const out = new Map<string, number>();
+  const walk = (rel: string) => {
+    for (const name of readdirSync(path.join(store, rel))) {
+      const p = path.join(rel, name);
+      const st = statSync(path.join(store, p));
+      if (st.isDirectory()) walk(p);
+      else if (/^(c3|m3|t)\//.test(p)) out.set(p, st.size);
+    }
+  };
+  walk('');
+  return out;
+}
