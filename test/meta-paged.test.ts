@@ -1,0 +1,154 @@
+import t from 'tap';
+import * as path from 'node:path';
+import { subkey } from '../src/crypto/keys.js';
+import { initDrive, openDrive } from '../src/drive.js';
+import { unlockVault } from '../src/format/vault.js';
+import { PagedFormat } from '../src/meta/formats.js';
+import { LocalState } from '../src/meta/local-state.js';
+import { MetaLog } from '../src/meta/metalog.js';
+import { Tree } from '../src/meta/tree.js';
+import { LocalStore } from '../src/store/local.js';
+import type { ByteRange, ObjectStore, PutOptions } from '../src/store/types.js';
+import { Inode, S_IFREG } from '../src/meta/inode.js';
+import { PASSPHRASE } from './lib/drive.js';
+import { tempDir } from './lib/tmp.js';
+
+/** A store that counts what is put under each prefix, and can be told to fail puts of one prefix after some. */
+class Recording implements ObjectStore {
+  bytes = new Map<string, number>();
+  failPrefix?: string;
+  failAfter = 0;
+  constructor(private readonly inner: ObjectStore) {}
+  get location() {
+    return this.inner.location;
+  }
+  get(key: string, range?: ByteRange) {
+    return this.inner.get(key, range);
+  }
+  stat(key: string) {
+    return this.inner.stat(key);
+  }
+  list(prefix: string) {
+    return this.inner.list(prefix);
+  }
+  delete(key: string) {
+    return this.inner.delete(key);
+  }
+  async put(key: string, data: Buffer, opts?: PutOptions) {
+    if (this.failPrefix && key.startsWith(this.failPrefix) && this.failAfter-- <= 0) throw new Error(`injected failure putting ${key}`);
+    const prefix = key.split('/')[0];
+    this.bytes.set(prefix, (this.bytes.get(prefix) ?? 0) + data.length);
+    return this.inner.put(key, data, opts);
+  }
+  reset() {
+    this.bytes.clear();
+  }
+}
+
+const noData = { persist: async () => {}, seal: async () => {}, free: async () => {} };
+
+async function pagedTree(store: ObjectStore, dir: string, budget = 1 << 20): Promise<Tree> {
+  const { header, masterKey } = await unlockVault(store, PASSPHRASE);
+  const log = new MetaLog(store, subkey(masterKey, 'metadata'), header, new LocalState(path.join(dir, 'state')));
+  log.checkpointInterval = 1000;
+  return Tree.load(new PagedFormat(log, budget), noData, () => {}, { packed: true });
+}
+
+/** Adds files to the root directory, as the filesystem would (without data). */
+function addFiles(tree: Tree, from: number, count: number): Inode[] {
+  const made: Inode[] = [];
+  for (let i = from; i < from + count; i++) {
+    const node = tree.create(S_IFREG | 0o644, 0, 0);
+    tree.setEntry(tree.root, `file-${i}`, node.ino);
+    made.push(node);
+  }
+  tree.changed(tree.root);
+  return made;
+}
+
+t.test('format 3: a commit costs the change, a checkpoint the changed pages, a mount the root', async (t) => {
+  const dir = tempDir(t);
+  const store = new Recording(new LocalStore(path.join(dir, 'store')));
+  await initDrive(store, PASSPHRASE, { kdfLogN: 10, cacheDir: path.join(dir, 'cache') });
+  let tree = await pagedTree(store, dir);
+  addFiles(tree, 0, 30_000);
+  await tree.compact();
+  t.ok((store.bytes.get('t') ?? 0) > 1_000_000, 'the first checkpoint writes every page');
+
+  tree = await pagedTree(store, dir);
+  store.reset();
+  const node = (await tree.get((await tree.lookup(1, 'file-12345'))!))!;
+  node.mode = S_IFREG | 0o600;
+  tree.changed(node);
+  await tree.commit();
+  t.ok((store.bytes.get('m3') ?? 0) <= 2048, `a commit of one changed file: ${store.bytes.get('m3')} bytes`);
+  await tree.compact();
+  const pages = store.bytes.get('t') ?? 0;
+  t.ok(pages < 64 * 1024, `its checkpoint writes ${pages} bytes of pages`);
+  t.ok((store.bytes.get('c3') ?? 0) <= 1100, `and a root of ${store.bytes.get('c3')} bytes`);
+
+  store.reset();
+  tree = await pagedTree(store, dir, 64 * 1024);
+  t.equal((await tree.get((await tree.lookup(1, 'file-12345'))!))!.mode, S_IFREG | 0o600, 'the change is there after a mount');
+  t.equal((await tree.listEntries(1)).length, 30_000, 'every entry, listed through a 64 KiB page cache');
+  t.equal(tree.size, 30_001, 'inode count kept in the metadata');
+});
+
+t.test('format 3: a checkpoint that fails midway leaves the last commit intact', async (t) => {
+  const dir = tempDir(t);
+  const store = new Recording(new LocalStore(path.join(dir, 'store')));
+  await initDrive(store, PASSPHRASE, { kdfLogN: 10, cacheDir: path.join(dir, 'cache') });
+  let tree = await pagedTree(store, dir);
+  addFiles(tree, 0, 5000);
+  await tree.compact();
+  addFiles(tree, 5000, 5000);
+  await tree.commit();
+  for (const [prefix, after] of [['t/', 3], ['c3/', 0]] as const) {
+    store.failPrefix = prefix;
+    store.failAfter = after;
+    await t.rejects(tree.compact(), /injected failure/, `a checkpoint failing at ${prefix}`);
+    store.failPrefix = undefined;
+    const fresh = await pagedTree(store, dir);
+    t.equal((await fresh.listEntries(1)).length, 10_000, `after a failure at ${prefix}: the committed tree, from the older checkpoint and the log`);
+  }
+  await tree.compact();
+  tree = await pagedTree(store, dir);
+  t.equal((await tree.listEntries(1)).length, 10_000, 'and after the retried checkpoint');
+});
+
+t.test('format 3 drive: a big directory, renamed and emptied, and inodes beyond the memory budget', async (t) => {
+  const dir = tempDir(t);
+  const store = new LocalStore(path.join(dir, 'store'));
+  const cacheDir = path.join(dir, 'cache');
+  await initDrive(store, PASSPHRASE, { kdfLogN: 10, cacheDir });
+  const open = () => openDrive(store, { passphrase: PASSPHRASE, cacheDir, log: () => {}, syncIntervalMs: 60_000, metadataCacheBytes: 64 * 1024 });
+  let drive = await open();
+  await drive.fs.mkdir('/big', 0o755);
+  const N = 25_000;
+  for (let i = 0; i < N; i++) drive.fs.release(await drive.fs.create(`/big/f${i}`, 0o644));
+  await drive.fs.sync();
+  await drive.close();
+  drive = await open();
+  t.equal((await drive.fs.readdir('/big')).names.length, N + 2, 'every entry after a remount');
+  await drive.fs.rename('/big', '/moved');
+  t.equal((await drive.fs.getattr('/moved/f24999')).mode & 0o777, 0o644, 'reached through the new name');
+  await t.rejects(drive.fs.getattr('/big/f1'), { code: 'ENOENT' });
+  for (let i = 0; i < N; i += 2) await drive.fs.unlink(`/moved/f${i}`);
+  await t.rejects(drive.fs.rmdir('/moved'), { code: 'ENOTEMPTY' });
+  await drive.close();
+  drive = await open();
+  const left = (await drive.fs.readdir('/moved')).names.slice(2);
+  t.equal(left.length, N / 2, 'half the entries left');
+  t.ok(left.every((n) => Number(n.slice(1)) % 2 === 1), 'the odd ones');
+  for (const n of left) await drive.fs.unlink(`/moved/${n}`);
+  await drive.fs.rmdir('/moved');
+  t.same((await drive.fs.readdir('/')).names, ['.', '..']);
+  const stat = await drive.fs.statfs();
+  t.equal(stat.files - stat.ffree, 1, 'only the root is left');
+  await drive.close();
+});
+
+t.test('Inode records of format 3 carry no entries', async (t) => {
+  const dir = new Inode(9, 0o040755, 0, 0);
+  t.notOk('entries' in dir.toRecord(true));
+});
