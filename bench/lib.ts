@@ -14,7 +14,7 @@ import { openStore } from '../src/store/open.js';
  * result, see the guide).
  */
 const here = path.dirname(fileURLToPath(import.meta.url));
-const BIN = path.resolve(here, '../../bin/veilfs');
+export const BIN = path.resolve(here, '../../bin/veilfs');
 const run = promisify(execFile);
 
 export async function timed(fn: () => Promise<unknown>): Promise<number> {
@@ -23,7 +23,7 @@ export async function timed(fn: () => Promise<unknown>): Promise<number> {
   return Number(process.hrtime.bigint() - start) / 1e9;
 }
 
-export const sh = (command: string, cwd?: string) => run('bash', ['-o', 'pipefail', '-c', command], { cwd, maxBuffer: 256 << 20 });
+export const sh = (command: string, cwd?: string, env?: NodeJS.ProcessEnv) => run('bash', ['-o', 'pipefail', '-c', command], { cwd, env, maxBuffer: 256 << 20 });
 
 export const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 

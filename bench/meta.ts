@@ -1,7 +1,7 @@
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { available, gocryptfs, median, on, plainDirectory, rounds, securefs, sh, timed, veilfs, type Target, type TargetFactory } from './lib.js';
+import { available, BIN, gocryptfs, median, on, plainDirectory, rounds, securefs, sh, timed, veilfs, type Target, type TargetFactory } from './lib.js';
 import { synthesizeVault } from './synthetic-vault.js';
 
 /*
@@ -10,7 +10,7 @@ import { synthesizeVault } from './synthetic-vault.js';
  * discarded warm-up; then a vault of BENCH_BIG_FILES files (veilfs only:
  * the peers keep no metadata of their own to load) for mount time, memory
  * and the metadata a one-file change writes.
- * Env: BENCH_ROUNDS (1), BENCH_META_FILES (100000), BENCH_BIG_FILES
+ * Env: BENCH_ROUNDS (1), BENCH_META_FILES (100000; 0: only the big vault), BENCH_BIG_FILES
  * (1000000), BENCH_ONLY (comma list of variant name fragments),
  * BENCH_SKIP_BIG (1: no big vault).
  */
@@ -72,12 +72,12 @@ const variants: [string, TargetFactory][] = [['plain disk (ext4)', plainDirector
 if (await available('gocryptfs')) variants.push(['gocryptfs', gocryptfs]);
 if (await available('securefs')) variants.push(['securefs (format 4)', securefs]);
 variants.push(['veilfs (local store)', veilfs('local')]);
-const chosen = variants.filter(([name]) => !ONLY || ONLY.some((o) => name.includes(o)));
+const chosen = FILES > 0 ? variants.filter(([name]) => !ONLY || ONLY.some((o) => name.includes(o))) : [];
 const results = await rounds(chosen.map(([name, f]) => [name, on(f, workloads)]), ROUNDS, (r) => Object.entries(r).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', '));
 
 const medianOf = (name: string, key: string) => median((results.get(name) ?? []).map((r) => r[key]));
 const peers = chosen.map(([n]) => n).filter((n) => n !== 'plain disk (ext4)' && !n.startsWith('veilfs'));
-const keys = Object.keys(results.get(chosen[0][0])?.[0] ?? {});
+const keys = chosen.length ? Object.keys(results.get(chosen[0][0])?.[0] ?? {}) : [];
 const lines = [`metadata at scale: ${FILES} empty files; seconds (rss: daemon MB); median of ${ROUNDS} round(s) after a warm-up`];
 lines.push(`${'workload'.padEnd(24)} ${chosen.map(([n]) => n.slice(0, 20).padStart(21)).join('')}   ratio to best peer`);
 for (const key of keys) {
@@ -87,7 +87,7 @@ for (const key of keys) {
   const ratio = best && own ? (best / own).toFixed(2) : '';
   lines.push(`${key.padEnd(24)} ${values.map((v) => (v === undefined || Number.isNaN(v) ? '' : v.toFixed(2)).padStart(21)).join('')}   ${ratio}`);
 }
-process.stdout.write(lines.join('\n') + '\n');
+if (chosen.length) process.stdout.write(lines.join('\n') + '\n');
 
 if (process.env.BENCH_SKIP_BIG !== '1' && (!ONLY || ONLY.some((o) => 'veilfs'.includes(o)))) {
   const dir = mkdtempSync(path.join(tmpdir(), 'veilfs-bench-big-'));
@@ -98,17 +98,23 @@ if (process.env.BENCH_SKIP_BIG !== '1' && (!ONLY || ONLY.some((o) => 'veilfs'.in
     const target = await veilfs('local', undefined, { store, env })(dir);
     try {
       await target.unmount();
+      // The same steps on an empty vault: what a mount costs whatever the size (process start, key derivation, FUSE).
+      const empty = await on(veilfs('local'), async (small) => {
+        await small.unmount();
+        return timed(() => small.mount());
+      })(mkdtempSync(path.join(tmpdir(), 'veilfs-bench-empty-')));
       const mountSeconds = await timed(() => target.mount());
       const out: string[] = [`big vault: ${BIG_FILES} files in ${BIG_FILES / 1000} directories of 1000`];
-      out.push(`mount: ${mountSeconds.toFixed(2)} s, daemon ${rssOf(target.mnt).toFixed(0)} MB`);
+      out.push(`mount: ${mountSeconds.toFixed(2)} s (an empty vault, same run: ${empty.toFixed(2)} s), daemon ${rssOf(target.mnt).toFixed(0)} MB`);
       out.push(`find | wc -l: ${(await timed(() => sh(`find ${target.mnt} | wc -l`))).toFixed(1)} s, daemon ${rssOf(target.mnt).toFixed(0)} MB`);
       const middle = Math.max(1, Math.floor(BIG_FILES / 2000));
       out.push(`ls of a 1000-entry directory: ${(await timed(() => sh(`ls -l ${target.mnt}/d${middle} | wc -l`))).toFixed(3)} s`);
       const before = metadataFiles(store);
-      await sh(`echo changed > ${target.mnt}/d${middle}/f777`);
+      await sh(`echo changed > ${target.mnt}/d${middle}/f777 && ${BIN} sync ${target.mnt}`, undefined, env);
+      const committed = metadataFiles(store);
       await target.unmount();
-      const written = [...metadataFiles(store)].filter(([k]) => !before.has(k)).reduce((n, [, size]) => n + size, 0);
-      out.push(`metadata written by a change of one file, commit and checkpoint included: ${(written / 1024).toFixed(1)} KiB`);
+      const written = (from: Map<string, number>, to: Map<string, number>) => [...to].filter(([k]) => !from.has(k)).reduce((n, [, size]) => n + size, 0) / 1024;
+      out.push(`metadata written by a change of one file: its commit ${written(before, committed).toFixed(1)} KiB; with the checkpoint of unmount ${written(before, metadataFiles(store)).toFixed(1)} KiB`);
       process.stdout.write(out.join('\n') + '\n');
     } finally {
       await target.dispose();

@@ -3,7 +3,7 @@ import { subkey } from '../src/crypto/keys.js';
 import { createVault } from '../src/format/vault.js';
 import { writePagedMap } from '../src/meta/formats.js';
 import { Inode, ROOT_INO, S_IFDIR, S_IFREG } from '../src/meta/inode.js';
-import { entryKey, inodeKey } from '../src/meta/kv.js';
+import { entryKey, entryValue, inodeKey } from '../src/meta/kv.js';
 import { LocalState } from '../src/meta/local-state.js';
 import { MetaLog } from '../src/meta/metalog.js';
 import { LocalStore } from '../src/store/local.js';
@@ -29,8 +29,8 @@ export async function synthesizeVault(store: string, dir: string, files: number)
   const dirOrder = byName('d', dirs);
   const fileOrder = byName('f', PER_DIR);
   function* pairs(): Generator<[string, unknown]> {
-    for (const d of dirOrder) yield [entryKey(ROOT_INO, `d${d}`), dirIno(d)];
-    for (let d = 1; d <= dirs; d++) for (const f of fileOrder) yield [entryKey(dirIno(d), `f${f}`), fileIno(d, f)];
+    for (const d of dirOrder) yield [entryKey(ROOT_INO, `d${d}`), entryValue(dirIno(d), S_IFDIR)];
+    for (let d = 1; d <= dirs; d++) for (const f of fileOrder) yield [entryKey(dirIno(d), `f${f}`), entryValue(fileIno(d, f), S_IFREG)];
     const root = new Inode(ROOT_INO, S_IFDIR | 0o755, 0, 0);
     root.nlink = 2 + dirs;
     yield [inodeKey(ROOT_INO), root.toRecord(true)];

@@ -77,7 +77,7 @@ for (const format of ['1', '3']) t.test(`fsck repairs a broken tree (format ${fo
   // A root with a wrong link count, an entry naming nothing, a file no entry names.
   log.resume(history.seq, history.checkpointSeq);
   if (format === '3') {
-    await log.appendBody({ nextIno: 901, inodeCount: history.inodes.size + 1, set: [[inodeKey(1), { ...root, nlink: 7 }], [entryKey(1, 'ghost'), 777], [inodeKey(900), { ...stray, segs: [] }]], del: [] });
+    await log.appendBody({ nextIno: 901, inodeCount: history.inodes.size + 1, set: [[inodeKey(1), { ...root, nlink: 7 }], [entryKey(1, 'ghost'), [777, 8]], [inodeKey(900), { ...stray, segs: [] }]], del: [] });
   } else {
     await log.append([{ ...root, nlink: 7, entries: [..._entries!, ['ghost', 777]] }, { ...stray, blocks: [] }], [], 901);
   }

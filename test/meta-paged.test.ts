@@ -59,7 +59,7 @@ function addFiles(tree: Tree, from: number, count: number): Inode[] {
   const made: Inode[] = [];
   for (let i = from; i < from + count; i++) {
     const node = tree.create(S_IFREG | 0o644, 0, 0);
-    tree.setEntry(tree.root, `file-${i}`, node.ino);
+    tree.setEntry(tree.root, `file-${i}`, node);
     made.push(node);
   }
   tree.changed(tree.root);

@@ -2,7 +2,7 @@ import { errorMessage } from '../errors.js';
 import { pageIo, writePagedCheckpoint } from '../meta/formats.js';
 import type { InodeRecord } from '../meta/inode.js';
 import { INODE_PREFIX, recordsOfKv } from '../meta/kv.js';
-import type { MetaLog } from '../meta/metalog.js';
+import type { Batch, MetaLog } from '../meta/metalog.js';
 import type { PageContent } from '../meta/pagetree.js';
 import { objectsOf } from '../meta/refs.js';
 import { Limiter } from '../util/limiter.js';
@@ -48,28 +48,42 @@ export async function readHistory(log: MetaLog): Promise<History> {
     }
   }
   const inodes = new Map((base?.inodes ?? []).map((r) => [r.ino, r]));
-  let seq = base?.seq ?? -1;
   let nextIno = base?.nextIno ?? 2;
+  const { seq, stranded } = await applyBatches<Batch>(log, logs, base?.seq, damaged, (s) => log.readBatch(s), (batch) => addRefs(everReferenced, batch.upserts), (batch) => {
+    for (const r of batch.upserts) inodes.set(r.ino, r);
+    for (const ino of batch.removes) inodes.delete(ino);
+    nextIno = batch.nextIno;
+  });
+  return { seq, nextIno, inodes, checkpointSeq: base?.seq ?? -1, damaged, stranded, everReferenced, checkpoints, logs, pages: new Set() };
+}
+
+/**
+ * Reads every batch (to learn what it refers to, damaged ones reported) and
+ * applies the unbroken run after the base checkpoint; the rest is stranded.
+ */
+async function applyBatches<B>(
+  log: MetaLog, logs: number[], baseSeq: number | undefined, damaged: History['damaged'],
+  read: (seq: number) => Promise<B>, refer: (batch: B) => void, apply: (batch: B) => void,
+): Promise<{ seq: number; stranded: number[] }> {
+  let seq = baseSeq ?? -1;
   const stranded: number[] = [];
   for (const s of logs) {
-    let batch;
+    let batch: B | undefined;
     try {
-      batch = await log.readBatch(s);
-      addRefs(everReferenced, batch.upserts);
+      batch = await read(s);
+      refer(batch);
     } catch (err) {
       damaged.push({ key: log.logKey(s), reason: errorMessage(err) });
     }
-    if (s <= seq || !base) continue;
+    if (s <= seq || baseSeq === undefined) continue;
     if (s !== seq + 1 || !batch || stranded.length) {
       stranded.push(s);
       continue;
     }
-    for (const r of batch.upserts) inodes.set(r.ino, r);
-    for (const ino of batch.removes) inodes.delete(ino);
-    nextIno = batch.nextIno;
+    apply(batch);
     seq = s;
   }
-  return { seq, nextIno, inodes, checkpointSeq: base?.seq ?? -1, damaged, stranded, everReferenced, checkpoints, logs, pages: new Set() };
+  return { seq, stranded };
 }
 
 interface PagedCheckpoint {
@@ -123,29 +137,17 @@ async function readPagedHistory(log: MetaLog): Promise<History> {
       damaged.push({ key: log.checkpointKey(seq), reason: errorMessage(err) });
     }
   }
-  // Scan order is key order, but batches may add keys: sort once at the end.
   const pairs = base?.pairs ?? new Map<string, unknown>();
-  let seq = base?.seq ?? -1;
   let nextIno = base?.nextIno ?? 2;
-  const stranded: number[] = [];
-  for (const s of logs) {
-    let batch: PagedBatch | undefined;
-    try {
-      batch = await log.decode<PagedBatch & { seq: number }>('log', s, log.logKey(s));
-      for (const [key, value] of batch.set) if (key.startsWith(INODE_PREFIX)) addRefs(everReferenced, [value as InodeRecord]);
-    } catch (err) {
-      damaged.push({ key: log.logKey(s), reason: errorMessage(err) });
-    }
-    if (s <= seq || !base) continue;
-    if (s !== seq + 1 || !batch || stranded.length) {
-      stranded.push(s);
-      continue;
-    }
+  const read = (s: number) => log.decode<PagedBatch & { seq: number }>('log', s, log.logKey(s));
+  const { seq, stranded } = await applyBatches(log, logs, base?.seq, damaged, read, (batch) => {
+    for (const [key, value] of batch.set) if (key.startsWith(INODE_PREFIX)) addRefs(everReferenced, [value as InodeRecord]);
+  }, (batch) => {
     for (const [key, value] of batch.set) pairs.set(key, value);
     for (const key of batch.del) pairs.delete(key);
     nextIno = batch.nextIno;
-    seq = s;
-  }
+  });
+  // Batches may add keys out of order: sorted once, at the end.
   const inodes = recordsOfKv([...pairs].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
   return { seq, nextIno, inodes, checkpointSeq: base?.seq ?? -1, damaged, stranded, everReferenced, checkpoints, logs, pages };
 }

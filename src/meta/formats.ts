@@ -1,9 +1,11 @@
 import { UserError } from '../errors.js';
 import { pageKey } from '../format/names.js';
 import { getChecked } from '../store/checked-get.js';
+import type { ObjectStore } from '../store/types.js';
+import { putVerified } from '../store/verified-put.js';
 import { Limiter } from '../util/limiter.js';
 import { S_IFDIR, S_IFMT, type InodeRecord } from './inode.js';
-import { xattrNameKey, entryPrefix, inodeKey, INODE_PREFIX, inoOfKey, packCountKey, prefixEnd, recordsOfKv, recordToKv } from './kv.js';
+import { type EntryValue, xattrNameKey, entryPrefix, inodeKey, INODE_PREFIX, inoOfKey, packCountKey, prefixEnd, recordsOfKv, recordToKv } from './kv.js';
 import type { MetaLog, Note } from './metalog.js';
 import { buildPages, PageTree, type PageContent, type PageIo } from './pagetree.js';
 import { packSegmentCounts } from './refs.js';
@@ -37,7 +39,7 @@ export interface MetaFormat {
   sync(): Promise<void>;
 }
 
-/** A note as journaled since 0.4: map changes. Older ones carry whole records. */
+/** A note as journaled since format 3 exists (for every format): map changes. Older ones carry whole records. */
 interface KvNote {
   no: number;
   nextIno: number;
@@ -71,7 +73,7 @@ async function applyNotes(pages: PageTree, notes: KvNote[], noted: Changes): Pro
       if (key.startsWith(INODE_PREFIX)) noted.inodes.set(inoOfKey(key), undefined);
       else noted.keys.set(key, undefined);
     }
-    // A note from before 0.4: a directory's record lists all its entries, so the ones it lacks are gone.
+    // A note written before format 3 existed: a directory's record lists all its entries, so the ones it lacks are gone.
     for (const r of note.upserts ?? []) {
       const [[, rest], ...entries] = recordToKv(r);
       noted.inodes.set(r.ino, rest as InodeRecord);
@@ -151,7 +153,7 @@ async function wholeRecord(pages: PageTree, ino: number): Promise<InodeRecord | 
   if (!value || (value.mode & S_IFMT) !== S_IFDIR) return value;
   const entries: [string, number][] = [];
   const prefix = entryPrefix(ino);
-  for await (const [key, child] of pages.scan(prefix, prefixEnd(prefix))) entries.push([key.slice(prefix.length), child as number]);
+  for await (const [key, child] of pages.scan(prefix, prefixEnd(prefix))) entries.push([key.slice(prefix.length), (child as EntryValue)[0]]);
   return { ...value, entries };
 }
 
@@ -180,7 +182,7 @@ interface PagedBatch {
 }
 
 /** Sealed pages in the store, bound to their ids. */
-export function pageIo(log: MetaLog): PageIo {
+export function pageIo(log: MetaLog, verified = false): PageIo {
   const store = log.objectStore;
   return {
     read: (id) => getChecked(() => store.get(pageKey(id)), (sealed) => {
@@ -190,7 +192,7 @@ export function pageIo(log: MetaLog): PageIo {
         throw new UserError(`metadata page ${pageKey(id)} is damaged or was tampered with (${(err as Error).message}); run "veilfs fsck"`);
       }
     }),
-    write: (id, content) => store.put(pageKey(id), log.encodePage(id, content)),
+    write: (id, content) => (verified ? putVerified : (s: ObjectStore, key: string, data: Buffer) => s.put(key, data))(store, pageKey(id), log.encodePage(id, content)),
   };
 }
 
@@ -279,8 +281,10 @@ function mapOfRecords(records: Iterable<InodeRecord>, packCounts: boolean): { pa
   const names = new Set<string>();
   const counts = new Map<string, number>();
   let inodeCount = 0;
-  for (const r of records) {
-    pairs.push(...recordToKv(r));
+  const all = [...records];
+  const modes = new Map(all.map((r) => [r.ino, r.mode]));
+  for (const r of all) {
+    pairs.push(...recordToKv(r, (ino) => modes.get(ino)));
     inodeCount++;
     for (const [name] of r.xattrs ?? []) names.add(name);
     if (packCounts) for (const [pack, n] of packSegmentCounts(r)) counts.set(pack, (counts.get(pack) ?? 0) + n);
@@ -299,7 +303,8 @@ export async function writePagedCheckpoint(log: MetaLog, records: Iterable<Inode
 
 /** Writes a whole map (pairs in key order) as the pages and checkpoint `seq` of a format-3 vault. */
 export async function writePagedMap(log: MetaLog, pairs: Iterable<[string, unknown]>, nextIno: number, inodeCount: number, seq: number, mode: 'initialize' | 'next'): Promise<void> {
-  const { root, height } = await buildPages(pageIo(log), pairs);
+  // A new vault's pages go to the store directly, not through a journal that checks them: read each back.
+  const { root, height } = await buildPages(pageIo(log, mode === 'initialize'), pairs);
   const body = { nextIno, inodeCount, root, height };
   if (mode === 'initialize') await log.initializeBody(body, seq);
   else await log.nextCheckpointBody(body);

@@ -29,13 +29,20 @@ export function entryOfKey(key: string): { dir: number; name: string } {
   return { dir: parseInt(key.slice(1, 13), 16), name: key.slice(14) };
 }
 
-/** One change to the map: a value, or undefined for a removal. */
-export type KvChange = [string, unknown];
+/**
+ * A directory entry's value: the inode number and its file type (the
+ * mode's type bits shifted down, which is also the dirent d_type), so a
+ * listing needs no inode. 0: the type is not known (only in notes of
+ * versions before format 3), look at the inode.
+ */
+export type EntryValue = [number, number];
 
-/** A whole record (format 1 and 2, entries inside) as map pairs. */
-export function recordToKv(r: InodeRecord): [string, unknown][] {
+export const entryValue = (ino: number, mode: number): EntryValue => [ino, (mode & S_IFMT) >> 12];
+
+/** A whole record (format 1 and 2, entries inside) as map pairs; `modeOf` gives the entries' types. */
+export function recordToKv(r: InodeRecord, modeOf: (ino: number) => number | undefined = () => undefined): [string, unknown][] {
   const { entries, ...rest } = r;
-  return [[inodeKey(r.ino), rest], ...(entries ?? []).map(([name, ino]): [string, unknown] => [entryKey(r.ino, name), ino])];
+  return [[inodeKey(r.ino), rest], ...(entries ?? []).map(([name, ino]): [string, unknown] => [entryKey(r.ino, name), entryValue(ino, modeOf(ino) ?? 0)])];
 }
 
 /** A map record back into a whole record (entries given separately). */
@@ -53,7 +60,7 @@ export function recordsOfKv(pairs: Iterable<[string, unknown]>): Map<number, Ino
       const { dir, name } = entryOfKey(key);
       let list = entries.get(dir);
       if (!list) entries.set(dir, (list = []));
-      list.push([name, value as number]);
+      list.push([name, (value as EntryValue)[0]]);
     }
   }
   for (const [ino, value] of records) {

@@ -1,6 +1,6 @@
 import { Inode, ROOT_INO, S_IFDIR, type InodeRecord } from './inode.js';
 import type { Changes, MetaFormat } from './formats.js';
-import { entryKey, entryPrefix, inodeKey, INODE_PREFIX, prefixEnd, XATTR_NAME_PREFIX, xattrNameKey, ENTRY_PREFIX, entryOfKey } from './kv.js';
+import { entryKey, entryPrefix, entryValue, inodeKey, INODE_PREFIX, prefixEnd, XATTR_NAME_PREFIX, xattrNameKey, ENTRY_PREFIX, entryOfKey, type EntryValue } from './kv.js';
 import type { PageTree } from './pagetree.js';
 import { refsOf } from './refs.js';
 
@@ -20,10 +20,10 @@ export interface TreeData {
   unreferenced?(pack: string): Promise<void>;
 }
 
-/** Directory entry changes not in the committed map yet: directory → name → inode (undefined: removed). */
-type EntryLayer = Map<number, Map<string, number | undefined>>;
+/** Directory entry changes not in the committed map yet: directory → name → entry (undefined: removed). */
+type EntryLayer = Map<number, Map<string, EntryValue | undefined>>;
 
-function setIn(layer: EntryLayer, dir: number, name: string, ino: number | undefined): void {
+function setIn(layer: EntryLayer, dir: number, name: string, ino: EntryValue | undefined): void {
   let names = layer.get(dir);
   if (!names) layer.set(dir, (names = new Map()));
   names.set(name, ino);
@@ -97,7 +97,7 @@ export class Tree {
     for (const [key, value] of loaded.noted.keys) {
       if (key.startsWith(ENTRY_PREFIX)) {
         const { dir, name } = entryOfKey(key);
-        setIn(tree.entries, dir, name, value as number | undefined);
+        setIn(tree.entries, dir, name, value as EntryValue | undefined);
       } else if (key.startsWith(XATTR_NAME_PREFIX) && value !== undefined) {
         tree.newNames.add(key.slice(1));
       }
@@ -143,17 +143,23 @@ export class Tree {
 
   /** The inode a directory entry names, or undefined. */
   async lookup(dir: number, name: string): Promise<number | undefined> {
+    return (await this.entry(dir, name))?.[0];
+  }
+
+  /** A directory entry: its inode and type. */
+  async entry(dir: number, name: string): Promise<EntryValue | undefined> {
     for (const layer of [this.entries, this.committing]) {
       const names = layer.get(dir);
       if (names?.has(name)) return names.get(name);
     }
-    return (await this.pages.get(entryKey(dir, name))) as number | undefined;
+    return (await this.pages.get(entryKey(dir, name))) as EntryValue | undefined;
   }
 
-  /** Adds, replaces (ino) or removes (undefined) a directory entry. */
-  setEntry(dir: Inode, name: string, ino: number | undefined): void {
-    setIn(this.entries, dir.ino, name, ino);
-    setIn(this.unnotedEntries, dir.ino, name, ino);
+  /** Adds or replaces (node) or removes (undefined) a directory entry. */
+  setEntry(dir: Inode, name: string, node: Inode | undefined): void {
+    const value = node && entryValue(node.ino, node.mode);
+    setIn(this.entries, dir.ino, name, value);
+    setIn(this.unnotedEntries, dir.ino, name, value);
   }
 
   /** The layers of entry changes above the map, oldest first, as they are now. */
@@ -161,8 +167,8 @@ export class Tree {
     return [this.committing, this.entries];
   }
 
-  private static overlay(layers: EntryLayer[], dir: number, name: string): { changed: boolean; ino?: number } {
-    let result: { changed: boolean; ino?: number } = { changed: false };
+  private static overlay(layers: EntryLayer[], dir: number, name: string): { changed: boolean; ino?: EntryValue } {
+    let result: { changed: boolean; ino?: EntryValue } = { changed: false };
     for (const layer of layers) {
       const names = layer.get(dir);
       if (names?.has(name)) result = { changed: true, ino: names.get(name) };
@@ -170,13 +176,13 @@ export class Tree {
     return result;
   }
 
-  /** A directory's entries, in name order of the map (changes since the last commit last). */
-  async listEntries(dir: number): Promise<[string, number][]> {
+  /** A directory's entries (name, inode, type), in name order of the map (changes since the last commit last). */
+  async listEntries(dir: number): Promise<[string, EntryValue][]> {
     // A commit may move layers into the map while the scan runs: the layers seen first and last both apply.
     const before = this.layers();
     const prefix = entryPrefix(dir);
-    const result = new Map<string, number>();
-    for await (const [key, ino] of this.pages.scan(prefix, prefixEnd(prefix))) result.set(key.slice(prefix.length), ino as number);
+    const result = new Map<string, EntryValue>();
+    for await (const [key, value] of this.pages.scan(prefix, prefixEnd(prefix))) result.set(key.slice(prefix.length), value as EntryValue);
     const after = this.layers();
     for (const layer of [...new Set([...before, ...after])]) {
       for (const [name, ino] of layer.get(dir) ?? []) {

@@ -4,7 +4,7 @@ import type { Readahead } from '../cache/readahead.js';
 import { Inode, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK, S_ISGID } from '../meta/inode.js';
 import { fromTimespec, now, type Time } from '../meta/time.js';
 import type { Tree } from '../meta/tree.js';
-import { attrOf, type Attr } from './attr.js';
+import { attrOf, direntAttr, type Attr } from './attr.js';
 import { checkName, isWithin, PATH_MAX, splitPath } from './paths.js';
 import { Xattrs } from './xattrs.js';
 
@@ -239,7 +239,13 @@ export class Filesystem {
     if (!dir.isDir) throw new FsError('ENOTDIR');
     const names = ['.', '..'];
     const attrs = [this.attr(dir), this.attr(dir)];
-    for (const [name, ino] of await this.tree.listEntries(dir.ino)) {
+    for (const [name, [ino, type]] of await this.tree.listEntries(dir.ino)) {
+      // The kernel takes only the number and the type from a listing; its entries carry both.
+      if (type) {
+        names.push(name);
+        attrs.push(direntAttr(ino, type << 12));
+        continue;
+      }
       const node = await this.tree.get(ino);
       // An entry whose inode is missing is fsck's to report; listing goes on.
       if (!node) continue;
@@ -250,7 +256,7 @@ export class Filesystem {
   }
 
   private addEntry(dir: Inode, name: string, node: Inode, time: Time): void {
-    this.tree.setEntry(dir, name, node.ino);
+    this.tree.setEntry(dir, name, node);
     if (node.isDir) dir.nlink++;
     this.touch(dir, time);
   }
