@@ -23,7 +23,7 @@ interface Expected {
   }>;
 }
 
-for (const name of ['vault-v1', 'vault-v1-0.2', 'vault-v2']) {
+for (const name of ['vault-v1', 'vault-v1-0.2', 'vault-v2', 'vault-v3']) {
   t.test(`${name} mounts and reads back exactly`, async (t) => {
     const expected = JSON.parse(readFileSync(path.join(FIXTURES, name, 'expected.json'), 'utf8')) as Expected;
     const cli = cliEnv(t);
