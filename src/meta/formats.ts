@@ -257,8 +257,13 @@ export class PagedFormat implements MetaFormat {
     return unused;
   }
 
+  /**
+   * Pages changed since the last checkpoint stay in memory until the next
+   * one, so checkpoints (cheap here: they write the changed pages only)
+   * also come once the log since the last holds half a page budget.
+   */
   shouldCheckpoint(): boolean {
-    return this.log.shouldCheckpoint();
+    return this.log.shouldCheckpoint() || this.log.bytesSinceCheckpoint >= this.pageBudget / 2;
   }
 
   async checkpoint(pages: PageTree, nextIno: number, inodeCount: number): Promise<void> {
