@@ -98,7 +98,8 @@ t.test('format 3: a checkpoint that fails midway leaves the last commit intact',
   const dir = tempDir(t);
   const store = new Recording(new LocalStore(path.join(dir, 'store')));
   await initDrive(store, PASSPHRASE, { kdfLogN: 10, cacheDir: path.join(dir, 'cache') });
-  let tree = await pagedTree(store, dir);
+  // A page budget big enough that the commits below do not checkpoint by themselves.
+  let tree = await pagedTree(store, dir, 64 << 20);
   addFiles(tree, 0, 5000);
   await tree.compact();
   addFiles(tree, 5000, 5000);
@@ -151,4 +152,19 @@ t.test('format 3 drive: a big directory, renamed and emptied, and inodes beyond 
 t.test('Inode records of format 3 carry no entries', async (t) => {
   const dir = new Inode(9, 0o040755, 0, 0);
   t.notOk('entries' in dir.toRecord(true));
+});
+
+t.test('format 3: a commit whose log outgrows half the page budget checkpoints, so changed pages do not pile up in memory', async (t) => {
+  const dir = tempDir(t);
+  const store = new Recording(new LocalStore(path.join(dir, 'store')));
+  await initDrive(store, PASSPHRASE, { kdfLogN: 10, cacheDir: path.join(dir, 'cache') });
+  const tree = await pagedTree(store, dir, 256 * 1024);
+  store.reset();
+  addFiles(tree, 0, 2000);
+  await tree.commit();
+  t.ok((store.bytes.get('c3') ?? 0) > 0, 'a checkpoint without waiting for 128 commits or unmount');
+  store.reset();
+  addFiles(tree, 2000, 10);
+  await tree.commit();
+  t.equal(store.bytes.get('c3') ?? 0, 0, 'a small commit after it does not');
 });
