@@ -236,12 +236,7 @@ export class MetaLog {
     this.noteNo = 0;
   }
 
-  /** Journals uncommitted changes locally (survives a crash of the daemon). */
-  async note(upserts: InodeRecord[], removes: number[], nextIno: number): Promise<void> {
-    await this.noteBody({ nextIno, upserts, removes });
-  }
-
-  /** Journals a note of any shape (the format's); base and number are added. */
+  /** Journals uncommitted changes locally (survives a crash of the daemon): a note of any shape (the format's); base and number are added. */
   async noteBody(body: object): Promise<void> {
     if (!this.notes) throw new Error('no journal for notes');
     const no = this.noteNo;

@@ -167,41 +167,47 @@ export class Tree {
     return [this.committing, this.entries];
   }
 
-  private static overlay(layers: EntryLayer[], dir: number, name: string): { changed: boolean; ino?: EntryValue } {
-    let result: { changed: boolean; ino?: EntryValue } = { changed: false };
-    for (const layer of layers) {
-      const names = layer.get(dir);
-      if (names?.has(name)) result = { changed: true, ino: names.get(name) };
-    }
-    return result;
+  /**
+   * One directory's entry changes above the map, newest winning. A commit
+   * may move layers into the map while a caller waits on pages: the layers
+   * seen before and now both apply (the older ones are in the map by then).
+   */
+  private dirChanges(dir: number, before: EntryLayer[]): Map<string, EntryValue | undefined> {
+    const merged = new Map<string, EntryValue | undefined>();
+    for (const layer of new Set([...before, ...this.layers()])) for (const [name, value] of layer.get(dir) ?? []) merged.set(name, value);
+    return merged;
   }
 
   /** A directory's entries (name, inode, type), in name order of the map (changes since the last commit last). */
   async listEntries(dir: number): Promise<[string, EntryValue][]> {
-    // A commit may move layers into the map while the scan runs: the layers seen first and last both apply.
     const before = this.layers();
     const prefix = entryPrefix(dir);
     const result = new Map<string, EntryValue>();
     for await (const [key, value] of this.pages.scan(prefix, prefixEnd(prefix))) result.set(key.slice(prefix.length), value as EntryValue);
-    const after = this.layers();
-    for (const layer of [...new Set([...before, ...after])]) {
-      for (const [name, ino] of layer.get(dir) ?? []) {
-        if (ino === undefined) result.delete(name);
-        else result.set(name, ino);
-      }
+    for (const [name, value] of this.dirChanges(dir, before)) {
+      if (value === undefined) result.delete(name);
+      else result.set(name, value);
     }
     return [...result];
   }
 
   /** Whether a directory has any entry (stops at the first). */
   async hasEntries(dir: number): Promise<boolean> {
-    for (const layer of this.layers()) for (const ino of layer.get(dir)?.values() ?? []) if (ino !== undefined) return true;
     const before = this.layers();
+    let seen = this.layers();
+    let changes = this.dirChanges(dir, before);
+    for (const value of changes.values()) if (value !== undefined) return true;
     const prefix = entryPrefix(dir);
     for await (const [key] of this.pages.scan(prefix, prefixEnd(prefix))) {
+      // The scan waited: if a commit started meanwhile, the changes are merged again.
+      const now = this.layers();
+      if (now[0] !== seen[0] || now[1] !== seen[1]) {
+        seen = now;
+        changes = this.dirChanges(dir, before);
+      }
       const name = key.slice(prefix.length);
-      const over = Tree.overlay([...new Set([...before, ...this.layers()])], dir, name);
-      if (!over.changed || over.ino !== undefined) return true;
+      // In the map and not removed since the last commit (or added again).
+      if (!changes.has(name) || changes.get(name) !== undefined) return true;
     }
     return false;
   }
