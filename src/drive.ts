@@ -14,6 +14,7 @@ import { Tree } from './meta/tree.js';
 import { MeteredStore, type StoreMeter } from './store/metered.js';
 import type { ObjectStore } from './store/types.js';
 import { Filesystem } from './vfs/filesystem.js';
+import { ShareService } from './share/service.js';
 
 export const DEFAULT_CACHE_SIZE = 256 * 1024 * 1024;
 
@@ -49,6 +50,7 @@ export interface DriveStatus {
 export interface Drive {
   header: VaultHeader;
   fs: Filesystem;
+  shares: ShareService;
   /** Changes journaled on this machine but not yet in the store. */
   backlog(): { entries: number; bytes: number };
   status(): DriveStatus;
@@ -141,10 +143,17 @@ export async function openDrive(unmetered: ObjectStore, opts: DriveOptions): Pro
     // Formats 1 and 2 count references at mount; format 3 keeps counts in its metadata.
     if (header.version < 3) codec.track(await tree.allRefs());
     const fs = new Filesystem(tree, cache, { readOnly: opts.readOnly, log, capacity: remote.capacity ? () => remote.capacity!() : undefined });
+    const shares = await ShareService.open(store, masterKey, header, tree, (p) => fs.lookup(p), log);
+    if (codec instanceof PackedSegments) codec.retained = (pack) => shares.holds(pack);
+    if (!opts.readOnly) {
+      tree.onCommit = (changes) => shares.afterCommit(changes);
+      void shares.refreshAll();
+    }
     if (!opts.readOnly) fs.startBackgroundSync(opts.syncIntervalMs ?? 2000);
     return {
       header,
       fs,
+      shares,
       backlog: () => journal?.backlog ?? { entries: 0, bytes: 0 },
       status: () => ({
         cache: { size: cacheSize, ...cache.stats() },
@@ -159,7 +168,9 @@ export async function openDrive(unmetered: ObjectStore, opts: DriveOptions): Pro
       },
       close: async () => {
         try {
+          await shares.settled();
           await fs.close();
+          await shares.settled();
           if (!journal) return true;
           await journal.sync();
           const drained = await journal.drain(opts.drainStallMs ?? 60_000);

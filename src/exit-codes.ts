@@ -12,6 +12,8 @@ export const EXIT = {
   WRONG_PASSPHRASE: 2,
   /** fsck: the vault is damaged (run fsck --repair). */
   FSCK_DAMAGED: 4,
+  /** Data that failed authentication (veilfs get: a tampered or swapped object). */
+  DAMAGED: 65,
   /** Bad command line. */
   USAGE: 64,
   /** Something this machine lacks: /dev/fuse, libfuse, the FUSE binding. */

@@ -2,6 +2,7 @@ import { UserError } from '../errors.js';
 import { CHECKPOINT_PREFIX, CHECKPOINT_PREFIX_V2, DATA_PREFIX, LOG_PREFIX, LOG_PREFIX_V2, objectIdOfDataKey, PACK_PREFIX, packIdOfKey, PAGE_PREFIX, pageIdOfKey } from '../format/names.js';
 import { repack, type RepackReport } from './repack.js';
 import { deleteKeys } from './delete-keys.js';
+import { packsHeldByShares } from '../share/records.js';
 import { readHistory } from './history.js';
 import type { MaintenanceSession } from './maintenance.js';
 
@@ -56,12 +57,14 @@ export async function gc(session: MaintenanceSession, opts: GcOptions): Promise<
   }
   // The current tree is built from those same checkpoints and batches, so it is covered.
   const referenced = history.everReferenced;
+  // Packs a live share link exposes stay, though the vault may not need them any more.
+  const shared = packed ? await packsHeldByShares(session.store) : new Set<string>();
   const cutoff = Date.now() - opts.minAgeMs;
   const report: GcReport = { deleted: { count: 0, bytes: 0 }, kept: { count: 0, bytes: 0 }, staleMetadata: 0, repacked };
   const doomed: string[] = [];
   for (const info of await session.store.list(packed ? PACK_PREFIX : DATA_PREFIX)) {
     const id = packed ? packIdOfKey(info.key) : objectIdOfDataKey(info.key);
-    if (!id || referenced.has(id)) continue;
+    if (!id || referenced.has(id) || shared.has(id)) continue;
     const bucket = info.mtime <= cutoff ? report.deleted : report.kept;
     bucket.count++;
     bucket.bytes += info.size;

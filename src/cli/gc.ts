@@ -13,9 +13,9 @@ interface GcArgs extends StoreArgs {
 
 const UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
-export function parseAge(text: string): number {
+export function parseAge(text: string, option = '--min-age'): number {
   const m = /^(\d+(?:\.\d+)?)([smhd])$/.exec(text.trim());
-  if (!m) throw new UserError(`--min-age: "${text}" is not an age like 30m, 24h or 7d`);
+  if (!m) throw new UserError(`${option}: "${text}" is not an age like 30m, 24h or 7d`);
   return Number(m[1]) * UNITS[m[2]];
 }
 

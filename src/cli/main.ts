@@ -13,6 +13,9 @@ import { statusCommand } from './status.js';
 import { syncCommand } from './sync.js';
 import { vaultCommand } from './vaults.js';
 import { unmountCommand } from './unmount.js';
+import { shareCommand, sharesCommand, unshareCommand } from './share.js';
+import { serveCommand } from './serve.js';
+import { getCommand } from './get.js';
 
 function fail(message: string, code: number = EXIT.FAILURE): never {
   process.stderr.write(`veilfs: ${message}\n`);
@@ -50,6 +53,11 @@ try {
     .command(fsckCommand)
     .command(gcCommand)
     .command(upgradeCommand)
+    .command(shareCommand)
+    .command(sharesCommand)
+    .command(unshareCommand)
+    .command(serveCommand)
+    .command(getCommand)
     .demandCommand(1, 'name a command (see --help)')
     .strict()
     .help()

@@ -163,6 +163,21 @@ async function serveControl(drive: Drive, about: { mountpoint: string; store: st
     },
     pending: () => drive.backlog(),
     sync: () => drive.flush(about.stallMs),
+    shares: {
+      // A link is printed once what it shows is in the store: data, commit, then the record.
+      create: async (request) => {
+        await drive.fs.sync();
+        const share = await drive.shares.create(request);
+        await drive.flush(about.stallMs);
+        return share;
+      },
+      list: () => drive.shares.list(),
+      revoke: async (target) => {
+        const ids = await drive.shares.revoke(target);
+        await drive.flush(about.stallMs);
+        return ids;
+      },
+    },
   }, daemonLog);
 }
 

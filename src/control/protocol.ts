@@ -4,7 +4,22 @@
  * socket lives in a directory only the mounting user can enter and is
  * itself mode 0600: nobody else can connect.
  */
-export type Request = { command: 'status' } | { command: 'sync' };
+import type { ShareInfo, ShareRequest } from '../share/service.js';
+
+export type Request =
+  | { command: 'status' }
+  | { command: 'sync' }
+  | { command: 'share'; request: ShareRequest }
+  | { command: 'shares' }
+  | { command: 'unshare'; target: string };
+
+/** The answer to share, shares and unshare: one line. */
+export interface ShareReply {
+  error?: string;
+  share?: ShareInfo;
+  shares?: ShareInfo[];
+  revoked?: string[];
+}
 
 export interface StatusReport {
   mountpoint: string;

@@ -1,7 +1,8 @@
 import { chmod, rm } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { errorMessage } from '../errors.js';
-import type { Request, StatusReport, SyncProgress } from './protocol.js';
+import type { Request, ShareReply, StatusReport, SyncProgress } from './protocol.js';
+import type { ShareInfo, ShareRequest } from '../share/service.js';
 
 export interface ControlHandlers {
   status(): StatusReport;
@@ -9,6 +10,11 @@ export interface ControlHandlers {
   pending(): { entries: number; bytes: number };
   /** Resolves once everything is in the store (true) or the store stopped taking uploads (false). */
   sync(): Promise<boolean>;
+  shares: {
+    create(request: ShareRequest): Promise<ShareInfo>;
+    list(): Promise<ShareInfo[]>;
+    revoke(target: string): Promise<string[]>;
+  };
 }
 
 const PROGRESS_EVERY_MS = 500;
@@ -70,6 +76,19 @@ async function serve(socket: Socket, line: string, handlers: ControlHandlers): P
       clearInterval(timer);
       socket.end();
     }
+    return;
+  }
+  if (request.command === 'share' || request.command === 'shares' || request.command === 'unshare') {
+    let reply: ShareReply;
+    try {
+      if (request.command === 'share') reply = { share: await handlers.shares.create(request.request) };
+      else if (request.command === 'shares') reply = { shares: await handlers.shares.list() };
+      else reply = { revoked: await handlers.shares.revoke(request.target) };
+    } catch (err) {
+      reply = { error: errorMessage(err) };
+    }
+    send(reply);
+    socket.end();
     return;
   }
   send({ error: `unknown command ${JSON.stringify((request as { command?: unknown }).command)}` });

@@ -37,7 +37,7 @@ export async function passphraseKey(passphrase: string, params: ScryptParams): P
 }
 
 /** One subkey per purpose, so no key is ever used in two constructions. */
-export type KeyPurpose = 'metadata' | 'cache';
+export type KeyPurpose = 'metadata' | 'cache' | 'share';
 
 export function subkey(master: Uint8Array, purpose: KeyPurpose): Buffer {
   return Buffer.from(hkdfSync('sha256', master, Buffer.alloc(0), `veilfs v1 ${purpose}`, KEY_BYTES));

@@ -202,6 +202,9 @@ export class PackedSegments implements DataCodec {
     await this.settleClosing();
   }
 
+  /** Packs something outside the tree still exposes (a share link): the vault stops needing them, gc frees them later. */
+  retained: (pack: string) => boolean = () => false;
+
   async free(ref: string): Promise<void> {
     const { pack } = parseRef(ref);
     const count = this.live.get(pack);
@@ -212,7 +215,7 @@ export class PackedSegments implements DataCodec {
       return;
     }
     this.live.delete(pack);
-    if (pack === this.open.id || this.closing.has(pack)) return;
+    if (pack === this.open.id || this.closing.has(pack) || this.retained(pack)) return;
     this.packs.delete(pack);
     await this.store.delete(packKey(pack));
   }
@@ -226,7 +229,7 @@ export class PackedSegments implements DataCodec {
 
   async unreferenced(pack: string): Promise<void> {
     // Written by this mount: its own count (which sees segments not committed yet) decides.
-    if (this.live.has(pack) || pack === this.open.id || this.closing.has(pack)) return;
+    if (this.live.has(pack) || pack === this.open.id || this.closing.has(pack) || this.retained(pack)) return;
     this.packs.delete(pack);
     await this.store.delete(packKey(pack));
   }

@@ -63,6 +63,8 @@ export class Tree {
   private evictAt = LIVE_INODES;
   /** Whether something outside the tree still holds an inode (open, or data not yet stored): it must stay the one object. */
   inUse: (node: Inode) => boolean = () => false;
+  /** Told of every commit's changes once they are committed (live share links follow them). */
+  onCommit?: (changes: Changes) => void;
 
   private constructor(
     private readonly format: MetaFormat,
@@ -386,6 +388,7 @@ export class Tree {
       this.committingRemoved = new Set();
     }
     this.lastCommitAt = Date.now();
+    if (changes.inodes.size || changes.keys.size) this.onCommit?.(changes);
     for (const objectId of deletes) {
       await this.data.free(objectId).catch((err) => this.logger(`could not delete unreferenced object ${objectId}: ${(err as Error).message} (veilfs gc will)`));
     }

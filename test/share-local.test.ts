@@ -1,0 +1,4 @@
+import t from 'tap';
+import { shareSuite } from './lib/share-suite.js';
+
+shareSuite(t, 'local');
