@@ -3,6 +3,7 @@ import { hideBin } from 'yargs/helpers';
 import { errorMessage, UserError } from '../errors.js';
 import { EXIT } from '../exit-codes.js';
 import { StoreError } from '../store/types.js';
+import { ShareFormatError, ShareIntegrityError } from '../share/crypto.js';
 import { fsckCommand } from './fsck.js';
 import { gcCommand } from './gc.js';
 import { upgradeCommand } from './upgrade.js';
@@ -71,6 +72,7 @@ try {
 } catch (err) {
   if (err instanceof UserError) fail(err.message, err.exitCode);
   if (err instanceof StoreError) fail(`the store failed: ${err.message}`, EXIT.STORE);
+  if (err instanceof ShareFormatError || err instanceof ShareIntegrityError) fail(`this share cannot be read: ${err.message} (damaged or altered)`, EXIT.DAMAGED);
   const local = localFileFailure(err);
   if (local) fail(...local);
   if (process.env.VEILFS_DEBUG) console.error(err);

@@ -103,11 +103,17 @@ export function openShareSegment(fileKey: Uint8Array, fileId: string, index: num
   return plain;
 }
 
-export class ShareFormatError extends Error {}
+export class ShareFormatError extends Error {
+  override name = 'ShareFormatError';
+}
 /** Wrong link key or password. */
-export class ShareKeyError extends Error {}
+export class ShareKeyError extends Error {
+  override name = 'ShareKeyError';
+}
 /** Data that does not authenticate: tampered, truncated or swapped. */
-export class ShareIntegrityError extends Error {}
+export class ShareIntegrityError extends Error {
+  override name = 'ShareIntegrityError';
+}
 
 export function toBase64(bytes: Uint8Array): string {
   let s = '';

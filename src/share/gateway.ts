@@ -59,7 +59,9 @@ export function startGateway(opts: GatewayOptions, listen: { host: string; port:
 export function gatewayHandler(opts: GatewayOptions): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
   const webDir = opts.webDir ?? DEFAULT_WEB_DIR;
   const log = opts.log ?? (() => {});
-  const records = new LRUCache<string, { record?: ShareRecord }>({ max: 10_000, ttl: opts.recordTtlMs ?? 2000 });
+  const ttl = opts.recordTtlMs ?? 2000;
+  // (lru-cache reads a ttl of 0 as "forever": no cache at all then.)
+  const records = ttl > 0 ? new LRUCache<string, { record?: ShareRecord }>({ max: 10_000, ttl }) : undefined;
   const concurrency = opts.concurrency ?? 16;
   const queueLimit = opts.queueLimit ?? 256;
   let active = 0;
@@ -89,10 +91,10 @@ export function gatewayHandler(opts: GatewayOptions): (req: IncomingMessage, res
   };
 
   const newestRecord = async (id: string): Promise<ShareRecord | undefined> => {
-    const cached = records.get(id);
+    const cached = records?.get(id);
     if (cached) return cached.record;
     const record = await withStore(() => readNewestRecord(opts.store, id));
-    records.set(id, { record });
+    records?.set(id, { record });
     return record;
   };
 
