@@ -4,6 +4,7 @@ import { openStore } from '../store/open.js';
 import type { ObjectStore } from '../store/types.js';
 import { parseSize } from '../util/size.js';
 import { applyVault } from './vaults.js';
+import { isShareLink } from '../share/client.js';
 
 export interface StoreArgs {
   vault?: string;
@@ -29,7 +30,7 @@ export function storeOptions<T>(y: Argv<T>) {
     .group(['vault', 'store', 'passphrase-file', 'passphrase-command', 'cache-dir', 's3-endpoint', 's3-addressing', 'store-timeout'], 'Vault and store:')
     .middleware(async (argv: Record<string, unknown>) => {
       // `mount NAME MOUNTPOINT`: the first word names the vault.
-      if (argv.target !== undefined) {
+      if (argv.target !== undefined && !isShareLink(argv.target as string)) {
         if (argv.mountpoint === undefined) argv.mountpoint = argv.target;
         else argv.vault ??= argv.target;
       }

@@ -18,7 +18,7 @@ export const getCommand: CommandModule<object, GetArgs> = {
     .option('password-file', { type: 'string', describe: 'The link\'s password, from this file (else $VEILFS_SHARE_PASSWORD, else asked)' }) as any,
   handler: async (argv) => {
     const link = parseLink(argv.link);
-    const manifest = await openLink(link, () => getPassphrase({ passphraseFile: argv.passwordFile }, { prompt: 'Password for the link: ', envVar: 'VEILFS_SHARE_PASSWORD', fileOption: '--password-file FILE' }));
+    const { manifest } = await openLink(link, () => getPassphrase({ passphraseFile: argv.passwordFile }, { prompt: 'Password for the link: ', envVar: 'VEILFS_SHARE_PASSWORD', fileOption: '--password-file FILE' }));
     const line = transfer('downloading');
     const where = await getShare(link, manifest, argv.dest, (done, total) => line.update(done, total)).finally(() => line.stop());
     if (process.stdout.isTTY) process.stdout.write(`saved ${where}\n`);

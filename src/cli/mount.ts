@@ -15,8 +15,12 @@ import { sizeArg, storeFromArgs, storeOptions, type StoreArgs } from './common.j
 import { daemonLog, LOG_LEVELS, rotateLog, setLogLevel, type LogLevel } from './log.js';
 import { getPassphrase } from './passphrase.js';
 import { daemonExecArgv } from './v8-flags.js';
+import { isShareLink } from '../share/client.js';
+import { mountLink } from './mount-link.js';
 
-interface MountArgs extends StoreArgs {
+export interface MountArgs extends StoreArgs {
+  /** The first word: a mountpoint, a vault name, or a share link. */
+  target: string;
   mountpoint: string;
   cacheSize?: string;
   metadataCacheSize?: string;
@@ -29,7 +33,7 @@ interface MountArgs extends StoreArgs {
   logLevel: LogLevel;
 }
 
-const DAEMON_CHILD = 'VEILFS_DAEMON_CHILD';
+export const DAEMON_CHILD = 'VEILFS_DAEMON_CHILD';
 /** Tells a detached daemon where its output goes, for `veilfs status`. */
 const LOG_FILE_ENV = 'VEILFS_LOG_FILE';
 const READY_TIMEOUT_MS = 120_000;
@@ -38,7 +42,7 @@ export const mountCommand: CommandModule<object, MountArgs> = {
   command: 'mount <target> [mountpoint]',
   describe: 'Mount a vault as a drive (runs in the foreground until unmounted, unless --daemon)',
   builder: (y) => storeOptions(y)
-    .positional('target', { type: 'string', demandOption: true, describe: 'An empty directory to mount on; or, with a second word, the name of a vault (veilfs vault add)' })
+    .positional('target', { type: 'string', demandOption: true, describe: 'An empty directory to mount on; or, with a second word, the name of a vault (veilfs vault add) or a share link' })
     .positional('mountpoint', { type: 'string', describe: 'Where to mount the named vault' })
     .option('cache-size', { type: 'string', describe: `Memory for decrypted blocks (e.g. 64M, 1G; default ${formatSize(DEFAULT_CACHE_SIZE)})` })
     .option('metadata-cache-size', { type: 'string', describe: 'Memory for metadata pages in use (format 3; default 1/16 of --cache-size, at least 8M)' })
@@ -50,10 +54,12 @@ export const mountCommand: CommandModule<object, MountArgs> = {
     .option('daemon', { alias: 'd', type: 'boolean', default: false, describe: 'Detach and return once the mount is live' })
     .option('log-level', { choices: LOG_LEVELS, default: 'info' as LogLevel, describe: 'What the daemon logs: errors only, warnings too (retries), or everything' })
     .example('$0 mount ~/drive', 'mount the default vault on ~/drive')
-    .example('$0 mount photos ~/photos', 'mount the vault named photos (veilfs vault add)') as any,
+    .example('$0 mount photos ~/photos', 'mount the vault named photos (veilfs vault add)')
+    .example("$0 mount 'https://share.example.org/s/ID#KEY' ~/shared", 'mount a share link read-only') as any,
   handler: async (argv) => {
     setLogLevel(argv.logLevel);
     const cacheSize = sizeArg('cache-size', argv.cacheSize ?? formatSize(DEFAULT_CACHE_SIZE), 16 * 1024 * 1024);
+    if (isShareLink(argv.target)) return mountLink(argv, cacheSize);
     const journalBytes = sizeArg('journal-size', argv.journalSize, 64 * 1024 * 1024);
     const metadataCacheBytes = argv.metadataCacheSize === undefined ? undefined : sizeArg('metadata-cache-size', argv.metadataCacheSize, 64 * 1024);
     const passphrase = process.env[DAEMON_CHILD] ? await passphraseFromParent() : await getPassphrase(argv);
@@ -68,7 +74,7 @@ export const mountCommand: CommandModule<object, MountArgs> = {
 };
 
 /** The detached daemon gets the passphrase through a pipe, not its environment. */
-async function passphraseFromParent(): Promise<string> {
+export async function passphraseFromParent(): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks).toString('utf8');
@@ -201,7 +207,7 @@ class UploadRate {
 }
 
 /** Starts this same command in the background and waits until its mount is live. */
-async function detach(mountpoint: string, passphrase: string, cacheDir: string | undefined): Promise<void> {
+export async function detach(mountpoint: string, passphrase: string, cacheDir: string | undefined): Promise<void> {
   const logDir = path.join(cacheDir ?? defaultCacheDir(), 'logs');
   await fs.mkdir(logDir, { recursive: true, mode: 0o700 });
   const logFile = path.join(logDir, `mount-${createHash('sha256').update(mountpoint).digest('hex').slice(0, 12)}.log`);

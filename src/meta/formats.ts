@@ -99,10 +99,7 @@ export class WholeTreeFormat implements MetaFormat {
 
   async load(): Promise<Loaded> {
     const { nextIno, inodes, notes } = await this.log.loadRecords();
-    const { pairs } = mapOfRecords(inodes.values(), false);
-    // Pages that are never written are never evicted: the whole tree stays in memory, as these formats need.
-    const pages = PageTree.empty(unwritable, Infinity);
-    for (const [key, value] of pairs) await pages.set(key, value);
+    const pages = await inMemoryMap(inodes.values());
     const noted = emptyChanges(nextIno, inodes.size);
     await applyNotes(pages, notes as KvNote[], noted);
     return { pages, nextIno: noted.nextIno, inodeCount: noted.inodeCount, noted };
@@ -278,6 +275,42 @@ export class PagedFormat implements MetaFormat {
   sync(): Promise<void> {
     return this.log.sync();
   }
+}
+
+/** Pages that are never written are never evicted: the whole tree stays in memory. */
+async function inMemoryMap(records: Iterable<InodeRecord>): Promise<PageTree> {
+  const { pairs } = mapOfRecords(records, false);
+  const pages = PageTree.empty(unwritable, Infinity);
+  for (const [key, value] of pairs) await pages.set(key, value);
+  return pages;
+}
+
+/** A fixed tree of whole records held in memory (a share mounted from its link): read-only, nothing is ever stored. */
+export class FixedFormat implements MetaFormat {
+  readonly canNote = false;
+
+  constructor(private readonly records: InodeRecord[], private readonly nextIno: number) {}
+
+  async load(): Promise<Loaded> {
+    const pages = await inMemoryMap(this.records);
+    return { pages, nextIno: this.nextIno, inodeCount: this.records.length, noted: emptyChanges(this.nextIno, this.records.length) };
+  }
+
+  note(): Promise<void> {
+    return Promise.reject(new Error('a mounted share is read-only'));
+  }
+
+  commit(): Promise<string[]> {
+    return Promise.reject(new Error('a mounted share is read-only'));
+  }
+
+  shouldCheckpoint(): boolean {
+    return false;
+  }
+
+  async checkpoint(): Promise<void> {}
+
+  async sync(): Promise<void> {}
 }
 
 /** The map of whole records, sorted: with the extended attribute names in use, and (format 3) the segment count of every pack. */

@@ -17,6 +17,11 @@ export interface ShareLink {
   linkKey: Uint8Array;
 }
 
+/** Whether a command-line word is a share link rather than a path or a vault name. */
+export function isShareLink(word: string | undefined): boolean {
+  return !!word && /^https?:\/\/.*\/s\/[0-9a-f]{32}(#|$)/.test(word);
+}
+
 export function parseLink(link: string): ShareLink {
   let url: URL;
   try {
@@ -56,12 +61,12 @@ async function fetchRecord(link: ShareLink): Promise<ShareRecord> {
 }
 
 /** Reads a link's record and opens its manifest; asks for the password only if the share has one. */
-export async function openLink(link: ShareLink, password: () => Promise<string>): Promise<Manifest> {
+export async function openLink(link: ShareLink, password: () => Promise<string>): Promise<{ manifest: Manifest; record: ShareRecord }> {
   const record = await fetchRecord(link);
   const params = record.password ?? undefined;
   const key = await shareKey(link.linkKey, params ? { password: await password(), params } : undefined);
   try {
-    return parseManifest(openManifest(key, link.id, record.seq, fromBase64(record.manifest!)), record);
+    return { manifest: parseManifest(openManifest(key, link.id, record.seq, fromBase64(record.manifest!)), record), record };
   } catch (err) {
     if (err instanceof ShareKeyError) throw new UserError(params ? 'wrong password (or a damaged link)' : 'the link\'s key does not open this share: the link is damaged or was altered');
     throw err;

@@ -20,7 +20,7 @@ export interface GatewayOptions {
   /** The bundled page (dist/web). */
   webDir?: string;
   log?: (line: string) => void;
-  /** Store reads at once; more wait, and past `queueLimit` waiting get 503. */
+  /** Store reads at once; more wait, and past `queueLimit` waiting get 429. */
   concurrency?: number;
   queueLimit?: number;
   /** How long a record read from the store is reused (a revocation shows within this). */
@@ -68,7 +68,7 @@ export function gatewayHandler(opts: GatewayOptions): (req: IncomingMessage, res
   const waiting: (() => void)[] = [];
   const withStore = async <T>(task: () => Promise<T>): Promise<T> => {
     if (active >= concurrency) {
-      if (waiting.length >= queueLimit) throw new HttpError(503, 'busy, try again', { 'retry-after': '1' });
+      if (waiting.length >= queueLimit) throw new HttpError(429, 'too many requests at once, try again', { 'retry-after': '1' });
       await new Promise<void>((resolve) => waiting.push(resolve));
     } else active++;
     try {

@@ -95,6 +95,19 @@ async function serve(request: Request, r: Registration, download: boolean): Prom
   return new Response(decryptedStream(r, first, last, download), { status: range ? 206 : 200, headers });
 }
 
+/** A busy gateway (429), a failing one (5xx) or a dropped connection: a few more tries, further apart. */
+async function fetchRetrying(url: string, range: string, signal: AbortSignal): Promise<Response> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const response = await fetch(url, { headers: { range }, signal });
+      if ((response.status !== 429 && response.status < 500) || attempt === 4) return response;
+    } catch (err) {
+      if (signal.aborted || attempt === 4) throw err;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 250 * 2 ** attempt));
+  }
+}
+
 /** Plaintext bytes [first, last] of a file, one fetch run ahead of the reader. */
 function decryptedStream(r: Registration, first: number, last: number, download: boolean): ReadableStream<Uint8Array> {
   const { file } = r;
@@ -107,7 +120,7 @@ function decryptedStream(r: Registration, first: number, last: number, download:
   const fetchPlain = async (run: FetchRun | { hole: number }): Promise<{ index: number; bytes: Uint8Array }[]> => {
     if ('hole' in run) return [{ index: run.hole, bytes: holeBytes(file, run.hole) }];
     const length = run.segments.reduce((n, s) => n + s.length, 0);
-    const response = await fetch(`/api/s/${r.share}/p/${run.pack}`, { headers: { range: `bytes=${run.offset}-${run.offset + length - 1}` }, signal: aborter.signal });
+    const response = await fetchRetrying(`/api/s/${r.share}/p/${run.pack}`, `bytes=${run.offset}-${run.offset + length - 1}`, aborter.signal);
     if (response.status === 410 || response.status === 404) throw new Error('this link was revoked or changed meanwhile');
     if (response.status !== 206) throw new Error(`the server answered ${response.status}`);
     const sealed = new Uint8Array(await response.arrayBuffer());

@@ -4,6 +4,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { BIN, cliEnv, mountDrive, sh, veilfs, type CliEnv, type MountHandle } from './cli.js';
+import { isMounted } from '../../src/fuse/mounts.js';
 import { allObjects, openTestStore, type StoreKind } from './stores.js';
 import { tempDir } from './tmp.js';
 import { gradientPng, toneWav } from './media.js';
@@ -123,6 +124,29 @@ export function shareSuite(t: Test, kind: StoreKind): void {
       t.equal(result.code, 0, result.stderr);
       t.equal((await sh(`diff -r '${album}' '${dest}'`)).code, 0, 'diff -r finds no difference');
       t.ok(Math.abs(statSync(path.join(dest, 'notes.txt')).mtimeMs - statSync(path.join(album, 'notes.txt')).mtimeMs) < 1, 'modification times kept (to the millisecond)');
+    });
+
+    t.test('veilfs mount LINK: the share as a read-only drive', async (t) => {
+      const where = path.join(dir, 'link-mount');
+      mkdirSync(where);
+      const child = spawn(BIN, ['mount', folderLink, where], { env: cli.env, stdio: ['ignore', 'ignore', 'pipe'] });
+      let log = '';
+      child.stderr!.on('data', (d) => (log += d));
+      const exited = new Promise((resolve) => child.on('exit', resolve));
+      t.teardown(async () => {
+        if (await isMounted(where)) await veilfs(['unmount', where], cli.env);
+        if (child.exitCode === null) child.kill('SIGKILL');
+      });
+      await waitFor('the link mount', () => isMounted(where), 60_000).catch((err) => {
+        throw new Error(`${err.message}: ${log}`);
+      });
+      t.equal((await sh(`diff -r '${album}' '${where}'`)).code, 0, 'diff -r: the same tree and bytes as the owner sees');
+      t.equal((await sh(`cat '${where}/medium.bin' | cmp - '${album}/medium.bin'`)).code, 0, 'read through the cache and readahead');
+      const write = await sh(`echo x > '${where}/new.txt'`);
+      t.match(write.stderr, /Read-only file system/, 'read-only');
+      t.equal((await veilfs(['unmount', where], cli.env)).code, 0, 'veilfs unmount');
+      await exited;
+      t.notOk(await isMounted(where), 'unmounted');
     });
 
     t.test('a big file: killed halfway, resumed, verified', async (t) => {
