@@ -66,7 +66,8 @@ try {
       }
     }
   }
-  writeFileSync(curlConfig, lines.join('\n'));
+  // `next` separates requests; one after the last would start an empty one.
+  writeFileSync(curlConfig, lines.slice(0, -1).join('\n'));
 
   const browser = await puppeteer.launch({
     executablePath: CHROMIUM, headless: true, userDataDir: path.join(work, 'chromium'),

@@ -123,7 +123,7 @@ export function gatewayHandler(opts: GatewayOptions): (req: IncomingMessage, res
     if (!allowed.some(([offset, length]) => first >= offset && last < offset + length)) throw new HttpError(404, 'unknown');
     const bytes = await withStore(() => opts.store.get(packKey(pack), { offset: first, length: last - first + 1 }));
     if (bytes.length !== last - first + 1) throw new HttpError(502, 'the store returned a short range');
-    res.writeHead(206, {
+    head(res, 206, {
       'content-type': 'application/octet-stream', 'content-length': String(bytes.length),
       'content-range': `bytes ${first}-${last}/*`, 'accept-ranges': 'bytes',
       etag: `"${pack}"`, 'cache-control': IMMUTABLE, 'x-content-type-options': 'nosniff',
@@ -138,7 +138,7 @@ export function gatewayHandler(opts: GatewayOptions): (req: IncomingMessage, res
   };
 
   const servePage = async (res: ServerResponse) => {
-    res.writeHead(200, {
+    head(res, 200, {
       'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-cache', 'referrer-policy': 'no-referrer', 'x-content-type-options': 'nosniff',
       'content-security-policy': "default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; frame-src 'self' blob:; object-src 'self' blob:; style-src 'self'; worker-src 'self'; base-uri 'none'; form-action 'none'",
     });
@@ -156,10 +156,10 @@ export function gatewayHandler(opts: GatewayOptions): (req: IncomingMessage, res
       else if (/^\/s\/[0-9a-f]{32}$/.test(url.pathname)) await servePage(res);
       else if (STATIC[url.pathname]) {
         const bytes = await asset(url.pathname.slice(1));
-        res.writeHead(200, { 'content-type': STATIC[url.pathname], 'cache-control': 'no-cache', 'x-content-type-options': 'nosniff', ...(url.pathname === '/sw.js' ? { 'service-worker-allowed': '/' } : {}) });
+        head(res, 200, { 'content-type': STATIC[url.pathname], 'cache-control': 'no-cache', 'x-content-type-options': 'nosniff', ...(url.pathname === '/sw.js' ? { 'service-worker-allowed': '/' } : {}) });
         res.end(req.method === 'HEAD' ? undefined : bytes);
       } else if (url.pathname === '/') {
-        res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' });
+        head(res, 200, { 'content-type': 'text/plain; charset=utf-8' });
         res.end('veilfs share gateway: open a share link (/s/<id>#<key>)\n');
       } else throw new HttpError(404, 'unknown');
     } catch (err) {
@@ -173,8 +173,14 @@ export function gatewayHandler(opts: GatewayOptions): (req: IncomingMessage, res
   };
 }
 
+/** Headers set one by one (not through writeHead) so the request log can read the length back. */
+function head(res: ServerResponse, status: number, headers: Record<string, string>): void {
+  for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
+  res.writeHead(status);
+}
+
 function sendJson(res: ServerResponse, status: number, value: unknown, headers: Record<string, string> = {}): void {
   const body = JSON.stringify(value);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)), 'cache-control': 'no-store', ...headers });
+  head(res, status, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)), 'cache-control': 'no-store', ...headers });
   res.end(body);
 }

@@ -31,7 +31,7 @@ export class LinkStore implements ObjectStore {
 
   private async fetch(key: string, pack: string, offset: number, length: number): Promise<Buffer> {
     try {
-      const bytes = await this.http.get(`${this.link.gateway}/api/s/${this.link.id}/p/${pack}`, { headers: { range: `bytes=${offset}-${offset + length - 1}` } }).buffer();
+      const bytes = (await this.http.get(`${this.link.gateway}/api/s/${this.link.id}/p/${pack}`, { headers: { range: `bytes=${offset}-${offset + length - 1}` }, responseType: 'buffer' })).body;
       if (bytes.length !== length) throw new TransientStoreError(`the gateway returned ${bytes.length} of ${length} bytes`, key);
       return bytes;
     } catch (err) {

@@ -162,13 +162,20 @@ export function fetchRuns(places: Map<number, SegmentPlace>, first: number, last
   return out;
 }
 
-/** Opens the sealed bytes of one fetch run: the plaintext of each segment, cut to the file's size. */
-export function openRun(file: SharedFile, run: FetchRun, sealed: Uint8Array): Uint8Array[] {
+/** Opens one sealed segment (throws if it does not authenticate). */
+export type SegmentOpener = (fileKey: Uint8Array, fileId: string, index: number, version: number, sealed: Uint8Array) => Uint8Array;
+
+/**
+ * Opens the sealed bytes of one fetch run: the plaintext of each segment,
+ * cut to the file's size. Node passes its native opener (about 20 times
+ * faster than the portable one the browser uses).
+ */
+export function openRun(file: SharedFile, run: FetchRun, sealed: Uint8Array, openSegment: SegmentOpener = openShareSegment): Uint8Array[] {
   const key = fromBase64(file.key);
   let at = 0;
   return run.segments.map((s) => {
     if (at + s.length > sealed.length) throw new ShareFormatError('a pack range came back short');
-    const plain = openShareSegment(key, file.fileId, s.index, s.version, sealed.subarray(at, at + s.length));
+    const plain = openSegment(key, file.fileId, s.index, s.version, sealed.subarray(at, at + s.length));
     at += s.length;
     return plain.subarray(0, Math.max(0, Math.min(SHARE_SEGMENT_SIZE, file.size - s.index * SHARE_SEGMENT_SIZE)));
   });

@@ -108,7 +108,9 @@ async function fetchRetrying(url: string, range: string, signal: AbortSignal): P
   }
 }
 
-/** Plaintext bytes [first, last] of a file, one fetch run ahead of the reader. */
+const AHEAD = 4;
+
+/** Plaintext bytes [first, last] of a file, a few fetch runs ahead of the reader. */
 function decryptedStream(r: Registration, first: number, last: number, download: boolean): ReadableStream<Uint8Array> {
   const { file } = r;
   const runs = fetchRuns(segmentPlaces(file), Math.floor(first / SHARE_SEGMENT_SIZE), Math.floor(last / SHARE_SEGMENT_SIZE));
@@ -127,22 +129,26 @@ function decryptedStream(r: Registration, first: number, last: number, download:
     // Throws before any byte of a segment that does not authenticate is handed on.
     return openRun(file, run, sealed).map((bytes, i) => ({ index: run.segments[i].index, bytes }));
   };
-  let ahead: Promise<{ index: number; bytes: Uint8Array }[]> | undefined;
-  const take = () => {
-    const p = next < runs.length ? fetchPlain(runs[next++]) : undefined;
-    p?.catch(() => {});
-    return p;
+  // Up to AHEAD runs in flight, consumed in order: round trips overlap with decryption.
+  const ahead: Promise<{ index: number; bytes: Uint8Array }[]>[] = [];
+  const fill = () => {
+    while (ahead.length < AHEAD && next < runs.length) {
+      const p = fetchPlain(runs[next++]);
+      p.catch(() => {});
+      ahead.push(p);
+    }
   };
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
       try {
-        const current = ahead ?? take();
+        fill();
+        const current = ahead.shift();
         if (!current) {
           controller.close();
           return;
         }
         const pieces = await current;
-        ahead = take();
+        fill();
         for (const { index, bytes } of pieces) {
           const start = index * SHARE_SEGMENT_SIZE;
           const from = Math.max(first - start, 0);
@@ -156,7 +162,7 @@ function decryptedStream(r: Registration, first: number, last: number, download:
           lastReport = Date.now();
           void broadcast({ type: 'progress', share: r.share, n: r.n, done, total });
         }
-        if (next >= runs.length && !ahead) controller.close();
+        if (next >= runs.length && !ahead.length) controller.close();
       } catch (err) {
         aborter.abort();
         void broadcast({ type: 'error', share: r.share, n: r.n, message: (err as Error).message });
