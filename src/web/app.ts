@@ -5,6 +5,7 @@
  * the service worker (sw.ts), which the previews and downloads go through.
  */
 import { fromBase64, openManifest, ShareKeyError, shareKey } from '../share/crypto.js';
+import { humanBytes } from '../util/human.js';
 import { parseManifest, parseRecord, type Manifest, type SharedDir, type SharedFile, type SharedNode, type ShareRecord } from '../share/manifest.js';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -164,7 +165,7 @@ function showFolder(path: SharedDir[]): void {
     name.textContent = node.name;
     name.className = node.type === 'dir' ? 'folder' : 'file';
     name.addEventListener('click', () => (node.type === 'dir' ? showFolder([...path, node]) : void openFile(node)));
-    const cells = [name, node.type === 'file' ? humanSize(node.size) : '', new Date(node.mtime).toLocaleString()];
+    const cells = [name, node.type === 'file' ? humanBytes(node.size) : '', new Date(node.mtime).toLocaleString()];
     for (const [i, content] of cells.entries()) {
       const td = document.createElement('td');
       if (i === 1) td.className = 'num';
@@ -226,7 +227,7 @@ function onWorkerMessage(message: { type: string; n: number; done?: number; tota
   if (message.type === 'progress') {
     const bar = $('progress').querySelector('progress')!;
     bar.value = message.total ? message.done! / message.total : 1;
-    $('progress-text').textContent = message.done === message.total ? `Downloaded ${humanSize(message.total!)}` : `${humanSize(message.done!)} of ${humanSize(message.total!)}`;
+    $('progress-text').textContent = message.done === message.total ? `Downloaded ${humanBytes(message.total!)}` : `${humanBytes(message.done!)} of ${humanBytes(message.total!)}`;
     show('progress');
   } else if (message.type === 'error') {
     show('progress', false);
@@ -239,7 +240,7 @@ async function openFile(file: SharedFile): Promise<void> {
   show('file-error', false);
   show('progress', false);
   $('viewer-name').textContent = file.name;
-  $('viewer-size').textContent = humanSize(file.size);
+  $('viewer-size').textContent = humanBytes(file.size);
   const preview = $('preview');
   preview.replaceChildren();
   $('download').onclick = () => void download(file);
@@ -294,17 +295,6 @@ async function download(file: SharedFile): Promise<void> {
   $('progress').querySelector('progress')!.value = 0;
   $('progress-text').textContent = 'Starting…';
   show('progress');
-}
-
-function humanSize(bytes: number): string {
-  const units = ['bytes', 'KB', 'MB', 'GB', 'TB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1000 && unit < units.length - 1) {
-    value /= 1000;
-    unit++;
-  }
-  return unit === 0 ? `${bytes} bytes` : `${value.toFixed(value < 10 ? 1 : 0)} ${units[unit]}`;
 }
 
 main().catch((err) => fail(`This share cannot be opened: ${(err as Error).message}`));
