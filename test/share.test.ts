@@ -10,6 +10,7 @@ import { recordKey, writeRecord, packsHeldByShares } from '../src/share/records.
 import { startGateway } from '../src/share/gateway.js';
 import { parseLink } from '../src/share/client.js';
 import { parseExpiry } from '../src/cli/share.js';
+import { checkGateway } from '../src/share/service.js';
 import { LocalStore } from '../src/store/local.js';
 import type { ObjectStore } from '../src/store/types.js';
 import { tempDir } from './lib/tmp.js';
@@ -96,6 +97,14 @@ t.test('records and manifests are checked before use', async (t) => {
     t.throws(() => parseManifest({ id, seq: 1, root: { type: 'dir', name: 'top', mtime: 0, entries: [{ ...file, name }] } }, record), /malformed/, `a child named ${JSON.stringify(name)}`);
   }
   t.throws(() => parseManifest({ id, seq: 1, root: { ...file, segs: [[0, 1, '../../x', 0, 1, 1]] } }, record), /malformed/, 'a pack that is not an id');
+});
+
+t.test('the gateway address is checked when it is set', async (t) => {
+  t.equal(checkGateway('https://share.example.org/'), 'https://share.example.org');
+  t.equal(checkGateway('http://127.0.0.1:8480'), 'http://127.0.0.1:8480');
+  t.throws(() => checkGateway('https://example.org/shares'), /root of its address/);
+  t.throws(() => checkGateway('ftp://example.org'), /http/);
+  t.throws(() => checkGateway('example.org'), /not a URL/);
 });
 
 t.test('links and expiry parse, with clear errors', async (t) => {

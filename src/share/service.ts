@@ -271,5 +271,7 @@ export function checkGateway(url: string): string {
     throw new UserError(`${JSON.stringify(url)} is not a URL (e.g. https://share.example.org)`);
   }
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new UserError('the gateway must be an http:// or https:// address');
-  return url.replace(/\/+$/, '');
+  // The page loads its script, worker and data from the root of its origin.
+  if (parsed.pathname !== '/' || parsed.search || parsed.hash) throw new UserError('the gateway must be the root of its address (https://share.example.org, no path): serve it from its own host name');
+  return parsed.origin;
 }
