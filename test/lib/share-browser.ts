@@ -19,11 +19,11 @@ async function waitForDownload(dir: string, name: string, timeoutMs = 120_000): 
   }
 }
 
-async function visibleText(page: Page, selector: string): Promise<string> {
+async function visibleText(page: Page, selector: string, timeout = 60_000): Promise<string> {
   await page.waitForFunction((s) => {
     const el = document.querySelector(s) as HTMLElement | null;
     return !!el && !el.hidden && !!el.textContent?.trim();
-  }, { timeout: 30_000 }, selector);
+  }, { timeout }, selector);
   return page.$eval(selector, (el) => el.textContent ?? '');
 }
 

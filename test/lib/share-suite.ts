@@ -5,6 +5,7 @@ import { createReadStream, existsSync, mkdirSync, readFileSync, rmSync, statSync
 import * as path from 'node:path';
 import { BIN, cliEnv, mountDrive, sh, veilfs, type CliEnv, type MountHandle } from './cli.js';
 import { isMounted } from '../../src/fuse/mounts.js';
+import { openLink, parseLink } from '../../src/share/client.js';
 import { allObjects, openTestStore, type StoreKind } from './stores.js';
 import { tempDir } from './tmp.js';
 import { gradientPng, toneWav } from './media.js';
@@ -311,12 +312,15 @@ export function shareSuite(t: Test, kind: StoreKind): void {
 
     t.test('a tampered object is refused', async (t) => {
       // Last: it damages the vault on purpose.
-      const record = await (await fetch(`${gateway.url}/api/s/${idOf(fileLink)}`)).json() as { ranges: Record<string, [number, number][]> };
-      const [pack, ranges] = Object.entries(record.ranges)[0];
+      // The file's first segment: every reader meets it at once (a later one would take a browser minutes to reach).
+      const { manifest } = await openLink(parseLink(fileLink), async () => '');
+      const first = manifest.root.type === 'file' ? manifest.root.segs.find((run) => run[0] === 0) : undefined;
+      if (!first) throw new Error('the shared file has no first segment');
+      const [, , pack, offset] = first;
       const store = openTestStore(cli.store);
       const key = `p/${pack.slice(0, 2)}/${pack}`;
       const bytes = await store.get(key);
-      bytes[ranges[0][0] + 100] ^= 0x40;
+      bytes[offset + 100] ^= 0x40;
       await store.put(key, bytes);
       await store.close?.();
       const dest = path.join(dir, 'tampered.bin');
