@@ -12,7 +12,7 @@ import { parseLink } from '../src/share/client.js';
 import { parseExpiry } from '../src/cli/share.js';
 import { checkGateway } from '../src/share/service.js';
 import { LocalStore } from '../src/store/local.js';
-import type { ObjectStore } from '../src/store/types.js';
+import { WrappingStore } from '../src/store/wrapping.js';
 import { tempDir } from './lib/tmp.js';
 
 const SEG = 64 * 1024;
@@ -121,13 +121,9 @@ t.test('links and expiry parse, with clear errors', async (t) => {
   t.throws(() => parseExpiry('2001-01-01'), /past/);
 });
 
-/** A store that can be held back: requests wait until released. */
-class SlowStore implements ObjectStore {
+/** A store that can be held back: reads wait until released. */
+class SlowStore extends WrappingStore {
   gate: Promise<void> | undefined;
-  constructor(private readonly inner: ObjectStore) {}
-  get location() {
-    return this.inner.location;
-  }
   async get(key: string, range?: { offset: number; length: number }) {
     await this.gate;
     return this.inner.get(key, range);

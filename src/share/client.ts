@@ -75,10 +75,9 @@ export async function openLink(link: ShareLink, password: () => Promise<string>)
 }
 
 async function fetchRun(link: ShareLink, run: FetchRun): Promise<Buffer> {
-  const length = run.segments.reduce((n, s) => n + s.length, 0);
   try {
     // responseType buffer: else got also decodes every body as text (most of the CPU of a download).
-    return (await http.get(`${link.gateway}/api/s/${link.id}/p/${run.pack}`, { headers: { range: `bytes=${run.offset}-${run.offset + length - 1}` }, responseType: 'buffer' })).body;
+    return (await http.get(`${link.gateway}/api/s/${link.id}/p/${run.pack}`, { headers: { range: `bytes=${run.offset}-${run.offset + run.length - 1}` }, responseType: 'buffer' })).body;
   } catch (err) {
     if (err instanceof HTTPError && err.response.statusCode === 410) throw new UserError('the link was revoked or expired during the download');
     if (err instanceof HTTPError && err.response.statusCode === 404) throw new UserError('the gateway no longer has part of this share (changed or revoked meanwhile): run the same command again to resume', EXIT.STORE);

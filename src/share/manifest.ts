@@ -133,6 +133,8 @@ export function segmentPlaces(file: SharedFile): Map<number, SegmentPlace> {
 export interface FetchRun {
   pack: string;
   offset: number;
+  /** Sealed bytes of all its segments. */
+  length: number;
   segments: SegmentPlace[];
 }
 
@@ -151,11 +153,11 @@ export function fetchRuns(places: Map<number, SegmentPlace>, first: number, last
       out.push({ hole: index });
       continue;
     }
-    const end = run ? run.offset + run.segments.reduce((n, s) => n + s.length, 0) : -1;
-    if (run && run.pack === place.pack && end === place.offset && end + place.length - run.offset <= maxBytes) {
+    if (run && run.pack === place.pack && run.offset + run.length === place.offset && run.length + place.length <= maxBytes) {
       run.segments.push(place);
+      run.length += place.length;
     } else {
-      run = { pack: place.pack, offset: place.offset, segments: [place] };
+      run = { pack: place.pack, offset: place.offset, length: place.length, segments: [place] };
       out.push(run);
     }
   }

@@ -53,6 +53,8 @@ interface Known {
   owner?: OwnerPart;
   /** Live shares: the inodes the last manifest was built from, once built by this process. */
   inodes?: Set<number>;
+  /** The manifest root last published, as JSON: what a rebuild is compared with (read from the store once after mount). */
+  published?: string;
 }
 
 /**
@@ -114,7 +116,7 @@ export class ShareService {
     const password: SharePasswordParams | null = request.password ? newPasswordParams() : null;
     const key = await shareKey(linkKey, password ? { password: request.password!, params: password } : undefined);
     const owner: OwnerPart = { ino: node.ino, path, linkKey: toBase64Url(linkKey), key: toBase64(key), snapshot: !!request.snapshot, gateway };
-    const built = await buildShare(this.tree, node, path === '/' ? 'drive' : path.slice(path.lastIndexOf('/') + 1));
+    const built = await buildShare(this.tree, node, rootName(path));
     const created = Date.now();
     const base: ShareRecord = { format: 'veilfs-share', version: 1, id, seq: 0, created, expires: request.expires ?? null, password };
     const record = await this.publish(base, owner, built, []);
@@ -188,11 +190,10 @@ export class ShareService {
       k.inodes = new Set();
       return; // gone: the link keeps what it last showed until revoked
     }
-    const key = fromBase64(k.owner.key);
-    const previous = openManifest(key, id, k.record.seq, fromBase64(k.record.manifest!)) as { root: unknown };
-    const built = await buildShare(this.tree, node, (previous.root as { name: string }).name);
+    k.published ??= JSON.stringify((openManifest(fromBase64(k.owner.key), id, k.record.seq, fromBase64(k.record.manifest!)) as { root: unknown }).root);
+    const built = await buildShare(this.tree, node, rootName(k.owner.path));
     k.inodes = built.inodes;
-    if (JSON.stringify(previous.root) === JSON.stringify(built.root)) return;
+    if (JSON.stringify(built.root) === k.published) return;
     await this.publish(k.record, k.owner, built, k.keys);
   }
 
@@ -207,7 +208,7 @@ export class ShareService {
       owner: this.sealOwner(base.id, owner).toString('base64'),
     };
     await writeRecord(this.store, record, older);
-    this.known.set(base.id, { record, keys: [recordKey(base.id, seq)], owner, inodes: built.inodes });
+    this.known.set(base.id, { record, keys: [recordKey(base.id, seq)], owner, inodes: built.inodes, published: JSON.stringify(built.root) });
     return record;
   }
 
@@ -255,6 +256,11 @@ export class ShareService {
   async setGateway(gateway: string): Promise<void> {
     await this.store.put(SETTINGS_KEY, seal(this.ownerKey, Buffer.from(JSON.stringify({ gateway: checkGateway(gateway) })), this.settingsAad()));
   }
+}
+
+/** What the recipient sees the shared file or folder named. */
+function rootName(path: string): string {
+  return path === '/' ? 'drive' : path.slice(path.lastIndexOf('/') + 1);
 }
 
 function normalize(path: string): string {

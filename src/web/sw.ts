@@ -6,7 +6,7 @@
  * video seeks by decrypting only what plays, and a download streams to disk
  * whatever its size. Nothing is cached and nothing is written anywhere.
  */
-import { fetchRuns, holeBytes, openRun, segmentPlaces, SHARE_SEGMENT_SIZE, type FetchRun, type SharedFile } from '../share/manifest.js';
+import { fetchRuns, holeBytes, openRun, segmentPlaces, SHARE_SEGMENT_SIZE, type FetchRun, type SegmentPlace, type SharedFile } from '../share/manifest.js';
 
 interface ExtendableEvent extends Event {
   waitUntil(promise: Promise<unknown>): void;
@@ -34,7 +34,8 @@ export interface Registration {
   mime: string;
 }
 
-const files = new Map<string, Registration>();
+/** A registration with its segment map, built once: a seeking player sends many Range requests. */
+const files = new Map<string, Registration & { places: Map<number, SegmentPlace> }>();
 
 scope.addEventListener('install', (e) => e.waitUntil(scope.skipWaiting()));
 scope.addEventListener('activate', (e) => e.waitUntil(scope.clients.claim()));
@@ -42,7 +43,7 @@ scope.addEventListener('message', (e) => {
   const message = e.data as { type: string; registration?: Registration };
   if (message.type === 'register' && message.registration) {
     const r = message.registration;
-    files.set(`${r.share}/${r.n}`, r);
+    files.set(`${r.share}/${r.n}`, { ...r, places: segmentPlaces(r.file) });
   }
   e.ports[0]?.postMessage({ ok: true });
 });
@@ -81,7 +82,7 @@ function contentDisposition(name: string): string {
   return `attachment; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(name)}`;
 }
 
-async function serve(request: Request, r: Registration, download: boolean): Promise<Response> {
+async function serve(request: Request, r: Registration & { places: Map<number, SegmentPlace> }, download: boolean): Promise<Response> {
   const { file } = r;
   const range = parseRange(request.headers.get('range'), file.size);
   if (range === 'bad') return new Response(null, { status: 416, headers: { 'content-range': `bytes */${file.size}` } });
@@ -111,9 +112,9 @@ async function fetchRetrying(url: string, range: string, signal: AbortSignal): P
 const AHEAD = 4;
 
 /** Plaintext bytes [first, last] of a file, a few fetch runs ahead of the reader. */
-function decryptedStream(r: Registration, first: number, last: number, download: boolean): ReadableStream<Uint8Array> {
+function decryptedStream(r: Registration & { places: Map<number, SegmentPlace> }, first: number, last: number, download: boolean): ReadableStream<Uint8Array> {
   const { file } = r;
-  const runs = fetchRuns(segmentPlaces(file), Math.floor(first / SHARE_SEGMENT_SIZE), Math.floor(last / SHARE_SEGMENT_SIZE));
+  const runs = fetchRuns(r.places, Math.floor(first / SHARE_SEGMENT_SIZE), Math.floor(last / SHARE_SEGMENT_SIZE));
   let next = 0;
   let done = 0;
   let lastReport = 0;
@@ -121,8 +122,7 @@ function decryptedStream(r: Registration, first: number, last: number, download:
   const aborter = new AbortController();
   const fetchPlain = async (run: FetchRun | { hole: number }): Promise<{ index: number; bytes: Uint8Array }[]> => {
     if ('hole' in run) return [{ index: run.hole, bytes: holeBytes(file, run.hole) }];
-    const length = run.segments.reduce((n, s) => n + s.length, 0);
-    const response = await fetchRetrying(`/api/s/${r.share}/p/${run.pack}`, `bytes=${run.offset}-${run.offset + length - 1}`, aborter.signal);
+    const response = await fetchRetrying(`/api/s/${r.share}/p/${run.pack}`, `bytes=${run.offset}-${run.offset + run.length - 1}`, aborter.signal);
     if (response.status === 410 || response.status === 404) throw new Error('this link was revoked or changed meanwhile');
     if (response.status !== 206) throw new Error(`the server answered ${response.status}`);
     const sealed = new Uint8Array(await response.arrayBuffer());
