@@ -86,10 +86,10 @@ export function fuseOperations(fs: Filesystem, { log, caller, invalidate }: Kern
     fgetattr: (path: string, fd: number, cb: Callback) => reply('fgetattr', path, cb, () => fs.fgetattr(fd), (a) => [stat(a)]),
     access: (path: string, _mode: number, cb: Callback) => reply('access', path, cb, () => fs.access(path)),
     statfs: (path: string, cb: Callback) => reply('statfs', path, cb, () => fs.statfs(), (s) => [s]),
-    // No path: a directory removed while open, which lists nothing.
-    readdir: (path: string, cb: Callback) => reply('readdir', path, cb, () => (path ? fs.readdir(path) : { names: [], attrs: [] }), (r) => [r.names, r.attrs.map(stat)]),
-    opendir: (path: string, _flags: number, cb: Callback) => reply('opendir', path, cb, () => fs.getattr(path), () => [0]),
-    releasedir: (_path: string, _fd: number, cb: Callback) => cb(0),
+    readdir: (path: string, fd: number, cookie: number, cb: Callback) =>
+      reply('readdir', path, cb, () => fs.readdirAt(fd, cookie), (r) => [r.names, r.attrs.map(stat), r.cookies]),
+    opendir: (path: string, _flags: number, cb: Callback) => reply('opendir', path, cb, () => fs.opendir(path), (fd) => [fd]),
+    releasedir: (_path: string, fd: number, cb: Callback) => reply('releasedir', _path, cb, () => fs.releasedir(fd)),
     fsyncdir: (path: string, _datasync: number, _fd: number, cb: Callback) => reply('fsyncdir', path, cb, () => fs.sync()),
     mkdir: (path: string, mode: number, cb: Callback) => reply('mkdir', path, cb, () => fs.mkdir(path, mode, caller())),
     mknod: (path: string, mode: number, rdev: number, cb: Callback) => reply('mknod', path, cb, () => fs.mknod(path, mode, rdev, caller())),

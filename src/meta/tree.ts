@@ -193,6 +193,57 @@ export class Tree {
     return [...result];
   }
 
+  /**
+   * Up to `limit` of a directory's entries whose names sort after `after`
+   * (all of them: undefined), in name order: a listing read a piece at a
+   * time, so its cost follows the piece, not the directory.
+   */
+  async entriesAfter(dir: number, after: string | undefined, limit: number): Promise<[string, EntryValue][]> {
+    const before = this.layers();
+    const prefix = entryPrefix(dir);
+    // '\0' sorts before every character a name may hold: the first key past `after`.
+    let cursor: string | undefined = after === undefined ? prefix : `${prefix}${after}\0`;
+    // Changes since the last commit override the map: drop what they remove or replace, merge in what they add.
+    let changes = this.dirChanges(dir, before);
+    let seen = this.layers();
+    let kept: [string, EntryValue][] = [];
+    let last: string | undefined;
+    while (cursor !== undefined && kept.length < limit) {
+      const { entries, next } = await this.pages.page(cursor, prefixEnd(prefix), limit - kept.length);
+      // The read waited: if a commit started meanwhile, the changes are merged again.
+      const now = this.layers();
+      if (now[0] !== seen[0] || now[1] !== seen[1]) {
+        seen = now;
+        changes = this.dirChanges(dir, before);
+      }
+      for (const [key, value] of entries) {
+        last = key.slice(prefix.length);
+        if (!changes.has(last)) kept.push([last, value as EntryValue]);
+      }
+      cursor = next;
+    }
+    kept = kept.filter(([name]) => !changes.has(name));
+    const added: [string, EntryValue][] = [];
+    for (const [name, value] of changes) if (value !== undefined && (after === undefined || name > after)) added.push([name, value]);
+    const complete = cursor === undefined;
+    if (added.length === 0 && (kept.length > 0 || complete)) return kept;
+    added.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    // Past the last stored entry read, the map may hold names not read yet: added ones beyond it wait for the next piece.
+    const merged: [string, EntryValue][] = [];
+    let i = 0;
+    let j = 0;
+    while (merged.length < limit && (i < kept.length || j < added.length)) {
+      const takeAdded = j < added.length && (i >= kept.length || added[j][0] < kept[i][0]);
+      if (takeAdded) {
+        if (!complete && last !== undefined && added[j][0] > last) break;
+        merged.push(added[j++]);
+      } else merged.push(kept[i++]);
+    }
+    // Every entry read was overridden by changes: never an empty piece before the end.
+    if (merged.length === 0 && !complete) return this.entriesAfter(dir, last, limit);
+    return merged;
+  }
+
   /** Whether a directory has any entry (stops at the first). */
   async hasEntries(dir: number): Promise<boolean> {
     const before = this.layers();

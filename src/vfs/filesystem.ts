@@ -4,9 +4,10 @@ import type { Readahead } from '../cache/readahead.js';
 import { Inode, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK, S_ISGID } from '../meta/inode.js';
 import { fromTimespec, now, type Time } from '../meta/time.js';
 import type { Tree } from '../meta/tree.js';
-import { attrOf, direntAttr, type Attr } from './attr.js';
+import { attrOf, type Attr } from './attr.js';
 import { checkName, isWithin, PATH_MAX, splitPath } from './paths.js';
 import { Xattrs } from './xattrs.js';
+import { DirStreams, type DirPiece } from './dir-streams.js';
 
 export const O_ACCMODE = 0o3;
 export const O_WRONLY = 0o1;
@@ -78,6 +79,7 @@ export class Filesystem {
   private readonly readOnly: boolean;
   private readonly owner: Caller;
   readonly xattrs: Xattrs;
+  private readonly dirs: DirStreams;
   /** Told when an inode's attributes change on their own (atime on read), for caches above (the kernel's). */
   onAttrChange?: (ino: number) => void;
   private readonly log: (message: string) => void;
@@ -88,6 +90,7 @@ export class Filesystem {
     this.owner = { uid: opts.uid ?? process.getuid?.() ?? 0, gid: opts.gid ?? process.getgid?.() ?? 0 };
     this.log = opts.log ?? (() => {});
     this.xattrs = new Xattrs((path) => this.lookup(path), () => this.writable(), (node) => this.touch(node, now(), false), tree);
+    this.dirs = new DirStreams(tree, (node) => this.attr(node));
     tree.inUse = (node) => (this.openCount.get(node.ino) ?? 0) > 0 || (node.isFile && cache.hasDirty(node));
   }
 
@@ -234,25 +237,35 @@ export class Filesystem {
 
   // ---- directories ----
 
+  /** A whole listing at once (tests, tools): the pieces of one stream, joined. */
   async readdir(path: string): Promise<{ names: string[]; attrs: Attr[] }> {
-    const dir = await this.lookup(path);
-    if (!dir.isDir) throw new FsError('ENOTDIR');
-    const names = ['.', '..'];
-    const attrs = [this.attr(dir), this.attr(dir)];
-    for (const [name, [ino, type]] of await this.tree.listEntries(dir.ino)) {
-      // The kernel takes only the number and the type from a listing; its entries carry both.
-      if (type) {
-        names.push(name);
-        attrs.push(direntAttr(ino, type << 12));
-        continue;
+    const fd = await this.opendir(path);
+    try {
+      const all: DirPiece = { names: [], attrs: [], cookies: [] };
+      for (let cookie = 0; ;) {
+        const piece = await this.readdirAt(fd, cookie);
+        if (piece.names.length === 0) return all;
+        all.names.push(...piece.names);
+        all.attrs.push(...piece.attrs);
+        cookie = piece.cookies[piece.cookies.length - 1];
       }
-      const node = await this.tree.get(ino);
-      // An entry whose inode is missing is fsck's to report; listing goes on.
-      if (!node) continue;
-      names.push(name);
-      attrs.push(this.attr(node));
+    } finally {
+      this.releasedir(fd);
     }
-    return { names, attrs };
+  }
+
+  /** opendir(3): a listing read a piece at a time with readdirAt. */
+  async opendir(path: string): Promise<number> {
+    return this.dirs.open(await this.lookup(path));
+  }
+
+  /** The entries after the one `cookie` came with (0: from the start), each with its own cookie. */
+  readdirAt(fd: number, cookie: number): Promise<DirPiece> {
+    return this.dirs.read(fd, cookie);
+  }
+
+  releasedir(fd: number): void {
+    this.dirs.release(fd);
   }
 
   private addEntry(dir: Inode, name: string, node: Inode, time: Time): void {

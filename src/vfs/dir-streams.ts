@@ -1,0 +1,102 @@
+import { FsError } from '../errors.js';
+import type { Inode } from '../meta/inode.js';
+import type { Tree } from '../meta/tree.js';
+import { direntAttr, type Attr } from './attr.js';
+
+/** A piece of a listing: names, what the kernel learns of each, and the cookie to resume after each. */
+export interface DirPiece {
+  names: string[];
+  attrs: Attr[];
+  cookies: number[];
+}
+
+const DOT = 1;
+const DOTDOT = 2;
+const FIRST_NAME_COOKIE = 3;
+/** A piece fills the kernel's listing buffer (a page) with room to spare; what does not fit is asked for again. */
+const PIECE_BYTES = 8192;
+const PIECE_ENTRIES = 256;
+
+/** The size of one entry in the kernel's listing buffer (struct fuse_dirent, 8-byte aligned). */
+function direntBytes(name: string): number {
+  return (24 + Buffer.byteLength(name) + 7) & ~7;
+}
+
+interface DirStream {
+  dir: Inode;
+  /** Cookie → name, and back: a cookie names a position in name order, so it stays valid while entries come and go. */
+  names: string[];
+  cookieOf: Map<string, number>;
+}
+
+/**
+ * Open directories read a piece at a time. A cookie (what telldir returns
+ * and seekdir takes) stands for the name it was handed out with, and a
+ * listing resumes after that name in name order: entries added or removed
+ * meanwhile never make it skip or repeat another entry. The cookies of an
+ * open directory are kept until it is closed.
+ */
+export class DirStreams {
+  private readonly streams = new Map<number, DirStream>();
+  private nextFd = 1;
+
+  constructor(private readonly tree: Tree, private readonly attr: (node: Inode) => Attr) {}
+
+  open(dir: Inode): number {
+    if (!dir.isDir) throw new FsError('ENOTDIR');
+    const fd = this.nextFd++;
+    this.streams.set(fd, { dir, names: [], cookieOf: new Map() });
+    return fd;
+  }
+
+  release(fd: number): void {
+    this.streams.delete(fd);
+  }
+
+  /** The entries after the one `cookie` was handed out with (0: from the start). */
+  async read(fd: number, cookie: number): Promise<DirPiece> {
+    const stream = this.streams.get(fd);
+    if (!stream) throw new FsError('EBADF');
+    const piece: DirPiece = { names: [], attrs: [], cookies: [] };
+    let bytes = 0;
+    const add = (name: string, attr: Attr, next: number) => {
+      piece.names.push(name);
+      piece.attrs.push(attr);
+      piece.cookies.push(next);
+      bytes += direntBytes(name);
+    };
+    if (cookie < DOT) add('.', this.attr(stream.dir), DOT);
+    if (cookie < DOTDOT) add('..', this.attr(stream.dir), DOTDOT);
+    let after: string | undefined;
+    if (cookie >= FIRST_NAME_COOKIE) {
+      after = stream.names[cookie - FIRST_NAME_COOKIE];
+      // Not a cookie this stream handed out: nothing follows it.
+      if (after === undefined) return piece;
+    }
+    // A removed directory lists nothing more, even while still open.
+    if (stream.dir.nlink === 0) return piece;
+    for (const [name, [ino, type]] of await this.tree.entriesAfter(stream.dir.ino, after, PIECE_ENTRIES)) {
+      if (piece.names.length > 0 && bytes + direntBytes(name) > PIECE_BYTES) break;
+      // The kernel takes only the number and the type; entries written before types were kept in them name only the inode.
+      let attr = type ? direntAttr(ino, type << 12) : undefined;
+      if (!attr) {
+        const node = await this.tree.get(ino);
+        // An entry whose inode is missing is fsck's to report; listing goes on.
+        if (!node) continue;
+        attr = this.attr(node);
+      }
+      add(name, attr, this.cookie(stream, name));
+    }
+    return piece;
+  }
+
+  private cookie(stream: DirStream, name: string): number {
+    let cookie = stream.cookieOf.get(name);
+    if (cookie === undefined) {
+      cookie = FIRST_NAME_COOKIE + stream.names.length;
+      stream.names.push(name);
+      stream.cookieOf.set(name, cookie);
+    }
+    return cookie;
+  }
+}
