@@ -39,7 +39,7 @@ async function loadFuse(): Promise<typeof import('fuse-native').default> {
 }
 
 /** The JS <-> C contract of patches/fuse-native+2.2.6.patch. */
-const FUSE_FEATURES = 5;
+const FUSE_FEATURES = 6;
 
 export async function checkMountpoint(mountpoint: string): Promise<string> {
   const target = path.resolve(mountpoint);

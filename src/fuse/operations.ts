@@ -58,6 +58,17 @@ export function fuseOperations(fs: Filesystem, { log, caller, invalidate }: Kern
     refresh(await fs.linkedIno(path));
     return result;
   };
+  /**
+   * libfuse asks for a file's attributes right after each change that
+   * makes or alters it; the reply carries them (the binding answers that
+   * ask itself), read once the change is done.
+   */
+  const then = async (change: Promise<unknown>, path: string): Promise<Attr | undefined> => {
+    await change;
+    // The change is done either way: without them, libfuse asks for the attributes itself.
+    return fs.getattr(path).catch(() => undefined);
+  };
+  const attrOut = (a: Attr | undefined) => (a ? [stat(a)] : []);
   function reply<T>(op: string, path: string, cb: Callback, run: () => T | Promise<T>, shape: (v: T) => unknown[] = () => []): void {
     const fail = (err: unknown) => cb(toErrno(err, () => `${op} ${path}`, log));
     try {
@@ -91,8 +102,8 @@ export function fuseOperations(fs: Filesystem, { log, caller, invalidate }: Kern
     opendir: (path: string, _flags: number, cb: Callback) => reply('opendir', path, cb, () => fs.opendir(path), (fd) => [fd]),
     releasedir: (_path: string, fd: number, cb: Callback) => reply('releasedir', _path, cb, () => fs.releasedir(fd)),
     fsyncdir: (path: string, _datasync: number, _fd: number, cb: Callback) => reply('fsyncdir', path, cb, () => fs.sync()),
-    mkdir: (path: string, mode: number, cb: Callback) => reply('mkdir', path, cb, () => fs.mkdir(path, mode, caller())),
-    mknod: (path: string, mode: number, rdev: number, cb: Callback) => reply('mknod', path, cb, () => fs.mknod(path, mode, rdev, caller())),
+    mkdir: (path: string, mode: number, cb: Callback) => reply('mkdir', path, cb, () => then(fs.mkdir(path, mode, caller()), path), attrOut),
+    mknod: (path: string, mode: number, rdev: number, cb: Callback) => reply('mknod', path, cb, () => then(fs.mknod(path, mode, rdev, caller()), path), attrOut),
     rmdir: (path: string, cb: Callback) => reply('rmdir', path, cb, () => fs.rmdir(path)),
     unlink: (path: string, cb: Callback) => reply('unlink', path, cb, async () => {
       const name = hidden.size > 0 ? hiddenName(path) : undefined;
@@ -114,16 +125,18 @@ export function fuseOperations(fs: Filesystem, { log, caller, invalidate }: Kern
       hidden.set(hiddenName(to)!, ino);
       refresh(moved);
     }),
-    link: (from: string, to: string, cb: Callback) => reply('link', from, cb, () => changing(to, () => fs.link(from, to))),
-    symlink: (target: string, path: string, cb: Callback) => reply('symlink', path, cb, () => fs.symlink(target, path, caller())),
+    link: (from: string, to: string, cb: Callback) => reply('link', from, cb, () => then(changing(to, () => fs.link(from, to)), to), attrOut),
+    symlink: (target: string, path: string, cb: Callback) => reply('symlink', path, cb, () => then(fs.symlink(target, path, caller()), path), attrOut),
     readlink: (path: string, cb: Callback) => reply('readlink', path, cb, () => fs.readlink(path), (t) => [t]),
-    chmod: (path: string, mode: number, cb: Callback) => reply('chmod', path, cb, () => changing(path, () => fs.chmod(path, mode))),
-    chown: (path: string, uid: number, gid: number, cb: Callback) => reply('chown', path, cb, () => changing(path, () => fs.chown(path, uid, gid))),
-    utimens: (path: string, atime: Timespec, mtime: Timespec, cb: Callback) => reply('utimens', path, cb, () => changing(path, () => fs.utimens(path, atime, mtime))),
-    truncate: (path: string, size: number, cb: Callback) => reply('truncate', path, cb, () => changing(path, () => fs.truncate(path, size))),
+    chmod: (path: string, mode: number, cb: Callback) => reply('chmod', path, cb, () => then(changing(path, () => fs.chmod(path, mode)), path), attrOut),
+    chown: (path: string, uid: number, gid: number, cb: Callback) => reply('chown', path, cb, () => then(changing(path, () => fs.chown(path, uid, gid)), path), attrOut),
+    utimens: (path: string, atime: Timespec, mtime: Timespec, cb: Callback) =>
+      reply('utimens', path, cb, () => then(changing(path, () => fs.utimens(path, atime, mtime)), path), attrOut),
+    truncate: (path: string, size: number, cb: Callback) => reply('truncate', path, cb, () => then(changing(path, () => fs.truncate(path, size)), path), attrOut),
     ftruncate: (path: string, fd: number, size: number, cb: Callback) =>
-      reply('ftruncate', path, cb, () => fs.ftruncate(fd, size).then(() => refresh(fs.linkedInoOfHandle(fd)))),
-    create: (path: string, mode: number, flags: number, cb: Callback) => reply('create', path, cb, () => fs.create(path, mode, flags, caller()), (fd) => [fd]),
+      reply('ftruncate', path, cb, () => fs.ftruncate(fd, size).then(() => (refresh(fs.linkedInoOfHandle(fd)), fs.fgetattr(fd))), attrOut),
+    create: (path: string, mode: number, flags: number, cb: Callback) =>
+      reply('create', path, cb, () => fs.create(path, mode, flags, caller()), (fd) => [fd, stat(fs.fgetattr(fd))]),
     open: (path: string, flags: number, cb: Callback) => reply('open', path, cb, () => fs.open(path, flags), (fd) => [fd]),
     read: (path: string, fd: number, buf: Buffer, len: number, pos: number, cb: Callback) =>
       count('read', path, cb, () => fs.read(fd, buf, len, pos)),

@@ -64,6 +64,16 @@ export interface FlushResult {
 
 const NEED_LOAD = Symbol('need load');
 
+/** A page to load, and where it hangs (for readahead among its siblings). */
+interface Missing {
+  [NEED_LOAD]: Child;
+  parent?: Inner;
+  index: number;
+}
+
+/** Leaves read ahead once loads walk a parent's leaves in order (ls -l, find: inodes made together sit together). */
+const READAHEAD_LEAVES = 4;
+
 function search(keys: string[], key: string): { found: boolean; at: number } {
   let lo = 0;
   let hi = keys.length;
@@ -100,6 +110,8 @@ export class PageTree {
   private clock = 0;
   private loadedLeafBytes = 0;
   private replaced: string[] = [];
+  /** The last leaf loaded on demand, to tell a walk in key order. */
+  private lastLoad: { parent?: Inner; index: number } = { index: -1 };
 
   private constructor(private readonly io: PageIo, root: Child, height: number, private readonly budgetBytes: number) {
     this.root = root;
@@ -153,19 +165,21 @@ export class PageTree {
   }
 
   /** Descends to key's leaf without waiting; NEED_LOAD names the page to load first. */
-  private descend(key: string): Path | { [NEED_LOAD]: Child } {
+  private descend(key: string): Path | Missing {
     const steps: Step[] = [];
     let child = this.root;
+    let parent: Inner | undefined;
     let upper: string | undefined;
     let index = 0;
     for (;;) {
-      if (!child.node) return { [NEED_LOAD]: child };
+      if (!child.node) return { [NEED_LOAD]: child, parent, index };
       child.used = ++this.clock;
       steps.push({ child, index });
       const node = child.node;
       if (node.leaf) return { steps, leaf: node, upper };
       index = childIndex(node, key);
       if (index + 1 < node.keys.length) upper = node.keys[index + 1];
+      parent = node;
       child = node.children[index];
     }
   }
@@ -179,7 +193,24 @@ export class PageTree {
         this.evict();
         return result;
       }
+      this.readAhead(found);
       await this.load(found[NEED_LOAD]);
+    }
+  }
+
+  /** A load right after its left sibling's starts loading the next few siblings too, in the background. */
+  private readAhead({ parent, index }: Missing): void {
+    // Within reach of the last load: its readahead may have loaded the leaves in between already.
+    const last = this.lastLoad;
+    const sequential = parent !== undefined && parent === last.parent && index > last.index && index <= last.index + READAHEAD_LEAVES + 1;
+    this.lastLoad = { parent, index };
+    if (!sequential) return;
+    for (let i = index + 1; i <= index + READAHEAD_LEAVES && i < parent.children.length; i++) {
+      const sibling = parent.children[i];
+      if (sibling.node || sibling.loading) continue;
+      sibling.used = ++this.clock;
+      // Only a guess: a page that fails to load here is loaded (and its error reported) when it is needed.
+      this.load(sibling).then(() => this.evict(), () => {});
     }
   }
 
