@@ -6,6 +6,7 @@ import { ROOT_INO, S_IFDIR, S_IFMT, S_IFREG, type InodeRecord } from '../meta/in
 import { Limiter } from '../util/limiter.js';
 import { addRefs, commitTree, readHistory, type History } from './history.js';
 import type { MaintenanceSession } from './maintenance.js';
+import { checkPagedTree } from './paged-check.js';
 
 export interface FileProblem {
   path: string;
@@ -34,6 +35,10 @@ export interface FsckOptions {
   progress?: (message: string) => void;
   /** Blocks checked so far of how many, as the check goes. */
   blocksDone?: (done: number, total: number) => void;
+  /** Format 3: metadata keys read so far. */
+  keysScanned?: (keys: number) => void;
+  /** Check from the whole tree in memory, as a repair does, even without repairing (to compare the two checks). */
+  wholeTree?: boolean;
 }
 
 const LOST_FOUND = 'lost+found';
@@ -47,7 +52,10 @@ class TreeEdit {
   private lostFound?: InodeRecord;
 
   constructor(readonly inodes: Map<number, InodeRecord>, public nextIno: number) {
-    this.nextIno = Math.max(nextIno, ...inodes.keys()) + 1;
+    // A loop, not Math.max(...keys): a million arguments overflow the stack.
+    let highest = nextIno;
+    for (const ino of inodes.keys()) if (ino > highest) highest = ino;
+    this.nextIno = highest + 1;
   }
 
   newDir(ino = this.nextIno++): InodeRecord {
@@ -96,7 +104,8 @@ class TreeEdit {
  */
 export async function fsck(session: MaintenanceSession, opts: FsckOptions): Promise<FsckReport> {
   const report: FsckReport = { metadata: [], tree: [], files: [], orphans: { count: 0, bytes: 0 }, checked: { files: 0, blocks: 0, bytes: 0 }, repaired: [] };
-  const history = await readHistory(session.log);
+  // A check of format 3 reads the tree from its pages as it goes; a repair edits the whole tree in memory.
+  const history = await readHistory(session.log, { whole: opts.repair || !!opts.wholeTree });
   for (const d of history.damaged) report.metadata.push(`${d.key} is unreadable: ${d.reason}`);
   if (history.checkpointSeq < 0) {
     report.metadata.push('no readable checkpoint: the tree cannot be recovered from this store');
@@ -108,12 +117,30 @@ export async function fsck(session: MaintenanceSession, opts: FsckOptions): Prom
   const seen = await session.localState.highestSeq();
   if (history.seq < seen) report.metadata.push(`the store's metadata (#${history.seq}) is older than what this machine has seen (#${seen}): rolled back or lost`);
 
+  const packed = session.header.version >= 2;
+  if (history.map) {
+    const blocks = new BlockChecker(session, report, opts);
+    const { referenced, pathOf, resolvePaths } = await checkPagedTree(history.map, report, { file: (r) => blocks.add(r), scanned: opts.keysScanned });
+    await resolvePaths(await blocks.settled());
+    await blocks.finish(pathOf);
+    await countOrphans(session, referenced, report, packed);
+    return report;
+  }
   const inodes = history.inodes;
   const edit = new TreeEdit(inodes, history.nextIno);
   const tree = checkTree(edit, report, opts.repair);
   const damagedBlocks = await checkBlocks(session, inodes, tree.paths, report, opts);
-  const referenced = addRefs(new Set(), inodes.values());
-  const packed = session.header.version >= 2;
+  await countOrphans(session, addRefs(new Set(), inodes.values()), report, packed);
+
+  if (opts.repair) {
+    repairFiles(edit, damagedBlocks, tree.parents, report, packed);
+    await commitRepairs(session, history, edit, report, seen);
+  }
+  return report;
+}
+
+/** Data objects in the store that no record refers to. */
+async function countOrphans(session: MaintenanceSession, referenced: Set<string>, report: FsckReport, packed: boolean): Promise<void> {
   for (const info of await session.store.list(packed ? PACK_PREFIX : DATA_PREFIX)) {
     const id = packed ? packIdOfKey(info.key) : objectIdOfDataKey(info.key);
     if (id && !referenced.has(id)) {
@@ -121,12 +148,6 @@ export async function fsck(session: MaintenanceSession, opts: FsckOptions): Prom
       report.orphans.bytes += info.size;
     }
   }
-
-  if (opts.repair) {
-    repairFiles(edit, damagedBlocks, tree.parents, report, packed);
-    await commitRepairs(session, history, edit, report, seen);
-  }
-  return report;
 }
 
 interface TreeShape {
@@ -214,48 +235,75 @@ function checkTree(edit: TreeEdit, report: FsckReport, repair: boolean): TreeSha
   return { paths, parents };
 }
 
-/** Fetches and authenticates every block; returns the damaged block indexes per file. */
-async function checkBlocks(session: MaintenanceSession, inodes: Map<number, InodeRecord>, paths: Map<number, string>, report: FsckReport, opts: FsckOptions): Promise<Map<number, Set<number>>> {
-  const limiter = new Limiter(opts.concurrency ?? 16);
-  const damaged = new Map<number, Set<number>>();
-  const problems = new Map<number, string[]>();
-  const note = (ino: number, index: number, problem: string) => {
-    damaged.set(ino, (damaged.get(ino) ?? new Set()).add(index));
-    problems.set(ino, [...(problems.get(ino) ?? []), problem]);
-  };
-  const jobs: Promise<void>[] = [];
-  let total = 0;
-  let done = 0;
-  for (const r of inodes.values()) if (isFile(r)) total += refsOf(r).length;
-  // Whole packs are read once and kept while their segments are checked.
-  const codec = dataCodec(session.store, session.header, { cacheSize: 512 * 2 ** 20, log: () => {} });
-  const tick = () => opts.blocksDone?.(++done, total);
-  for (const r of inodes.values()) {
-    if (!isFile(r)) continue;
-    report.checked.files++;
+/**
+ * Fetches and authenticates every block of the files given to it, a bounded
+ * number at a time; what is damaged is noted per file.
+ */
+export class BlockChecker {
+  private readonly limiter: Limiter;
+  private readonly codec;
+  private readonly pending = new Set<Promise<void>>();
+  readonly damaged = new Map<number, Set<number>>();
+  readonly problems = new Map<number, string[]>();
+  private queued = 0;
+  private done = 0;
+
+  constructor(session: MaintenanceSession, private readonly report: FsckReport, private readonly opts: FsckOptions) {
+    this.limiter = new Limiter(opts.concurrency ?? 16);
+    // Whole packs are read once and kept while their segments are checked.
+    this.codec = dataCodec(session.store, session.header, { cacheSize: 512 * 2 ** 20, log: () => {} });
+  }
+
+  private note(ino: number, index: number, problem: string): void {
+    this.damaged.set(ino, (this.damaged.get(ino) ?? new Set()).add(index));
+    this.problems.set(ino, [...(this.problems.get(ino) ?? []), problem]);
+  }
+
+  /** Queues a file's blocks; waits while many are in flight, so memory stays bounded however many files come. */
+  async add(r: InodeRecord): Promise<void> {
+    this.report.checked.files++;
     const file = { ino: r.ino, fileId: r.fileId!, key: Buffer.from(r.key ?? '', 'base64'), size: r.size };
     for (const [index, objectId] of refsOf(r)) {
-      if (index * opts.blockSize >= r.size) {
-        note(r.ino, index, `block ${index} lies past the end of the file`);
+      if (index * this.opts.blockSize >= r.size) {
+        this.note(r.ino, index, `block ${index} lies past the end of the file`);
         continue;
       }
-      jobs.push(limiter.run(async () => {
+      this.queued++;
+      const job: Promise<void> = this.limiter.run(async () => {
         try {
           // Fetched again when a copy fails: a bit flipped in transit must not send a good file to lost+found.
-          const plain = await codec.load(file, index, objectId, true);
-          report.checked.blocks++;
-          report.checked.bytes += plain.length;
+          const plain = await this.codec.load(file, index, objectId, true);
+          this.report.checked.blocks++;
+          this.report.checked.bytes += plain.length;
         } catch (err) {
-          note(r.ino, index, `block ${index} (object ${objectId}): ${errorMessage(err)}`);
+          this.note(r.ino, index, `block ${index} (object ${objectId}): ${errorMessage(err)}`);
         }
-        tick();
-      }));
+        this.opts.blocksDone?.(++this.done, this.queued);
+      }).finally(() => this.pending.delete(job));
+      this.pending.add(job);
+      if (this.pending.size >= 256) await Promise.race(this.pending);
     }
   }
-  await Promise.all(jobs);
-  for (const [ino, list] of problems) report.files.push({ ino, path: paths.get(ino) ?? `(unreachable inode ${ino})`, problems: list.sort() });
-  report.files.sort((a, b) => (a.path < b.path ? -1 : 1));
-  return damaged;
+
+  /** Waits for every queued block; the files with damage. */
+  async settled(): Promise<number[]> {
+    await Promise.all(this.pending);
+    return [...this.problems.keys()];
+  }
+
+  async finish(pathOf: (ino: number) => string | undefined): Promise<Map<number, Set<number>>> {
+    await this.settled();
+    for (const [ino, list] of this.problems) this.report.files.push({ ino, path: pathOf(ino) ?? `(unreachable inode ${ino})`, problems: list.sort() });
+    this.report.files.sort((a, b) => (a.path < b.path ? -1 : 1));
+    return this.damaged;
+  }
+}
+
+/** Fetches and authenticates every block; returns the damaged block indexes per file. */
+async function checkBlocks(session: MaintenanceSession, inodes: Map<number, InodeRecord>, paths: Map<number, string>, report: FsckReport, opts: FsckOptions): Promise<Map<number, Set<number>>> {
+  const checker = new BlockChecker(session, report, opts);
+  for (const r of inodes.values()) if (isFile(r)) await checker.add(r);
+  return checker.finish((ino) => paths.get(ino));
 }
 
 /** Damaged files: their bad blocks become holes and the file moves to /lost+found. */

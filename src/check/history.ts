@@ -3,7 +3,7 @@ import { pageIo, writePagedCheckpoint } from '../meta/formats.js';
 import type { InodeRecord } from '../meta/inode.js';
 import { INODE_PREFIX, recordsOfKv } from '../meta/kv.js';
 import type { Batch, MetaLog } from '../meta/metalog.js';
-import type { PageContent } from '../meta/pagetree.js';
+import { PageTree, type PageContent } from '../meta/pagetree.js';
 import { objectsOf } from '../meta/refs.js';
 import { Limiter } from '../util/limiter.js';
 
@@ -24,7 +24,16 @@ export interface History {
   logs: number[];
   /** Format 3: every metadata page a readable checkpoint reaches. */
   pages: Set<string>;
+  /**
+   * Format 3 read without `inodes` (readHistory's `whole: false`): the
+   * current map as pages, loaded as they are read within a memory budget,
+   * with the batches after the base checkpoint applied on top.
+   */
+  map?: PageTree;
 }
+
+/** Memory for the pages of a map read for maintenance: it reads in key order, a few pages at a time. */
+const MAINTENANCE_PAGE_BUDGET = 8 * 2 ** 20;
 
 /** Adds the data objects the records refer to. */
 export function addRefs(into: Set<string>, records: Iterable<InodeRecord>): Set<string> {
@@ -32,8 +41,13 @@ export function addRefs(into: Set<string>, records: Iterable<InodeRecord>): Set<
   return into;
 }
 
-export async function readHistory(log: MetaLog): Promise<History> {
-  if (log.version >= 3) return readPagedHistory(log);
+/**
+ * The metadata in the store. `whole: false` (format 3) leaves the tree in
+ * its pages (History.map) instead of in memory: what a million-file vault
+ * needs for a check that runs in bounded memory.
+ */
+export async function readHistory(log: MetaLog, opts: { whole?: boolean } = {}): Promise<History> {
+  if (log.version >= 3) return readPagedHistory(log, opts.whole ?? true);
   const { checkpoints, logs } = await log.listSeqs();
   const damaged: History['damaged'] = [];
   const everReferenced = new Set<string>();
@@ -90,6 +104,7 @@ interface PagedCheckpoint {
   seq: number;
   nextIno: number;
   root: string;
+  height: number;
 }
 
 interface PagedBatch {
@@ -103,53 +118,81 @@ interface PagedBatch {
  * checkpoints are read once), the newest readable one as the base, and the
  * batches after it. The whole tree ends up in memory.
  */
-async function readPagedHistory(log: MetaLog): Promise<History> {
+async function readPagedHistory(log: MetaLog, whole: boolean): Promise<History> {
   const { checkpoints, logs } = await log.listSeqs();
   const io = pageIo(log);
-  const reads = new Limiter(16);
   const damaged: History['damaged'] = [];
   const everReferenced = new Set<string>();
   const pages = new Set<string>();
-  let base: { seq: number; nextIno: number; pairs: Map<string, unknown> } | undefined;
+  let base: { seq: number; nextIno: number; pairs?: Map<string, unknown>; root: string; height: number } | undefined;
   for (const seq of [...checkpoints].reverse()) {
     try {
       const cp = await log.decode<PagedCheckpoint>('checkpoint', seq, log.checkpointKey(seq));
-      const pairs = base ? undefined : new Map<string, unknown>();
+      const pairs = base || !whole ? undefined : new Map<string, unknown>();
       const reached: string[] = [];
-      const walk = async (id: string): Promise<void> => {
-        // Shared with a checkpoint read already: its references are counted.
-        if (!pairs && pages.has(id)) return;
-        reached.push(id);
-        const content: PageContent = await reads.run(() => io.read(id));
-        if ('node' in content) {
-          await Promise.all(content.node.map(([, child]) => walk(child)));
-          return;
-        }
-        for (const [key, value] of content.leaf) {
-          pairs?.set(key, value);
-          if (key.startsWith(INODE_PREFIX)) addRefs(everReferenced, [value as InodeRecord]);
-        }
-      };
-      await walk(cp.root);
+      // Level by level, a few pages at a time: a recursive walk that starts every page's read at once keeps them all in memory.
+      for (let level = [cp.root]; level.length > 0;) {
+        const below: string[] = [];
+        await inParallel(level, 16, async (id) => {
+          // Shared with a checkpoint read already: its references are counted.
+          if (base && pages.has(id)) return;
+          reached.push(id);
+          const content: PageContent = await io.read(id);
+          if ('node' in content) {
+            for (const [, child] of content.node) below.push(child);
+            return;
+          }
+          for (const [key, value] of content.leaf) {
+            pairs?.set(key, value);
+            if (key.startsWith(INODE_PREFIX)) addRefs(everReferenced, [value as InodeRecord]);
+          }
+        });
+        level = below;
+      }
       for (const id of reached) pages.add(id);
-      if (pairs) base = { seq, nextIno: cp.nextIno, pairs };
+      base ??= { seq, nextIno: cp.nextIno, pairs, root: cp.root, height: cp.height };
     } catch (err) {
       damaged.push({ key: log.checkpointKey(seq), reason: errorMessage(err) });
     }
   }
   const pairs = base?.pairs ?? new Map<string, unknown>();
+  const applied: PagedBatch[] = [];
   let nextIno = base?.nextIno ?? 2;
   const read = (s: number) => log.decode<PagedBatch & { seq: number }>('log', s, log.logKey(s));
   const { seq, stranded } = await applyBatches(log, logs, base?.seq, damaged, read, (batch) => {
     for (const [key, value] of batch.set) if (key.startsWith(INODE_PREFIX)) addRefs(everReferenced, [value as InodeRecord]);
   }, (batch) => {
-    for (const [key, value] of batch.set) pairs.set(key, value);
-    for (const key of batch.del) pairs.delete(key);
+    if (whole) {
+      for (const [key, value] of batch.set) pairs.set(key, value);
+      for (const key of batch.del) pairs.delete(key);
+    } else applied.push(batch);
     nextIno = batch.nextIno;
   });
+  const history: History = { seq, nextIno, inodes: new Map(), checkpointSeq: base?.seq ?? -1, damaged, stranded, everReferenced, checkpoints, logs, pages };
+  if (!whole) {
+    if (base) {
+      const map = PageTree.open(io, base.root, base.height, MAINTENANCE_PAGE_BUDGET);
+      // The log after a checkpoint is small (a checkpoint comes once it holds half a mount's page budget).
+      for (const batch of applied) {
+        for (const [key, value] of batch.set) await map.set(key, value);
+        for (const key of batch.del) await map.delete(key);
+      }
+      history.map = map;
+    }
+    return history;
+  }
   // Batches may add keys out of order: sorted once, at the end.
-  const inodes = recordsOfKv([...pairs].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
-  return { seq, nextIno, inodes, checkpointSeq: base?.seq ?? -1, damaged, stranded, everReferenced, checkpoints, logs, pages };
+  history.inodes = recordsOfKv([...pairs].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  return history;
+}
+
+/** Runs fn on every item, `parallel` at a time, taking the items in order. */
+async function inParallel<T>(items: T[], parallel: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await fn(items[next++]);
+  };
+  await Promise.all(Array.from({ length: Math.min(parallel, items.length) }, worker));
 }
 
 /** Maintenance commits the changed records; format 3 writes the whole tree as the next checkpoint instead. */

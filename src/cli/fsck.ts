@@ -2,7 +2,7 @@ import type { CommandModule } from 'yargs';
 import { formatReport, fsck, isClean } from '../check/fsck.js';
 import { storeOptions, type StoreArgs } from './common.js';
 import { EXIT } from '../exit-codes.js';
-import { counter } from './progress.js';
+import { checkProgress } from './progress.js';
 import { withMaintenance } from './maintenance.js';
 
 interface FsckArgs extends StoreArgs {
@@ -17,8 +17,8 @@ export const fsckCommand: CommandModule<object, FsckArgs> = {
     .option('repair', { type: 'boolean', default: false, describe: 'Make the vault consistent: damaged files go to /lost+found (damaged blocks read as zeros), broken entries are removed' })
     .example('$0 fsck --store s3://bucket/vault', 'check a vault in S3') as any,
   handler: async (argv) => {
-    const line = counter('checking blocks', 'blocks');
-    const report = await withMaintenance(argv, (session) => fsck(session, { repair: argv.repair, blockSize: session.header.blockSize, blocksDone: line.update }))
+    const line = checkProgress();
+    const report = await withMaintenance(argv, (session) => fsck(session, { repair: argv.repair, blockSize: session.header.blockSize, blocksDone: line.blocks, keysScanned: line.keys }))
       .finally(() => line.stop());
     for (const line of formatReport(report)) process.stdout.write(`${line}\n`);
     const clean = isClean(report);

@@ -55,3 +55,22 @@ export function transfer(label: string): { update(done: number, total: number): 
   const line = liveLine(`${label} [{bar}] {doneBytes} of {totalBytes}, ETA {eta_formatted}`);
   return { update: (done, total) => line.update(done, total, { doneBytes: humanBytes(done), totalBytes: humanBytes(total) }), stop: () => line.stop() };
 }
+
+/** fsck: blocks checked of those found so far, and metadata keys read (format 3 reads both at once). */
+export function checkProgress(): { blocks(done: number, total: number): void; keys(read: number): void; stop(): void } {
+  const line = liveLine('checking [{bar}] {value}/{total} blocks, {keys} metadata keys read');
+  let blocks = { done: 0, total: 0 };
+  let keys = 0;
+  const show = () => line.update(blocks.done, blocks.total, { keys: String(keys) });
+  return {
+    blocks: (done, total) => {
+      blocks = { done, total };
+      show();
+    },
+    keys: (read) => {
+      keys = read;
+      show();
+    },
+    stop: () => line.stop(),
+  };
+}
