@@ -1,7 +1,7 @@
 import { errorMessage } from '../errors.js';
 import { pageIo, writePagedCheckpoint } from '../meta/formats.js';
 import type { InodeRecord } from '../meta/inode.js';
-import { INODE_PREFIX, recordsOfKv } from '../meta/kv.js';
+import { INODE_PREFIX, prefixEnd, recordsOfKv } from '../meta/kv.js';
 import type { Batch, MetaLog } from '../meta/metalog.js';
 import { PageTree, type PageContent } from '../meta/pagetree.js';
 import { objectsOf } from '../meta/refs.js';
@@ -184,6 +184,11 @@ async function readPagedHistory(log: MetaLog, whole: boolean): Promise<History> 
   // Batches may add keys out of order: sorted once, at the end.
   history.inodes = recordsOfKv([...pairs].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
   return history;
+}
+
+/** Every inode record of a map, in inode order, read a page at a time. */
+export async function* mapRecords(map: PageTree): AsyncGenerator<InodeRecord> {
+  for await (const [, value] of map.scan(INODE_PREFIX, prefixEnd(INODE_PREFIX))) yield value as InodeRecord;
 }
 
 /** Runs fn on every item, `parallel` at a time, taking the items in order. */

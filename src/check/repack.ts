@@ -6,6 +6,7 @@ import type { InodeRecord } from '../meta/inode.js';
 import { refsOf, setRefs } from '../meta/refs.js';
 import { commitTree, type History } from './history.js';
 import type { MaintenanceSession } from './maintenance.js';
+import type { ObjectInfo } from '../store/types.js';
 
 export interface RepackOptions {
   /** Packs whose live segments fill less than this share of them are rewritten. */
@@ -29,6 +30,29 @@ interface Holder {
   ref: string;
 }
 
+/** Bytes of live segments in each pack, from the records that refer to them. */
+async function liveBytes(records: Iterable<InodeRecord> | AsyncIterable<InodeRecord>): Promise<Map<string, number>> {
+  const live = new Map<string, number>();
+  for await (const record of records) {
+    for (const [, ref] of refsOf(record)) {
+      const r = parseRef(ref);
+      live.set(r.pack, (live.get(r.pack) ?? 0) + r.length);
+    }
+  }
+  return live;
+}
+
+/** Packs old enough whose live segments fill less than `below` of them: what a repack rewrites. */
+export async function findSparsePacks(session: MaintenanceSession, records: Iterable<InodeRecord> | AsyncIterable<InodeRecord>, opts: Pick<RepackOptions, 'below' | 'minAgeMs'>): Promise<{ sparse: ObjectInfo[]; live: Map<string, number> }> {
+  const live = await liveBytes(records);
+  const cutoff = Date.now() - opts.minAgeMs;
+  const sparse = (await session.store.list(PACK_PREFIX)).filter((info) => {
+    const id = packIdOfKey(info.key);
+    return id && live.has(id) && info.mtime <= cutoff && live.get(id)! < opts.below * info.size;
+  });
+  return { sparse, live };
+}
+
 /**
  * Rewrites sparse packs (see "Freeing space" in FORMAT.md): live segments
  * are copied, still sealed, into new packs, then one batch and a checkpoint
@@ -38,21 +62,15 @@ interface Holder {
 export async function repack(session: MaintenanceSession, history: History, opts: RepackOptions): Promise<RepackReport> {
   const report: RepackReport = { packs: 0, bytes: 0, liveBytes: 0 };
   const holders = new Map<string, Holder[]>();
-  const live = new Map<string, number>();
   for (const record of history.inodes.values()) {
     for (const [index, ref] of refsOf(record)) {
       const r = parseRef(ref);
       const list = holders.get(r.pack) ?? [];
       list.push({ record, index, ref });
       holders.set(r.pack, list);
-      live.set(r.pack, (live.get(r.pack) ?? 0) + r.length);
     }
   }
-  const cutoff = Date.now() - opts.minAgeMs;
-  const sparse = (await session.store.list(PACK_PREFIX)).filter((info) => {
-    const id = packIdOfKey(info.key);
-    return id && live.has(id) && info.mtime <= cutoff && live.get(id)! < opts.below * info.size;
-  });
+  const { sparse, live } = await findSparsePacks(session, history.inodes.values(), opts);
   if (sparse.length === 0 || opts.dryRun) {
     for (const info of sparse) {
       report.packs++;
