@@ -63,7 +63,7 @@ export function fuseOperations(fs: Filesystem, { log, caller, invalidate }: Kern
    * makes or alters it; the reply carries them (the binding answers that
    * ask itself), read once the change is done.
    */
-  const then = async (change: Promise<unknown>, path: string): Promise<Attr | undefined> => {
+  const withAttr = async (change: Promise<unknown>, path: string): Promise<Attr | undefined> => {
     await change;
     // The change is done either way: without them, libfuse asks for the attributes itself.
     return fs.getattr(path).catch(() => undefined);
@@ -100,10 +100,10 @@ export function fuseOperations(fs: Filesystem, { log, caller, invalidate }: Kern
     readdir: (path: string, fd: number, cookie: number, cb: Callback) =>
       reply('readdir', path, cb, () => fs.readdirAt(fd, cookie), (r) => [r.names, r.attrs.map(stat), r.cookies]),
     opendir: (path: string, _flags: number, cb: Callback) => reply('opendir', path, cb, () => fs.opendir(path), (fd) => [fd]),
-    releasedir: (_path: string, fd: number, cb: Callback) => reply('releasedir', _path, cb, () => fs.releasedir(fd)),
+    releasedir: (path: string, fd: number, cb: Callback) => reply('releasedir', path, cb, () => fs.releasedir(fd)),
     fsyncdir: (path: string, _datasync: number, _fd: number, cb: Callback) => reply('fsyncdir', path, cb, () => fs.sync()),
-    mkdir: (path: string, mode: number, cb: Callback) => reply('mkdir', path, cb, () => then(fs.mkdir(path, mode, caller()), path), attrOut),
-    mknod: (path: string, mode: number, rdev: number, cb: Callback) => reply('mknod', path, cb, () => then(fs.mknod(path, mode, rdev, caller()), path), attrOut),
+    mkdir: (path: string, mode: number, cb: Callback) => reply('mkdir', path, cb, () => withAttr(fs.mkdir(path, mode, caller()), path), attrOut),
+    mknod: (path: string, mode: number, rdev: number, cb: Callback) => reply('mknod', path, cb, () => withAttr(fs.mknod(path, mode, rdev, caller()), path), attrOut),
     rmdir: (path: string, cb: Callback) => reply('rmdir', path, cb, () => fs.rmdir(path)),
     unlink: (path: string, cb: Callback) => reply('unlink', path, cb, async () => {
       const name = hidden.size > 0 ? hiddenName(path) : undefined;
@@ -125,14 +125,14 @@ export function fuseOperations(fs: Filesystem, { log, caller, invalidate }: Kern
       hidden.set(hiddenName(to)!, ino);
       refresh(moved);
     }),
-    link: (from: string, to: string, cb: Callback) => reply('link', from, cb, () => then(changing(to, () => fs.link(from, to)), to), attrOut),
-    symlink: (target: string, path: string, cb: Callback) => reply('symlink', path, cb, () => then(fs.symlink(target, path, caller()), path), attrOut),
+    link: (from: string, to: string, cb: Callback) => reply('link', from, cb, () => withAttr(changing(to, () => fs.link(from, to)), to), attrOut),
+    symlink: (target: string, path: string, cb: Callback) => reply('symlink', path, cb, () => withAttr(fs.symlink(target, path, caller()), path), attrOut),
     readlink: (path: string, cb: Callback) => reply('readlink', path, cb, () => fs.readlink(path), (t) => [t]),
-    chmod: (path: string, mode: number, cb: Callback) => reply('chmod', path, cb, () => then(changing(path, () => fs.chmod(path, mode)), path), attrOut),
-    chown: (path: string, uid: number, gid: number, cb: Callback) => reply('chown', path, cb, () => then(changing(path, () => fs.chown(path, uid, gid)), path), attrOut),
+    chmod: (path: string, mode: number, cb: Callback) => reply('chmod', path, cb, () => withAttr(changing(path, () => fs.chmod(path, mode)), path), attrOut),
+    chown: (path: string, uid: number, gid: number, cb: Callback) => reply('chown', path, cb, () => withAttr(changing(path, () => fs.chown(path, uid, gid)), path), attrOut),
     utimens: (path: string, atime: Timespec, mtime: Timespec, cb: Callback) =>
-      reply('utimens', path, cb, () => then(changing(path, () => fs.utimens(path, atime, mtime)), path), attrOut),
-    truncate: (path: string, size: number, cb: Callback) => reply('truncate', path, cb, () => then(changing(path, () => fs.truncate(path, size)), path), attrOut),
+      reply('utimens', path, cb, () => withAttr(changing(path, () => fs.utimens(path, atime, mtime)), path), attrOut),
+    truncate: (path: string, size: number, cb: Callback) => reply('truncate', path, cb, () => withAttr(changing(path, () => fs.truncate(path, size)), path), attrOut),
     ftruncate: (path: string, fd: number, size: number, cb: Callback) =>
       reply('ftruncate', path, cb, () => fs.ftruncate(fd, size).then(() => (refresh(fs.linkedInoOfHandle(fd)), fs.fgetattr(fd))), attrOut),
     create: (path: string, mode: number, flags: number, cb: Callback) =>

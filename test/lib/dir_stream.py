@@ -44,6 +44,15 @@ def next_name(d):
     return entry.contents.d_name.decode()
 
 
+def read_rest(d):
+    names = []
+    while True:
+        name = next_name(d)
+        if name is None:
+            return names
+        names.append(name)
+
+
 def main():
     root = sys.argv[1]
     d = libc.opendir(root.encode())
@@ -71,21 +80,11 @@ def main():
     # Back to the middle of the listing: the rest must follow from there.
     middle = first[len(first) // 2]
     libc.seekdir(d, positions[middle])
-    after_seek = []
-    while True:
-        name = next_name(d)
-        if name is None:
-            break
-        after_seek.append(name)
+    after_seek = read_rest(d)
     libc.closedir(d)
     # A fresh pass sees the directory as it is now.
     d = libc.opendir(root.encode())
-    second = []
-    while True:
-        name = next_name(d)
-        if name is None:
-            break
-        second.append(name)
+    second = read_rest(d)
     libc.closedir(d)
     json.dump({'first': first, 'middle': middle, 'after_seek': after_seek, 'second_pass': second,
                'added': added, 'removed': removed}, sys.stdout)
