@@ -50,7 +50,7 @@ export async function checkPagedTree(map: PageTree, report: FsckReport, hooks: P
     table.nlink[ino] = r.nlink;
     if (type === S_IFREG) {
       for (const id of objectsOf(r)) referenced.add(id);
-      await hooks.file({ ...r, ino });
+      await hooks.file(r);
     }
   }
 

@@ -1,5 +1,6 @@
 import type { Caller, Filesystem, Timespec } from '../vfs/filesystem.js';
 import type { Attr } from '../vfs/attr.js';
+import { S_IFDIR, S_IFMT } from '../meta/inode.js';
 import { toErrno } from './errno.js';
 
 type Callback = (err: number, ...values: unknown[]) => void;
@@ -52,21 +53,18 @@ export function fuseOperations(fs: Filesystem, { log, caller, invalidate }: Kern
   const refresh = (...inos: (number | undefined)[]) => {
     for (const ino of inos) if (ino !== undefined) invalidate(ino);
   };
-  /** Runs a change to what path names, then refreshes its other names. */
-  const changing = async <T>(path: string, change: () => T | Promise<T>): Promise<T> => {
-    const result = await change();
-    refresh(await fs.linkedIno(path));
-    return result;
-  };
   /**
-   * libfuse asks for a file's attributes right after each change that
-   * makes or alters it; the reply carries them (the binding answers that
-   * ask itself), read once the change is done.
+   * After a change to what path names: its attributes, read once (libfuse
+   * asks for them right after each change that makes or alters a file, and
+   * the reply carries them, so the binding answers that ask itself), and
+   * the file's other names refreshed in the kernel if it has any.
    */
-  const withAttr = async (change: Promise<unknown>, path: string): Promise<Attr | undefined> => {
+  const changed = async (change: Promise<unknown>, path: string): Promise<Attr | undefined> => {
     await change;
-    // The change is done either way: without them, libfuse asks for the attributes itself.
-    return fs.getattr(path).catch(() => undefined);
+    // The change is done either way: without the attributes, libfuse asks for them itself.
+    const attr = await fs.getattr(path).catch(() => undefined);
+    if (attr && attr.nlink > 1 && (attr.mode & S_IFMT) !== S_IFDIR) refresh(attr.ino);
+    return attr;
   };
   const attrOut = (a: Attr | undefined) => (a ? [stat(a)] : []);
   function reply<T>(op: string, path: string, cb: Callback, run: () => T | Promise<T>, shape: (v: T) => unknown[] = () => []): void {
@@ -102,8 +100,8 @@ export function fuseOperations(fs: Filesystem, { log, caller, invalidate }: Kern
     opendir: (path: string, _flags: number, cb: Callback) => reply('opendir', path, cb, () => fs.opendir(path), (fd) => [fd]),
     releasedir: (path: string, fd: number, cb: Callback) => reply('releasedir', path, cb, () => fs.releasedir(fd)),
     fsyncdir: (path: string, _datasync: number, _fd: number, cb: Callback) => reply('fsyncdir', path, cb, () => fs.sync()),
-    mkdir: (path: string, mode: number, cb: Callback) => reply('mkdir', path, cb, () => withAttr(fs.mkdir(path, mode, caller()), path), attrOut),
-    mknod: (path: string, mode: number, rdev: number, cb: Callback) => reply('mknod', path, cb, () => withAttr(fs.mknod(path, mode, rdev, caller()), path), attrOut),
+    mkdir: (path: string, mode: number, cb: Callback) => reply('mkdir', path, cb, () => changed(fs.mkdir(path, mode, caller()), path), attrOut),
+    mknod: (path: string, mode: number, rdev: number, cb: Callback) => reply('mknod', path, cb, () => changed(fs.mknod(path, mode, rdev, caller()), path), attrOut),
     rmdir: (path: string, cb: Callback) => reply('rmdir', path, cb, () => fs.rmdir(path)),
     unlink: (path: string, cb: Callback) => reply('unlink', path, cb, async () => {
       const name = hidden.size > 0 ? hiddenName(path) : undefined;
@@ -125,14 +123,14 @@ export function fuseOperations(fs: Filesystem, { log, caller, invalidate }: Kern
       hidden.set(hiddenName(to)!, ino);
       refresh(moved);
     }),
-    link: (from: string, to: string, cb: Callback) => reply('link', from, cb, () => withAttr(changing(to, () => fs.link(from, to)), to), attrOut),
-    symlink: (target: string, path: string, cb: Callback) => reply('symlink', path, cb, () => withAttr(fs.symlink(target, path, caller()), path), attrOut),
+    link: (from: string, to: string, cb: Callback) => reply('link', from, cb, () => changed(fs.link(from, to), to), attrOut),
+    symlink: (target: string, path: string, cb: Callback) => reply('symlink', path, cb, () => changed(fs.symlink(target, path, caller()), path), attrOut),
     readlink: (path: string, cb: Callback) => reply('readlink', path, cb, () => fs.readlink(path), (t) => [t]),
-    chmod: (path: string, mode: number, cb: Callback) => reply('chmod', path, cb, () => withAttr(changing(path, () => fs.chmod(path, mode)), path), attrOut),
-    chown: (path: string, uid: number, gid: number, cb: Callback) => reply('chown', path, cb, () => withAttr(changing(path, () => fs.chown(path, uid, gid)), path), attrOut),
+    chmod: (path: string, mode: number, cb: Callback) => reply('chmod', path, cb, () => changed(fs.chmod(path, mode), path), attrOut),
+    chown: (path: string, uid: number, gid: number, cb: Callback) => reply('chown', path, cb, () => changed(fs.chown(path, uid, gid), path), attrOut),
     utimens: (path: string, atime: Timespec, mtime: Timespec, cb: Callback) =>
-      reply('utimens', path, cb, () => withAttr(changing(path, () => fs.utimens(path, atime, mtime)), path), attrOut),
-    truncate: (path: string, size: number, cb: Callback) => reply('truncate', path, cb, () => withAttr(changing(path, () => fs.truncate(path, size)), path), attrOut),
+      reply('utimens', path, cb, () => changed(fs.utimens(path, atime, mtime), path), attrOut),
+    truncate: (path: string, size: number, cb: Callback) => reply('truncate', path, cb, () => changed(fs.truncate(path, size), path), attrOut),
     ftruncate: (path: string, fd: number, size: number, cb: Callback) =>
       reply('ftruncate', path, cb, () => fs.ftruncate(fd, size).then(() => (refresh(fs.linkedInoOfHandle(fd)), fs.fgetattr(fd))), attrOut),
     create: (path: string, mode: number, flags: number, cb: Callback) =>
@@ -146,9 +144,9 @@ export function fuseOperations(fs: Filesystem, { log, caller, invalidate }: Kern
     fsync: (path: string, _datasync: number, fd: number, cb: Callback) => reply('fsync', path, cb, () => fs.fsync(fd)),
     release: (path: string, fd: number, cb: Callback) => reply('release', path, cb, () => fs.release(fd)),
     setxattr: (path: string, name: string, value: Buffer, _position: number, flags: number, cb: Callback) =>
-      reply('setxattr', path, cb, () => changing(path, () => fs.xattrs.set(path, name, value, flags))),
+      reply('setxattr', path, cb, () => changed(fs.xattrs.set(path, name, value, flags), path)),
     getxattr: (path: string, name: string, _position: number, cb: Callback) => reply('getxattr', path, cb, () => fs.xattrs.get(path, name), (v) => [v]),
     listxattr: (path: string, cb: Callback) => reply('listxattr', path, cb, () => fs.xattrs.list(path, caller().uid), (names) => [names]),
-    removexattr: (path: string, name: string, cb: Callback) => reply('removexattr', path, cb, () => changing(path, () => fs.xattrs.remove(path, name))),
+    removexattr: (path: string, name: string, cb: Callback) => reply('removexattr', path, cb, () => changed(fs.xattrs.remove(path, name), path)),
   };
 }

@@ -180,6 +180,25 @@ export class Tree {
     return merged;
   }
 
+  /**
+   * A directory's pending changes as of now, for a caller that waits on
+   * pages between looks: merged again only when a commit has swapped the
+   * layers meanwhile (the ones seen first and the ones now both apply).
+   */
+  private pendingChanges(dir: number): () => Map<string, EntryValue | undefined> {
+    const before = this.layers();
+    let seen = before;
+    let changes = this.dirChanges(dir, before);
+    return () => {
+      const now = this.layers();
+      if (now[0] !== seen[0] || now[1] !== seen[1]) {
+        seen = now;
+        changes = this.dirChanges(dir, before);
+      }
+      return changes;
+    };
+  }
+
   /** A directory's entries (name, inode, type), in name order of the map (changes since the last commit last). */
   async listEntries(dir: number): Promise<[string, EntryValue][]> {
     const before = this.layers();
@@ -199,23 +218,17 @@ export class Tree {
    * time, so its cost follows the piece, not the directory.
    */
   async entriesAfter(dir: number, after: string | undefined, limit: number): Promise<[string, EntryValue][]> {
-    const before = this.layers();
     const prefix = entryPrefix(dir);
     // '\0' sorts before every character a name may hold: the first key past `after`.
     let cursor: string | undefined = after === undefined ? prefix : `${prefix}${after}\0`;
     // Changes since the last commit override the map: drop what they remove or replace, merge in what they add.
-    let changes = this.dirChanges(dir, before);
-    let seen = this.layers();
+    const changesNow = this.pendingChanges(dir);
+    let changes = changesNow();
     let kept: [string, EntryValue][] = [];
     let last: string | undefined;
     while (cursor !== undefined && kept.length < limit) {
       const { entries, next } = await this.pages.page(cursor, prefixEnd(prefix), limit - kept.length);
-      // The read waited: if a commit started meanwhile, the changes are merged again.
-      const now = this.layers();
-      if (now[0] !== seen[0] || now[1] !== seen[1]) {
-        seen = now;
-        changes = this.dirChanges(dir, before);
-      }
+      changes = changesNow();
       for (const [key, value] of entries) {
         last = key.slice(prefix.length);
         if (!changes.has(last)) kept.push([last, value as EntryValue]);
@@ -246,18 +259,11 @@ export class Tree {
 
   /** Whether a directory has any entry (stops at the first). */
   async hasEntries(dir: number): Promise<boolean> {
-    const before = this.layers();
-    let seen = this.layers();
-    let changes = this.dirChanges(dir, before);
-    for (const value of changes.values()) if (value !== undefined) return true;
+    const changesNow = this.pendingChanges(dir);
+    for (const value of changesNow().values()) if (value !== undefined) return true;
     const prefix = entryPrefix(dir);
     for await (const [key] of this.pages.scan(prefix, prefixEnd(prefix))) {
-      // The scan waited: if a commit started meanwhile, the changes are merged again.
-      const now = this.layers();
-      if (now[0] !== seen[0] || now[1] !== seen[1]) {
-        seen = now;
-        changes = this.dirChanges(dir, before);
-      }
+      const changes = changesNow();
       const name = key.slice(prefix.length);
       // In the map and not removed since the last commit (or added again).
       if (!changes.has(name) || changes.get(name) !== undefined) return true;
