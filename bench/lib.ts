@@ -70,7 +70,7 @@ export const plainDirectory: TargetFactory = async (dir) => {
   return { mnt, coldNeedsDirectIo: true, unmount: () => sh('sync').then(() => {}), mount: async () => {}, dispose: async () => {} };
 };
 
-/** A fuse-native filesystem that does nothing: the ceiling of the binding veilfs uses. It keeps only a file size, so it stays mounted throughout. */
+/** A filesystem on veilfs's FUSE binding that does nothing: the binding's ceiling. It keeps only a file size, so it stays mounted throughout. */
 export const nullFs: TargetFactory = async (dir) => {
   const mnt = path.join(dir, 'mnt');
   mkdirSync(mnt);

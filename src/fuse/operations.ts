@@ -1,152 +1,220 @@
-import type { Caller, Filesystem, Timespec } from '../vfs/filesystem.js';
+import { FsError } from '../errors.js';
 import type { Attr } from '../vfs/attr.js';
-import { S_IFDIR, S_IFMT } from '../meta/inode.js';
+import { UTIME_NOW, UTIME_OMIT, type Filesystem, type Timespec } from '../vfs/filesystem.js';
+import { currentCaller, putAttr, type FuseBinding, type Req } from './binding.js';
 import { toErrno } from './errno.js';
+import { KernelNodes } from './nodes.js';
 
-type Callback = (err: number, ...values: unknown[]) => void;
+// struct fuse_lowlevel_ops' setattr: which fields to set.
+const SET_MODE = 1 << 0;
+const SET_UID = 1 << 1;
+const SET_GID = 1 << 2;
+const SET_SIZE = 1 << 3;
+const SET_ATIME = 1 << 4;
+const SET_MTIME = 1 << 5;
+const SET_ATIME_NOW = 1 << 7;
+const SET_MTIME_NOW = 1 << 8;
+const ERANGE = 34;
+const ENODATA = 61;
 
-function stat(a: Attr): Attr & { dev: number } {
-  return { ...a, dev: 0 };
-}
-
-/**
- * libfuse's path-based API keeps a file that is unlinked while open alive by
- * renaming it to ".fuse_hiddenNNNN" and unlinking that name on the last
- * close. The filesystem keeps open-unlinked files alive by itself, so the
- * hiding rename becomes a plain unlink here (the name vanishes at once, as
- * POSIX says) and the later unlink of the hidden name is a no-op.
- */
-const HIDDEN_NAME = /\/(\.fuse_hidden[0-9a-f]{16})$/;
-/**
- * libfuse builds hidden names from its node id and a mount-wide counter, so
- * the name alone identifies the file, wherever its directory has moved since.
- */
-const hiddenName = (path: string): string | undefined => HIDDEN_NAME.exec(path)?.[1];
-
-/** What the adapter needs from the binding besides the filesystem. */
+/** What the adapter needs besides the filesystem. */
 export interface KernelLink {
+  binding: FuseBinding;
   log: (message: string) => void;
-  /** Who called the operation being dispatched (valid synchronously only). */
-  caller: () => Caller;
-  /** Drops the kernel's cached attributes of every name of an inode. */
-  invalidate: (ino: number) => void;
+  /**
+   * How long the kernel may keep names and attributes. Every change comes
+   * in through the kernel, which updates its caches as it makes it; the few
+   * the daemon makes on its own (atime on read) are pushed to it.
+   */
+  ttl: number;
+  /** False once unmounted: a late answer would go to freed memory in libfuse. */
+  live: () => boolean;
 }
 
+const timeOf = (valid: number, given: number, now: number, sec: number, nsec: number): Timespec =>
+  valid & now ? [0, UTIME_NOW] : valid & given ? [sec, nsec] : [0, UTIME_OMIT];
+
 /**
- * fuse-native callbacks, each translated to one Filesystem call. Results
- * (sync or async) and errors go back through `reply`, the only path to the
- * kernel.
+ * The kernel's requests, each translated to Filesystem calls: node ids to
+ * paths (KernelNodes), results to replies. Every request gets exactly one
+ * reply, and errors become errno values in errno.ts only.
  */
-export function fuseOperations(fs: Filesystem, { log, caller, invalidate }: KernelLink): Record<string, (...args: any[]) => void> {
-  /** Hidden name (without its directory) → inode number, while the file is open. */
-  const hidden = new Map<string, number>();
-  // getattr is the hottest call: no pattern match unless some file is hidden.
-  const hiddenIno = (path: string) => {
-    const name = hidden.size > 0 ? hiddenName(path) : undefined;
-    return name === undefined ? undefined : hidden.get(name);
+export function kernelHandlers(fs: Filesystem, { binding: b, log, ttl, live }: KernelLink, onInit: () => void) {
+  const nodes = new KernelNodes();
+  /** The extended attribute names some file has (a superset). */
+  const knownXattrs = new Set<string>();
+  const setXattrNames = (names: string[]) => {
+    knownXattrs.clear();
+    for (const n of names) knownXattrs.add(n);
   };
-  /**
-   * libfuse gives each name of a hard link its own kernel inode, which
-   * caches attributes: after a change that other names show (link count,
-   * ctime, size, mode...), the kernel is told before the reply goes out.
-   */
-  const refresh = (...inos: (number | undefined)[]) => {
-    for (const ino of inos) if (ino !== undefined) invalidate(ino);
+
+  const fail = (req: Req, op: string, what: () => string) => (err: unknown) => {
+    if (live()) b.replyErr(req, -toErrno(err, () => `${op} ${what()}`, log));
   };
-  /**
-   * After a change to what path names: its attributes, read once (libfuse
-   * asks for them right after each change that makes or alters a file, and
-   * the reply carries them, so the binding answers that ask itself), and
-   * the file's other names refreshed in the kernel if it has any.
-   */
-  const changed = async (change: Promise<unknown>, path: string): Promise<Attr | undefined> => {
-    await change;
-    // The change is done either way: without the attributes, libfuse asks for them itself.
-    const attr = await fs.getattr(path).catch(() => undefined);
-    if (attr && attr.nlink > 1 && (attr.mode & S_IFMT) !== S_IFDIR) refresh(attr.ino);
-    return attr;
-  };
-  const attrOut = (a: Attr | undefined) => (a ? [stat(a)] : []);
-  function reply<T>(op: string, path: string, cb: Callback, run: () => T | Promise<T>, shape: (v: T) => unknown[] = () => []): void {
-    const fail = (err: unknown) => cb(toErrno(err, () => `${op} ${path}`, log));
+  /** Runs work and answers req with ok(result), or with the errno of what it threw. */
+  function answer<T>(req: Req, op: string, what: () => string, work: () => T | Promise<T>, ok: (value: T) => void): void {
+    const failed = fail(req, op, what);
     try {
-      const result = run();
-      if (result instanceof Promise) result.then((v) => cb(0, ...shape(v)), fail);
-      else cb(0, ...shape(result));
+      const result = work();
+      if (result instanceof Promise) result.then((v) => live() && ok(v), failed);
+      else ok(result);
     } catch (err) {
-      fail(err);
+      failed(err);
     }
   }
-
-  /** read and write return their byte count in the status slot. */
-  function count(op: string, path: string, cb: Callback, run: () => Promise<number>): void {
-    run().then((n) => cb(n), (err) => cb(toErrno(err, () => `${op} ${path}`, log)));
-  }
+  const pathOf = (ino: number): string => {
+    const path = nodes.pathOf(ino);
+    if (path === undefined) throw new FsError('ENOENT');
+    return path;
+  };
+  const childOf = (parent: number, name: string): string => {
+    const path = nodes.childPath(parent, name);
+    if (path === undefined) throw new FsError('ENOENT');
+    return path;
+  };
+  const done = (req: Req) => () => b.replyErr(req, 0);
+  const attrReply = (req: Req) => (a: Attr) => {
+    putAttr(a);
+    b.replyAttr(req, ttl);
+  };
+  /** A name now stands for an inode: the reply hands it to the kernel. */
+  const entryReply = (req: Req, parent: number, name: string) => (a: Attr) => {
+    nodes.remember(parent, name, a.ino);
+    putAttr(a);
+    b.replyEntry(req, ttl);
+  };
+  /** Makes something at parent/name and answers with what it made. */
+  const make = (req: Req, op: string, parent: number, name: string, run: (path: string) => Promise<void>) => {
+    let path = '';
+    answer(req, op, () => path, async () => {
+      path = childOf(parent, name);
+      await run(path);
+      return fs.getattr(path);
+    }, entryReply(req, parent, name));
+  };
 
   return {
-    init: (cb: Callback) => cb(0),
-    getattr: (path: string, cb: Callback) => reply('getattr', path, cb, () => {
-      const ino = hiddenIno(path);
-      return ino === undefined ? fs.getattr(path) : fs.inodeAttr(ino);
-    }, (a) => [stat(a)]),
-    // The kernel's stat of a node it knows: by inode, as a file that lost
-    // its path (its directory was removed while it was open) has none.
-    getattrByIno: (ino: number, path: string, cb: Callback) => reply('getattr', path, cb, () => fs.inodeAttr(ino), (a) => [stat(a)]),
-    fgetattr: (path: string, fd: number, cb: Callback) => reply('fgetattr', path, cb, () => fs.fgetattr(fd), (a) => [stat(a)]),
-    access: (path: string, _mode: number, cb: Callback) => reply('access', path, cb, () => fs.access(path)),
-    statfs: (path: string, cb: Callback) => reply('statfs', path, cb, () => fs.statfs(), (s) => [s]),
-    readdir: (path: string, fd: number, cookie: number, cb: Callback) =>
-      reply('readdir', path, cb, () => fs.readdirAt(fd, cookie), (r) => [r.names, r.attrs.map(stat), r.cookies]),
-    opendir: (path: string, _flags: number, cb: Callback) => reply('opendir', path, cb, () => fs.opendir(path), (fd) => [fd]),
-    releasedir: (path: string, fd: number, cb: Callback) => reply('releasedir', path, cb, () => fs.releasedir(fd)),
-    fsyncdir: (path: string, _datasync: number, _fd: number, cb: Callback) => reply('fsyncdir', path, cb, () => fs.sync()),
-    mkdir: (path: string, mode: number, cb: Callback) => reply('mkdir', path, cb, () => changed(fs.mkdir(path, mode, caller()), path), attrOut),
-    mknod: (path: string, mode: number, rdev: number, cb: Callback) => reply('mknod', path, cb, () => changed(fs.mknod(path, mode, rdev, caller()), path), attrOut),
-    rmdir: (path: string, cb: Callback) => reply('rmdir', path, cb, () => fs.rmdir(path)),
-    unlink: (path: string, cb: Callback) => reply('unlink', path, cb, async () => {
-      const name = hidden.size > 0 ? hiddenName(path) : undefined;
-      if (name !== undefined && hidden.delete(name)) return;
-      const others = await fs.linkedIno(path);
-      await fs.unlink(path);
-      refresh(others);
-    }),
-    rename: (from: string, to: string, cb: Callback) => reply('rename', from, cb, async () => {
-      const moved = await fs.linkedIno(from);
-      // libfuse hides only open files; a user's own file of such a name is renamed as usual.
-      if (!HIDDEN_NAME.test(to) || !(await fs.isOpen(from))) {
-        const replaced = await fs.linkedIno(to);
-        await fs.rename(from, to);
-        return refresh(moved, replaced);
-      }
-      const { ino } = await fs.getattr(from);
-      await fs.unlink(from);
-      hidden.set(hiddenName(to)!, ino);
-      refresh(moved);
-    }),
-    link: (from: string, to: string, cb: Callback) => reply('link', from, cb, () => changed(fs.link(from, to), to), attrOut),
-    symlink: (target: string, path: string, cb: Callback) => reply('symlink', path, cb, () => changed(fs.symlink(target, path, caller()), path), attrOut),
-    readlink: (path: string, cb: Callback) => reply('readlink', path, cb, () => fs.readlink(path), (t) => [t]),
-    chmod: (path: string, mode: number, cb: Callback) => reply('chmod', path, cb, () => changed(fs.chmod(path, mode), path), attrOut),
-    chown: (path: string, uid: number, gid: number, cb: Callback) => reply('chown', path, cb, () => changed(fs.chown(path, uid, gid), path), attrOut),
-    utimens: (path: string, atime: Timespec, mtime: Timespec, cb: Callback) =>
-      reply('utimens', path, cb, () => changed(fs.utimens(path, atime, mtime), path), attrOut),
-    truncate: (path: string, size: number, cb: Callback) => reply('truncate', path, cb, () => changed(fs.truncate(path, size), path), attrOut),
-    ftruncate: (path: string, fd: number, size: number, cb: Callback) =>
-      reply('ftruncate', path, cb, () => fs.ftruncate(fd, size).then(() => (refresh(fs.linkedInoOfHandle(fd)), fs.fgetattr(fd))), attrOut),
-    create: (path: string, mode: number, flags: number, cb: Callback) =>
-      reply('create', path, cb, () => fs.create(path, mode, flags, caller()), (fd) => [fd, stat(fs.fgetattr(fd))]),
-    open: (path: string, flags: number, cb: Callback) => reply('open', path, cb, () => fs.open(path, flags), (fd) => [fd]),
-    read: (path: string, fd: number, buf: Buffer, len: number, pos: number, cb: Callback) =>
-      count('read', path, cb, () => fs.read(fd, buf, len, pos)),
-    write: (path: string, fd: number, buf: Buffer, len: number, pos: number, cb: Callback) =>
-      count('write', path, cb, () => fs.write(fd, len === buf.length ? buf : buf.subarray(0, len), pos).then((n) => (refresh(fs.linkedInoOfHandle(fd)), n))),
-    flush: (path: string, fd: number, cb: Callback) => reply('flush', path, cb, () => fs.flush(fd)),
-    fsync: (path: string, _datasync: number, fd: number, cb: Callback) => reply('fsync', path, cb, () => fs.fsync(fd)),
-    release: (path: string, fd: number, cb: Callback) => reply('release', path, cb, () => fs.release(fd)),
-    setxattr: (path: string, name: string, value: Buffer, _position: number, flags: number, cb: Callback) =>
-      reply('setxattr', path, cb, () => changed(fs.xattrs.set(path, name, value, flags), path)),
-    getxattr: (path: string, name: string, _position: number, cb: Callback) => reply('getxattr', path, cb, () => fs.xattrs.get(path, name), (v) => [v]),
-    listxattr: (path: string, cb: Callback) => reply('listxattr', path, cb, () => fs.xattrs.list(path, caller().uid), (names) => [names]),
-    removexattr: (path: string, name: string, cb: Callback) => reply('removexattr', path, cb, () => changed(fs.xattrs.remove(path, name), path)),
+    nodes,
+    setXattrNames,
+    handlers: {
+      init: onInit,
+      lookup: (req: Req, parent: number, name: string) =>
+        answer(req, 'lookup', () => nodes.childPath(parent, name) ?? name, () => fs.lookupIn(parent, name), entryReply(req, parent, name)),
+      forget: (ino: number, count: number) => nodes.forget(ino, count),
+      getattr: (req: Req, ino: number) => answer(req, 'getattr', () => `inode ${ino}`, () => fs.inodeAttr(ino), attrReply(req)),
+      setattr: (req: Req, ino: number, fh: number, valid: number, mode: number, uid: number, gid: number, size: number,
+        atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number) => {
+        let path: string | undefined;
+        answer(req, 'setattr', () => path ?? `inode ${ino}`, async () => {
+          path = nodes.pathOf(ino);
+          const at = () => {
+            if (path === undefined) throw new FsError('ENOENT');
+            return path;
+          };
+          if (valid & SET_MODE) await fs.chmod(at(), mode);
+          if (valid & (SET_UID | SET_GID)) await fs.chown(at(), valid & SET_UID ? uid : -1, valid & SET_GID ? gid : -1);
+          if (valid & SET_SIZE) await (fh >= 0 ? fs.ftruncate(fh, size) : fs.truncate(at(), size));
+          if (valid & (SET_ATIME | SET_MTIME | SET_ATIME_NOW | SET_MTIME_NOW)) {
+            await fs.utimens(at(), timeOf(valid, SET_ATIME, SET_ATIME_NOW, atimeSec, atimeNsec), timeOf(valid, SET_MTIME, SET_MTIME_NOW, mtimeSec, mtimeNsec));
+          }
+          return fh >= 0 ? fs.fgetattr(fh) : fs.inodeAttr(ino);
+        }, attrReply(req));
+      },
+      readlink: (req: Req, ino: number) => answer(req, 'readlink', () => `inode ${ino}`, () => fs.readlink(pathOf(ino)), (t) => b.replyReadlink(req, t)),
+      mknod: (req: Req, parent: number, name: string, mode: number, rdev: number) => {
+        const caller = currentCaller();
+        make(req, 'mknod', parent, name, (path) => fs.mknod(path, mode, rdev, caller));
+      },
+      mkdir: (req: Req, parent: number, name: string, mode: number) => {
+        const caller = currentCaller();
+        make(req, 'mkdir', parent, name, (path) => fs.mkdir(path, mode, caller));
+      },
+      symlink: (req: Req, target: string, parent: number, name: string) => {
+        const caller = currentCaller();
+        make(req, 'symlink', parent, name, (path) => fs.symlink(target, path, caller));
+      },
+      link: (req: Req, ino: number, parent: number, name: string) => make(req, 'link', parent, name, (path) => fs.link(pathOf(ino), path)),
+      unlink: (req: Req, parent: number, name: string) => {
+        let path = '';
+        answer(req, 'unlink', () => path, async () => {
+          await fs.unlink((path = childOf(parent, name)));
+          nodes.removed(parent, name);
+        }, done(req));
+      },
+      rmdir: (req: Req, parent: number, name: string) => {
+        let path = '';
+        answer(req, 'rmdir', () => path, async () => {
+          await fs.rmdir((path = childOf(parent, name)));
+          nodes.removed(parent, name);
+        }, done(req));
+      },
+      rename: (req: Req, parent: number, name: string, newParent: number, newName: string) => {
+        let path = '';
+        answer(req, 'rename', () => path, async () => {
+          await fs.rename((path = childOf(parent, name)), childOf(newParent, newName));
+          nodes.renamed(parent, name, newParent, newName);
+        }, done(req));
+      },
+      create: (req: Req, parent: number, name: string, mode: number, flags: number) => {
+        const caller = currentCaller();
+        let path = '';
+        answer(req, 'create', () => path, () => fs.create((path = childOf(parent, name)), mode, flags, caller), (fd) => {
+          const a = fs.fgetattr(fd);
+          nodes.remember(parent, name, a.ino);
+          putAttr(a);
+          b.replyCreate(req, ttl, fd);
+        });
+      },
+      open: (req: Req, ino: number, flags: number) =>
+        answer(req, 'open', () => `inode ${ino}`, () => fs.openIno(ino, flags), (fd) => b.replyOpen(req, fd, false)),
+      read: (req: Req, ino: number, fh: number, size: number, offset: number) => {
+        const buf = Buffer.allocUnsafe(size);
+        answer(req, 'read', () => `inode ${ino}`, () => fs.read(fh, buf, size, offset), (n) => b.replyData(req, buf, n));
+      },
+      write: (req: Req, ino: number, fh: number, data: Buffer, offset: number) =>
+        answer(req, 'write', () => `inode ${ino}`, () => fs.write(fh, data, offset), (n) => b.replyWrite(req, n)),
+      flush: (req: Req, ino: number, fh: number) => answer(req, 'flush', () => `inode ${ino}`, () => fs.flush(fh), done(req)),
+      release: (req: Req, ino: number, fh: number) => answer(req, 'release', () => `inode ${ino}`, () => fs.release(fh), done(req)),
+      fsync: (req: Req, ino: number, fh: number) => answer(req, 'fsync', () => `inode ${ino}`, () => fs.fsync(fh), done(req)),
+      opendir: (req: Req, ino: number) =>
+        answer(req, 'opendir', () => `inode ${ino}`, () => fs.opendirIno(ino), (fd) => b.replyOpen(req, fd, false)),
+      readdir: (req: Req, ino: number, fh: number, size: number, offset: number) =>
+        answer(req, 'readdir', () => `inode ${ino}`, () => fs.readdirAt(fh, offset), (piece) => {
+          const meta = new Float64Array(piece.names.length * 3);
+          for (let i = 0; i < piece.names.length; i++) {
+            meta[i * 3] = piece.attrs[i].ino;
+            meta[i * 3 + 1] = piece.attrs[i].mode;
+            meta[i * 3 + 2] = piece.cookies[i];
+          }
+          b.replyDir(req, size, piece.names.join('/'), meta);
+        }),
+      releasedir: (req: Req, ino: number, fh: number) => answer(req, 'releasedir', () => `inode ${ino}`, () => fs.releasedir(fh), done(req)),
+      fsyncdir: (req: Req) => answer(req, 'fsyncdir', () => 'directory', () => fs.sync(), done(req)),
+      statfs: (req: Req) => answer(req, 'statfs', () => '/', () => fs.statfs(), (s) =>
+        b.replyStatfs(req, s.bsize, s.frsize, s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.favail, s.namemax)),
+      access: (req: Req, ino: number) => answer(req, 'access', () => `inode ${ino}`, () => fs.inodeAttr(ino), done(req)),
+      setxattr: (req: Req, ino: number, name: string, value: Buffer, flags: number) =>
+        answer(req, 'setxattr', () => `inode ${ino}`, () => fs.xattrs.set(pathOf(ino), name, value, flags), done(req)),
+      getxattr: (req: Req, ino: number, name: string, size: number) => {
+        // The kernel asks for security.* and ACL names on every write and
+        // every ls -l; names no file has are answered without a lookup.
+        if (!knownXattrs.has(name)) return b.replyErr(req, ENODATA);
+        answer(req, 'getxattr', () => `inode ${ino}`, () => fs.xattrs.get(pathOf(ino), name), (v) => xattrReply(req, v, size));
+      },
+      listxattr: (req: Req, ino: number, size: number) => {
+        const caller = currentCaller();
+        answer(req, 'listxattr', () => `inode ${ino}`, () => fs.xattrs.list(pathOf(ino), caller.uid),
+          (names) => xattrReply(req, Buffer.from(names.map((n) => `${n}\0`).join('')), size));
+      },
+      removexattr: (req: Req, ino: number, name: string) =>
+        answer(req, 'removexattr', () => `inode ${ino}`, () => fs.xattrs.remove(pathOf(ino), name), done(req)),
+    },
   };
+
+  /** getxattr/listxattr: size 0 asks how big the value is; a smaller buffer than the value is ERANGE. */
+  function xattrReply(req: Req, value: Buffer, size: number): void {
+    if (size === 0) b.replyXattrSize(req, value.length);
+    else if (value.length > size) b.replyErr(req, ERANGE);
+    else b.replyData(req, value, value.length);
+  }
 }

@@ -69,8 +69,9 @@ export interface StatFs {
 }
 
 /**
- * POSIX semantics over the in-memory tree and the block cache. Path based,
- * because fuse-native speaks the high-level libfuse API; errors are FsError.
+ * POSIX semantics over the in-memory tree and the block cache. Path based
+ * (changes), with lookups and opens by inode number for the kernel, which
+ * holds inodes; errors are FsError.
  */
 export class Filesystem {
   private readonly handles = new Map<number, Handle>();
@@ -181,11 +182,20 @@ export class Filesystem {
     return node && node.nlink > 1 ? node.ino : undefined;
   }
 
-  /** Attributes of an inode that may have no name left (open and unlinked). */
-  async inodeAttr(ino: number): Promise<Attr> {
+  /** The kernel's lookup: a name in a directory it holds by inode number. */
+  async lookupIn(dirIno: number, name: string): Promise<Attr> {
+    return this.attr(await this.child(await this.inode(dirIno), name));
+  }
+
+  private async inode(ino: number): Promise<Inode> {
     const node = await this.tree.get(ino);
     if (!node) throw new FsError('ENOENT');
-    return this.attr(node);
+    return node;
+  }
+
+  /** Attributes of an inode that may have no name left (open and unlinked). */
+  async inodeAttr(ino: number): Promise<Attr> {
+    return this.attr(await this.inode(ino));
   }
 
   fgetattr(fd: number): Attr {
@@ -257,6 +267,10 @@ export class Filesystem {
   /** opendir(3): a listing read a piece at a time with readdirAt. */
   async opendir(path: string): Promise<number> {
     return this.dirs.open(await this.lookup(path));
+  }
+
+  async opendirIno(ino: number): Promise<number> {
+    return this.dirs.open(await this.inode(ino));
   }
 
   /** The entries after the one `cookie` came with (0: from the start), each with its own cookie. */
@@ -431,7 +445,18 @@ export class Filesystem {
   }
 
   async open(path: string, flags: number): Promise<number> {
-    const node = await this.lookup(path);
+    return this.openNode(await this.lookup(path), flags);
+  }
+
+  /**
+   * open(2) of an inode the kernel reached earlier: by number, as its name
+   * may have moved or gone since (an open racing a rename).
+   */
+  async openIno(ino: number, flags: number): Promise<number> {
+    return this.openNode(await this.inode(ino), flags);
+  }
+
+  private async openNode(node: Inode, flags: number): Promise<number> {
     if (node.isDir) {
       if ((flags & O_ACCMODE) !== 0) throw new FsError('EISDIR');
     } else if (!node.isFile) {

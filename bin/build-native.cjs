@@ -1,14 +1,13 @@
 #!/usr/bin/env node
-// Builds fuse-native's binding from its (patched) sources at install time:
-// its prebuilt binary predates our patch (patches/fuse-native+*.patch) and
-// would misread times and stats. Offline: npm's bundled node-gyp against the
-// headers of the Node that runs this, nothing downloaded.
+// Builds veilfs's FUSE binding (native/) at install time. Offline: npm's
+// bundled node-gyp against the headers of the Node that runs this and the
+// system's libfuse 2 (libfuse-dev), nothing downloaded.
 'use strict';
 const { execFileSync } = require('node:child_process');
 const { existsSync } = require('node:fs');
 const path = require('node:path');
 
-const pkg = path.dirname(require.resolve('fuse-native/package.json'));
+const pkg = path.join(__dirname, '..', 'native');
 
 function nodeGyp() {
   const candidates = [
@@ -40,10 +39,10 @@ try {
   });
 } catch (err) {
   const detail = String(err.stderr ?? err.message).split('\n').filter((l) => /error/i.test(l)).slice(0, 5).join('\n');
-  fail(`node-gyp rebuild in ${pkg} failed (needs g++, make and python3: apt-get install build-essential python3)\n${detail}`);
+  fail(`node-gyp rebuild in ${pkg} failed (needs g++, make, python3 and libfuse 2's headers: apt-get install build-essential python3 libfuse-dev)\n${detail}`);
 }
 try {
-  require('fuse-native');
+  require(path.join(pkg, 'build/Release/veilfs_fuse.node'));
 } catch (err) {
   // libfuse2 missing is reported by the mount command with its own fix; anything else is a broken build.
   if (!/libfuse/.test(err.message)) fail(err.message);

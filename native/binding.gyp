@@ -1,0 +1,10 @@
+{
+  "targets": [{
+    "target_name": "veilfs_fuse",
+    "sources": ["veilfs-fuse.c"],
+    "include_dirs": ["/usr/include/fuse"],
+    "defines": ["_FILE_OFFSET_BITS=64"],
+    "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+    "libraries": ["-lfuse", "-pthread"]
+  }]
+}

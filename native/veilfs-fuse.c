@@ -1,0 +1,737 @@
+// veilfs's FUSE binding: libfuse's low-level API driven from Node's own
+// event loop. /dev/fuse is polled by libuv; each request is decoded by
+// libfuse and handed to JavaScript on the main thread, which answers it
+// later (or at once) through one of the reply functions. No thread, no
+// hop between threads: a request costs one call into JavaScript.
+//
+// Attributes travel through two shared Float64Arrays set once by
+// setSlots(): JavaScript fills the attribute slot right before a reply
+// that carries attributes, and finds the caller in the context slot when
+// a request is dispatched. Both are safe because everything here runs on
+// one thread.
+#define FUSE_USE_VERSION 29
+#include <fuse_lowlevel.h>
+#include <node_api.h>
+#include <uv.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+// Version of the contract between this file and src/fuse/binding.ts.
+#define CONTRACT 1
+
+enum {
+  OP_INIT, OP_LOOKUP, OP_FORGET, OP_GETATTR, OP_SETATTR, OP_READLINK, OP_MKNOD,
+  OP_MKDIR, OP_UNLINK, OP_RMDIR, OP_SYMLINK, OP_RENAME, OP_LINK, OP_OPEN, OP_READ,
+  OP_WRITE, OP_FLUSH, OP_RELEASE, OP_FSYNC, OP_OPENDIR, OP_READDIR, OP_RELEASEDIR,
+  OP_FSYNCDIR, OP_STATFS, OP_SETXATTR, OP_GETXATTR, OP_LISTXATTR, OP_REMOVEXATTR,
+  OP_ACCESS, OP_CREATE, OP_COUNT
+};
+static const char *const OP_NAMES[OP_COUNT] = {
+  "init", "lookup", "forget", "getattr", "setattr", "readlink", "mknod",
+  "mkdir", "unlink", "rmdir", "symlink", "rename", "link", "open", "read",
+  "write", "flush", "release", "fsync", "opendir", "readdir", "releasedir",
+  "fsyncdir", "statfs", "setxattr", "getxattr", "listxattr", "removexattr",
+  "access", "create",
+};
+
+// Attribute slot layout, shared with src/fuse/binding.ts.
+enum {
+  A_INO, A_MODE, A_NLINK, A_UID, A_GID, A_RDEV, A_SIZE, A_BLOCKS, A_BLKSIZE,
+  A_ATIME, A_ATIME_NS, A_MTIME, A_MTIME_NS, A_CTIME, A_CTIME_NS, A_COUNT
+};
+// Context slot layout: uid, gid, pid, umask of the caller.
+enum { C_UID, C_GID, C_PID, C_UMASK, C_COUNT };
+
+static double *attr_slot;
+static double *ctx_slot;
+static napi_ref slot_refs[2];
+
+typedef struct session {
+  napi_env env;
+  struct fuse_session *se;
+  struct fuse_chan *ch;
+  char *mountpoint;
+  uv_poll_t poll;
+  char *buf;
+  size_t bufsize;
+  napi_ref ops[OP_COUNT];
+  napi_ref on_gone;
+  napi_async_context async_ctx;
+  int polling;
+  int closed;
+} session_t;
+
+#define CHECK(call) do { if ((call) != napi_ok) { napi_throw_error(env, NULL, #call " failed"); return NULL; } } while (0)
+
+static napi_value num(napi_env env, double v) {
+  napi_value out;
+  napi_create_double(env, v, &out);
+  return out;
+}
+
+static napi_value str(napi_env env, const char *s) {
+  napi_value out;
+  napi_create_string_utf8(env, s, NAPI_AUTO_LENGTH, &out);
+  return out;
+}
+
+static napi_value req_value(napi_env env, fuse_req_t req) {
+  // User-space pointers have at most 48 significant bits: exact in a double.
+  return num(env, (double)(uintptr_t)req);
+}
+
+static void set_context(fuse_req_t req) {
+  const struct fuse_ctx *c = fuse_req_ctx(req);
+  ctx_slot[C_UID] = c->uid;
+  ctx_slot[C_GID] = c->gid;
+  ctx_slot[C_PID] = c->pid;
+  ctx_slot[C_UMASK] = c->umask;
+}
+
+static session_t *session_of(fuse_req_t req) {
+  return (session_t *)fuse_req_userdata(req);
+}
+
+// Calls the JavaScript handler of op; an exception in it is a bug in veilfs
+// and goes to Node's uncaught-exception path like any other.
+static void call_js(session_t *s, int op, size_t argc, napi_value *argv) {
+  napi_env env = s->env;
+  napi_value fn, undefined;
+  napi_get_reference_value(env, s->ops[op], &fn);
+  napi_get_undefined(env, &undefined);
+  if (napi_call_function(env, undefined, fn, argc, argv, NULL) == napi_pending_exception) {
+    napi_value err;
+    napi_get_and_clear_last_exception(env, &err);
+    napi_fatal_exception(env, err);
+  }
+}
+
+// Returns the session of a request whose op has a handler, or NULL once
+// the request has been answered with ENOSYS.
+static session_t *begin(fuse_req_t req, int op) {
+  session_t *s = session_of(req);
+  if (!s->ops[op]) {
+    fuse_reply_err(req, ENOSYS);
+    return NULL;
+  }
+  set_context(req);
+  return s;
+}
+
+#define BEGIN(op) session_t *s = begin(req, op); if (!s) return; napi_env env = s->env;
+
+static void ll_init(void *userdata, struct fuse_conn_info *conn) {
+  session_t *s = userdata;
+  if (s->ops[OP_INIT]) call_js(s, OP_INIT, 0, NULL);
+}
+
+static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) {
+  BEGIN(OP_LOOKUP)
+  napi_value argv[] = { req_value(env, req), num(env, parent), str(env, name) };
+  call_js(s, OP_LOOKUP, 3, argv);
+}
+
+static void forget_one(session_t *s, uint64_t ino, uint64_t nlookup) {
+  if (!s->ops[OP_FORGET]) return;
+  napi_value argv[] = { num(s->env, ino), num(s->env, nlookup) };
+  call_js(s, OP_FORGET, 2, argv);
+}
+
+static void ll_forget(fuse_req_t req, fuse_ino_t ino, unsigned long nlookup) {
+  forget_one(session_of(req), ino, nlookup);
+  fuse_reply_none(req);
+}
+
+static void ll_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets) {
+  session_t *s = session_of(req);
+  for (size_t i = 0; i < count; i++) forget_one(s, forgets[i].ino, forgets[i].nlookup);
+  fuse_reply_none(req);
+}
+
+static void ll_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+  BEGIN(OP_GETATTR)
+  napi_value argv[] = { req_value(env, req), num(env, ino) };
+  call_js(s, OP_GETATTR, 2, argv);
+}
+
+static void ll_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set, struct fuse_file_info *fi) {
+  BEGIN(OP_SETATTR)
+  napi_value argv[] = {
+    req_value(env, req), num(env, ino), num(env, fi ? (double)fi->fh : -1), num(env, to_set),
+    num(env, attr->st_mode), num(env, attr->st_uid), num(env, attr->st_gid), num(env, attr->st_size),
+    num(env, attr->st_atim.tv_sec), num(env, attr->st_atim.tv_nsec),
+    num(env, attr->st_mtim.tv_sec), num(env, attr->st_mtim.tv_nsec),
+  };
+  call_js(s, OP_SETATTR, 12, argv);
+}
+
+static void ll_readlink(fuse_req_t req, fuse_ino_t ino) {
+  BEGIN(OP_READLINK)
+  napi_value argv[] = { req_value(env, req), num(env, ino) };
+  call_js(s, OP_READLINK, 2, argv);
+}
+
+static void ll_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev) {
+  BEGIN(OP_MKNOD)
+  napi_value argv[] = { req_value(env, req), num(env, parent), str(env, name), num(env, mode), num(env, rdev) };
+  call_js(s, OP_MKNOD, 5, argv);
+}
+
+static void ll_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode) {
+  BEGIN(OP_MKDIR)
+  napi_value argv[] = { req_value(env, req), num(env, parent), str(env, name), num(env, mode) };
+  call_js(s, OP_MKDIR, 4, argv);
+}
+
+static void ll_unlink(fuse_req_t req, fuse_ino_t parent, const char *name) {
+  BEGIN(OP_UNLINK)
+  napi_value argv[] = { req_value(env, req), num(env, parent), str(env, name) };
+  call_js(s, OP_UNLINK, 3, argv);
+}
+
+static void ll_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name) {
+  BEGIN(OP_RMDIR)
+  napi_value argv[] = { req_value(env, req), num(env, parent), str(env, name) };
+  call_js(s, OP_RMDIR, 3, argv);
+}
+
+static void ll_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name) {
+  BEGIN(OP_SYMLINK)
+  napi_value argv[] = { req_value(env, req), str(env, link), num(env, parent), str(env, name) };
+  call_js(s, OP_SYMLINK, 4, argv);
+}
+
+static void ll_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent, const char *newname) {
+  BEGIN(OP_RENAME)
+  napi_value argv[] = { req_value(env, req), num(env, parent), str(env, name), num(env, newparent), str(env, newname) };
+  call_js(s, OP_RENAME, 5, argv);
+}
+
+static void ll_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname) {
+  BEGIN(OP_LINK)
+  napi_value argv[] = { req_value(env, req), num(env, ino), num(env, newparent), str(env, newname) };
+  call_js(s, OP_LINK, 4, argv);
+}
+
+static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+  BEGIN(OP_OPEN)
+  napi_value argv[] = { req_value(env, req), num(env, ino), num(env, fi->flags) };
+  call_js(s, OP_OPEN, 3, argv);
+}
+
+static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
+  BEGIN(OP_READ)
+  napi_value argv[] = { req_value(env, req), num(env, ino), num(env, fi->fh), num(env, size), num(env, off) };
+  call_js(s, OP_READ, 5, argv);
+}
+
+static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off, struct fuse_file_info *fi) {
+  BEGIN(OP_WRITE)
+  // buf lives in the receive buffer, which the next request overwrites.
+  napi_value data;
+  void *copy;
+  napi_create_buffer_copy(env, size, buf, &copy, &data);
+  napi_value argv[] = { req_value(env, req), num(env, ino), num(env, fi->fh), data, num(env, off) };
+  call_js(s, OP_WRITE, 5, argv);
+}
+
+#define FH_OP(fn, op) \
+  static void fn(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) { \
+    BEGIN(op) \
+    napi_value argv[] = { req_value(env, req), num(env, ino), num(env, fi->fh) }; \
+    call_js(s, op, 3, argv); \
+  }
+FH_OP(ll_flush, OP_FLUSH)
+FH_OP(ll_release, OP_RELEASE)
+FH_OP(ll_releasedir, OP_RELEASEDIR)
+
+#define SYNC_OP(fn, op) \
+  static void fn(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi) { \
+    BEGIN(op) \
+    napi_value argv[] = { req_value(env, req), num(env, ino), num(env, fi->fh), num(env, datasync) }; \
+    call_js(s, op, 4, argv); \
+  }
+SYNC_OP(ll_fsync, OP_FSYNC)
+SYNC_OP(ll_fsyncdir, OP_FSYNCDIR)
+
+static void ll_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+  BEGIN(OP_OPENDIR)
+  napi_value argv[] = { req_value(env, req), num(env, ino), num(env, fi->flags) };
+  call_js(s, OP_OPENDIR, 3, argv);
+}
+
+static void ll_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
+  BEGIN(OP_READDIR)
+  napi_value argv[] = { req_value(env, req), num(env, ino), num(env, fi->fh), num(env, size), num(env, off) };
+  call_js(s, OP_READDIR, 5, argv);
+}
+
+static void ll_statfs(fuse_req_t req, fuse_ino_t ino) {
+  BEGIN(OP_STATFS)
+  napi_value argv[] = { req_value(env, req), num(env, ino) };
+  call_js(s, OP_STATFS, 2, argv);
+}
+
+static void ll_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size, int flags) {
+  BEGIN(OP_SETXATTR)
+  napi_value data;
+  void *copy;
+  napi_create_buffer_copy(env, size, value, &copy, &data);
+  napi_value argv[] = { req_value(env, req), num(env, ino), str(env, name), data, num(env, flags) };
+  call_js(s, OP_SETXATTR, 5, argv);
+}
+
+static void ll_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size) {
+  BEGIN(OP_GETXATTR)
+  napi_value argv[] = { req_value(env, req), num(env, ino), str(env, name), num(env, size) };
+  call_js(s, OP_GETXATTR, 4, argv);
+}
+
+static void ll_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+  BEGIN(OP_LISTXATTR)
+  napi_value argv[] = { req_value(env, req), num(env, ino), num(env, size) };
+  call_js(s, OP_LISTXATTR, 3, argv);
+}
+
+static void ll_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name) {
+  BEGIN(OP_REMOVEXATTR)
+  napi_value argv[] = { req_value(env, req), num(env, ino), str(env, name) };
+  call_js(s, OP_REMOVEXATTR, 3, argv);
+}
+
+static void ll_access(fuse_req_t req, fuse_ino_t ino, int mask) {
+  BEGIN(OP_ACCESS)
+  napi_value argv[] = { req_value(env, req), num(env, ino), num(env, mask) };
+  call_js(s, OP_ACCESS, 3, argv);
+}
+
+static void ll_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, struct fuse_file_info *fi) {
+  BEGIN(OP_CREATE)
+  napi_value argv[] = { req_value(env, req), num(env, parent), str(env, name), num(env, mode), num(env, fi->flags) };
+  call_js(s, OP_CREATE, 5, argv);
+}
+
+static const struct fuse_lowlevel_ops LL_OPS = {
+  .init = ll_init, .lookup = ll_lookup, .forget = ll_forget, .forget_multi = ll_forget_multi,
+  .getattr = ll_getattr, .setattr = ll_setattr, .readlink = ll_readlink, .mknod = ll_mknod,
+  .mkdir = ll_mkdir, .unlink = ll_unlink, .rmdir = ll_rmdir, .symlink = ll_symlink,
+  .rename = ll_rename, .link = ll_link, .open = ll_open, .read = ll_read, .write = ll_write,
+  .flush = ll_flush, .release = ll_release, .fsync = ll_fsync, .opendir = ll_opendir,
+  .readdir = ll_readdir, .releasedir = ll_releasedir, .fsyncdir = ll_fsyncdir,
+  .statfs = ll_statfs, .setxattr = ll_setxattr, .getxattr = ll_getxattr,
+  .listxattr = ll_listxattr, .removexattr = ll_removexattr, .access = ll_access,
+  .create = ll_create,
+};
+
+// ---- the session: mount, poll, unmount ----
+
+static void stop_polling(session_t *s) {
+  if (!s->polling) return;
+  s->polling = 0;
+  uv_poll_stop(&s->poll);
+}
+
+static void notify_gone(session_t *s) {
+  napi_value fn, undefined;
+  if (!s->on_gone) return;
+  napi_get_reference_value(s->env, s->on_gone, &fn);
+  napi_get_undefined(s->env, &undefined);
+  napi_call_function(s->env, undefined, fn, 0, NULL, NULL);
+}
+
+static void on_readable(uv_poll_t *handle, int status, int events) {
+  session_t *s = handle->data;
+  napi_env env = s->env;
+  napi_handle_scope scope;
+  napi_open_handle_scope(env, &scope);
+  napi_value resource;
+  napi_create_object(env, &resource);
+  // Promise jobs queued by the handlers run when this scope closes, as
+  // after any callback Node itself makes.
+  napi_callback_scope callback_scope;
+  napi_open_callback_scope(env, resource, s->async_ctx, &callback_scope);
+  int gone = status < 0;
+  // A bounded batch, so that replies and timers get their turn.
+  for (int i = 0; i < 32 && !gone && s->polling; i++) {
+    struct fuse_chan *ch = s->ch;
+    int res = fuse_chan_recv(&ch, s->buf, s->bufsize);
+    if (res == -EAGAIN) break;
+    if (res == -EINTR) continue;
+    if (res <= 0 || fuse_session_exited(s->se)) {
+      gone = 1;
+      break;
+    }
+    napi_handle_scope request_scope;
+    napi_open_handle_scope(env, &request_scope);
+    fuse_session_process(s->se, s->buf, res, ch);
+    napi_close_handle_scope(env, request_scope);
+  }
+  if (gone) {
+    stop_polling(s);
+    notify_gone(s);
+  }
+  napi_close_callback_scope(env, callback_scope);
+  napi_close_handle_scope(env, scope);
+}
+
+static void close_session(session_t *s) {
+  if (s->closed) return;
+  s->closed = 1;
+  stop_polling(s);
+  uv_close((uv_handle_t *)&s->poll, NULL);
+  fuse_session_remove_chan(s->ch);
+  fuse_session_destroy(s->se);
+  // Closes /dev/fuse and detaches the mount (lazily, as fusermount -z does)
+  // unless the kernel already dropped it.
+  fuse_unmount(s->mountpoint, s->ch);
+}
+
+static void free_session(napi_env env, void *data, void *hint) {
+  session_t *s = data;
+  // Only reached once JavaScript dropped the handle; the poll handle must
+  // be closed by libuv before its memory goes.
+  close_session(s);
+}
+
+static char *get_string(napi_env env, napi_value v) {
+  size_t len;
+  if (napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok) return NULL;
+  char *out = malloc(len + 1);
+  napi_get_value_string_utf8(env, v, out, len + 1, &len);
+  return out;
+}
+
+// mount(mountpoint, options, handlers, onGone) -> session
+static napi_value js_mount(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (!attr_slot) {
+    napi_throw_error(env, NULL, "setSlots() must come first");
+    return NULL;
+  }
+  session_t *s = calloc(1, sizeof(session_t));
+  s->env = env;
+  s->mountpoint = get_string(env, argv[0]);
+  char *options = get_string(env, argv[1]);
+  for (int op = 0; op < OP_COUNT; op++) {
+    napi_value fn;
+    napi_valuetype type;
+    if (napi_get_named_property(env, argv[2], OP_NAMES[op], &fn) != napi_ok) continue;
+    napi_typeof(env, fn, &type);
+    if (type == napi_function) napi_create_reference(env, fn, 1, &s->ops[op]);
+  }
+  napi_create_reference(env, argv[3], 1, &s->on_gone);
+
+  char *args_v[] = { "veilfs", "-o", options, NULL };
+  struct fuse_args args = FUSE_ARGS_INIT(3, args_v);
+  s->ch = fuse_mount(s->mountpoint, &args);
+  if (!s->ch) {
+    fuse_opt_free_args(&args);
+    free(options);
+    napi_throw_error(env, "EMOUNT", "the kernel refused the mount (libfuse said why on standard error)");
+    return NULL;
+  }
+  s->se = fuse_lowlevel_new(&args, &LL_OPS, sizeof(LL_OPS), s);
+  fuse_opt_free_args(&args);
+  free(options);
+  if (!s->se) {
+    fuse_unmount(s->mountpoint, s->ch);
+    napi_throw_error(env, "EMOUNT", "libfuse refused the options");
+    return NULL;
+  }
+  fuse_session_add_chan(s->se, s->ch);
+  int fd = fuse_chan_fd(s->ch);
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+  s->bufsize = fuse_chan_bufsize(s->ch);
+  s->buf = malloc(s->bufsize);
+
+  napi_value resource_name = str(env, "veilfs:fuse");
+  napi_value resource;
+  napi_create_object(env, &resource);
+  napi_async_init(env, resource, resource_name, &s->async_ctx);
+
+  uv_loop_t *loop;
+  napi_get_uv_event_loop(env, &loop);
+  uv_poll_init(loop, &s->poll, fd);
+  s->poll.data = s;
+  uv_poll_start(&s->poll, UV_READABLE, on_readable);
+  s->polling = 1;
+
+  napi_value handle;
+  CHECK(napi_create_external(env, s, free_session, NULL, &handle));
+  return handle;
+}
+
+static session_t *get_session(napi_env env, napi_value v) {
+  void *data = NULL;
+  napi_get_value_external(env, v, &data);
+  return data;
+}
+
+// unmount(session): stops serving and detaches the mount.
+static napi_value js_unmount(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  session_t *s = get_session(env, argv[0]);
+  if (s) close_session(s);
+  return NULL;
+}
+
+// invalidate(session, ino): the kernel drops its cached attributes.
+static napi_value js_invalidate(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  int64_t ino;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  session_t *s = get_session(env, argv[0]);
+  napi_get_value_int64(env, argv[1], &ino);
+  int res = s && !s->closed ? fuse_lowlevel_notify_inval_inode(s->ch, ino, -1, 0) : -ENOTCONN;
+  return num(env, res);
+}
+
+// invalidateEntry(session, parent, name): the kernel forgets a cached name.
+static napi_value js_invalidate_entry(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  int64_t parent;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  session_t *s = get_session(env, argv[0]);
+  napi_get_value_int64(env, argv[1], &parent);
+  char *name = get_string(env, argv[2]);
+  int res = s && !s->closed && name ? fuse_lowlevel_notify_inval_entry(s->ch, parent, name, strlen(name)) : -ENOTCONN;
+  free(name);
+  return num(env, res);
+}
+
+// ---- replies ----
+
+static fuse_req_t get_req(napi_env env, napi_value v) {
+  double d;
+  napi_get_value_double(env, v, &d);
+  return (fuse_req_t)(uintptr_t)d;
+}
+
+static void slot_stat(struct stat *st) {
+  memset(st, 0, sizeof(*st));
+  st->st_ino = (ino_t)attr_slot[A_INO];
+  st->st_mode = (mode_t)attr_slot[A_MODE];
+  st->st_nlink = (nlink_t)attr_slot[A_NLINK];
+  st->st_uid = (uid_t)attr_slot[A_UID];
+  st->st_gid = (gid_t)attr_slot[A_GID];
+  st->st_rdev = (dev_t)attr_slot[A_RDEV];
+  st->st_size = (off_t)attr_slot[A_SIZE];
+  st->st_blocks = (blkcnt_t)attr_slot[A_BLOCKS];
+  st->st_blksize = (blksize_t)attr_slot[A_BLKSIZE];
+  st->st_atim.tv_sec = (time_t)attr_slot[A_ATIME];
+  st->st_atim.tv_nsec = (long)attr_slot[A_ATIME_NS];
+  st->st_mtim.tv_sec = (time_t)attr_slot[A_MTIME];
+  st->st_mtim.tv_nsec = (long)attr_slot[A_MTIME_NS];
+  st->st_ctim.tv_sec = (time_t)attr_slot[A_CTIME];
+  st->st_ctim.tv_nsec = (long)attr_slot[A_CTIME_NS];
+}
+
+static void slot_entry(struct fuse_entry_param *e, double timeout) {
+  memset(e, 0, sizeof(*e));
+  slot_stat(&e->attr);
+  e->ino = e->attr.st_ino;
+  e->generation = 1;
+  e->attr_timeout = timeout;
+  e->entry_timeout = timeout;
+}
+
+#define REPLY_ARGS(n) \
+  size_t argc = n; \
+  napi_value argv[n]; \
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL)); \
+  fuse_req_t req = get_req(env, argv[0]);
+
+static double get_double(napi_env env, napi_value v) {
+  double d = 0;
+  napi_get_value_double(env, v, &d);
+  return d;
+}
+
+// replyErr(req, errno): errno positive, 0 for success without data.
+static napi_value js_reply_err(napi_env env, napi_callback_info info) {
+  REPLY_ARGS(2)
+  fuse_reply_err(req, (int)get_double(env, argv[1]));
+  return NULL;
+}
+
+// replyEntry(req, timeout): the name's inode from the attribute slot; ino 0 caches its absence.
+static napi_value js_reply_entry(napi_env env, napi_callback_info info) {
+  REPLY_ARGS(2)
+  struct fuse_entry_param e;
+  slot_entry(&e, get_double(env, argv[1]));
+  fuse_reply_entry(req, &e);
+  return NULL;
+}
+
+// replyAttr(req, timeout)
+static napi_value js_reply_attr(napi_env env, napi_callback_info info) {
+  REPLY_ARGS(2)
+  struct stat st;
+  slot_stat(&st);
+  fuse_reply_attr(req, &st, get_double(env, argv[1]));
+  return NULL;
+}
+
+// replyCreate(req, timeout, fh)
+static napi_value js_reply_create(napi_env env, napi_callback_info info) {
+  REPLY_ARGS(3)
+  struct fuse_entry_param e;
+  struct fuse_file_info fi;
+  slot_entry(&e, get_double(env, argv[1]));
+  memset(&fi, 0, sizeof(fi));
+  fi.fh = (uint64_t)get_double(env, argv[2]);
+  fuse_reply_create(req, &e, &fi);
+  return NULL;
+}
+
+// replyOpen(req, fh, keepCache)
+static napi_value js_reply_open(napi_env env, napi_callback_info info) {
+  REPLY_ARGS(3)
+  struct fuse_file_info fi;
+  bool keep;
+  memset(&fi, 0, sizeof(fi));
+  fi.fh = (uint64_t)get_double(env, argv[1]);
+  napi_get_value_bool(env, argv[2], &keep);
+  fi.keep_cache = keep;
+  fuse_reply_open(req, &fi);
+  return NULL;
+}
+
+// replyData(req, buffer, length)
+static napi_value js_reply_data(napi_env env, napi_callback_info info) {
+  REPLY_ARGS(3)
+  void *data;
+  size_t len;
+  napi_get_buffer_info(env, argv[1], &data, &len);
+  size_t n = (size_t)get_double(env, argv[2]);
+  fuse_reply_buf(req, data, n < len ? n : len);
+  return NULL;
+}
+
+// replyReadlink(req, target)
+static napi_value js_reply_readlink(napi_env env, napi_callback_info info) {
+  REPLY_ARGS(2)
+  char *target = get_string(env, argv[1]);
+  fuse_reply_readlink(req, target ? target : "");
+  free(target);
+  return NULL;
+}
+
+// replyWrite(req, count)
+static napi_value js_reply_write(napi_env env, napi_callback_info info) {
+  REPLY_ARGS(2)
+  fuse_reply_write(req, (size_t)get_double(env, argv[1]));
+  return NULL;
+}
+
+// replyXattrSize(req, size)
+static napi_value js_reply_xattr_size(napi_env env, napi_callback_info info) {
+  REPLY_ARGS(2)
+  fuse_reply_xattr(req, (size_t)get_double(env, argv[1]));
+  return NULL;
+}
+
+// replyStatfs(req, bsize, frsize, blocks, bfree, bavail, files, ffree, favail, namemax)
+static napi_value js_reply_statfs(napi_env env, napi_callback_info info) {
+  REPLY_ARGS(10)
+  struct statvfs st;
+  memset(&st, 0, sizeof(st));
+  st.f_bsize = (unsigned long)get_double(env, argv[1]);
+  st.f_frsize = (unsigned long)get_double(env, argv[2]);
+  st.f_blocks = (fsblkcnt_t)get_double(env, argv[3]);
+  st.f_bfree = (fsblkcnt_t)get_double(env, argv[4]);
+  st.f_bavail = (fsblkcnt_t)get_double(env, argv[5]);
+  st.f_files = (fsfilcnt_t)get_double(env, argv[6]);
+  st.f_ffree = (fsfilcnt_t)get_double(env, argv[7]);
+  st.f_favail = (fsfilcnt_t)get_double(env, argv[8]);
+  st.f_namemax = (unsigned long)get_double(env, argv[9]);
+  fuse_reply_statfs(req, &st);
+  return NULL;
+}
+
+// replyDir(req, size, names joined by "/", Float64Array of [ino, mode, cookie] per name)
+// -> how many entries fit; the kernel asks again from the last one's cookie.
+static napi_value js_reply_dir(napi_env env, napi_callback_info info) {
+  REPLY_ARGS(4)
+  size_t size = (size_t)get_double(env, argv[1]);
+  char *names = get_string(env, argv[2]);
+  napi_typedarray_type type;
+  size_t count;
+  void *data;
+  napi_get_typedarray_info(env, argv[3], &type, &count, &data, NULL, NULL);
+  const double *meta = data;
+  char *out = malloc(size);
+  size_t used = 0;
+  size_t entries = 0;
+  char *name = names;
+  struct stat st;
+  memset(&st, 0, sizeof(st));
+  for (size_t i = 0; name && (i + 1) * 3 <= count; i++) {
+    char *end = strchr(name, '/');
+    if (end) *end = '\0';
+    st.st_ino = (ino_t)meta[i * 3];
+    st.st_mode = (mode_t)meta[i * 3 + 1];
+    size_t need = fuse_add_direntry(req, NULL, 0, name, NULL, 0);
+    if (used + need > size) break;
+    fuse_add_direntry(req, out + used, size - used, name, &st, (off_t)meta[i * 3 + 2]);
+    used += need;
+    entries++;
+    name = end ? end + 1 : NULL;
+  }
+  fuse_reply_buf(req, out, used);
+  free(out);
+  free(names);
+  return num(env, entries);
+}
+
+// setSlots(attributes, context): the two shared Float64Arrays.
+static napi_value js_set_slots(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  double **slots[2] = { &attr_slot, &ctx_slot };
+  size_t needed[2] = { A_COUNT, C_COUNT };
+  for (int i = 0; i < 2; i++) {
+    napi_typedarray_type type;
+    size_t length;
+    void *data;
+    if (napi_get_typedarray_info(env, argv[i], &type, &length, &data, NULL, NULL) != napi_ok || type != napi_float64_array || length < needed[i]) {
+      napi_throw_type_error(env, NULL, "setSlots wants two Float64Arrays of the contract's sizes");
+      return NULL;
+    }
+    if (slot_refs[i]) napi_delete_reference(env, slot_refs[i]);
+    napi_create_reference(env, argv[i], 1, &slot_refs[i]);
+    *slots[i] = data;
+  }
+  return NULL;
+}
+
+static napi_value init_module(napi_env env, napi_value exports) {
+  struct { const char *name; napi_callback fn; } fns[] = {
+    { "setSlots", js_set_slots }, { "mount", js_mount }, { "unmount", js_unmount },
+    { "invalidate", js_invalidate }, { "invalidateEntry", js_invalidate_entry },
+    { "replyErr", js_reply_err }, { "replyEntry", js_reply_entry }, { "replyAttr", js_reply_attr },
+    { "replyCreate", js_reply_create }, { "replyOpen", js_reply_open }, { "replyData", js_reply_data },
+    { "replyReadlink", js_reply_readlink }, { "replyWrite", js_reply_write },
+    { "replyXattrSize", js_reply_xattr_size }, { "replyStatfs", js_reply_statfs }, { "replyDir", js_reply_dir },
+  };
+  for (size_t i = 0; i < sizeof(fns) / sizeof(fns[0]); i++) {
+    napi_value fn;
+    napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].fn, NULL, &fn);
+    napi_set_named_property(env, exports, fns[i].name, fn);
+  }
+  napi_set_named_property(env, exports, "contract", num(env, CONTRACT));
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init_module)
