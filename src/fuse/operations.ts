@@ -51,13 +51,25 @@ export function kernelHandlers(fs: Filesystem, { binding: b, log, ttl, live }: K
   const fail = (req: Req, op: string, what: () => string) => (err: unknown) => {
     if (live()) b.replyErr(req, -toErrno(err, () => `${op} ${what()}`, log));
   };
-  /** Runs work and answers req with ok(result), or with the errno of what it threw. */
+  /**
+   * Runs work and answers req with ok(result), or with the errno of what
+   * it threw. Each ok() replies as its last step, so a throw in it means
+   * no reply went out yet: the kernel is never left waiting.
+   */
   function answer<T>(req: Req, op: string, what: () => string, work: () => T | Promise<T>, ok: (value: T) => void): void {
     const failed = fail(req, op, what);
+    const succeed = (value: T) => {
+      if (!live()) return;
+      try {
+        ok(value);
+      } catch (err) {
+        failed(err);
+      }
+    };
     try {
       const result = work();
-      if (result instanceof Promise) result.then((v) => live() && ok(v), failed);
-      else ok(result);
+      if (result instanceof Promise) result.then(succeed, failed);
+      else succeed(result);
     } catch (err) {
       failed(err);
     }
