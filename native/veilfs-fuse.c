@@ -557,12 +557,17 @@ static double get_double(napi_env env, napi_value v) {
   return d;
 }
 
-// replyErr(req, errno): errno positive, 0 for success without data.
-static napi_value js_reply_err(napi_env env, napi_callback_info info) {
-  REPLY_ARGS(2)
-  fuse_reply_err(req, (int)get_double(env, argv[1]));
-  return NULL;
-}
+// Replies that carry one number: replyErr(req, errno) with errno positive
+// (0: success without data), replyWrite(req, count), replyXattrSize(req, size).
+#define REPLY_NUMBER(js_name, reply) \
+  static napi_value js_name(napi_env env, napi_callback_info info) { \
+    REPLY_ARGS(2) \
+    reply(req, get_double(env, argv[1])); \
+    return NULL; \
+  }
+REPLY_NUMBER(js_reply_err, fuse_reply_err)
+REPLY_NUMBER(js_reply_write, fuse_reply_write)
+REPLY_NUMBER(js_reply_xattr_size, fuse_reply_xattr)
 
 // replyEntry(req, timeout): the name's inode from the attribute slot; ino 0 caches its absence.
 static napi_value js_reply_entry(napi_env env, napi_callback_info info) {
@@ -624,20 +629,6 @@ static napi_value js_reply_readlink(napi_env env, napi_callback_info info) {
   char *target = get_string(env, argv[1]);
   fuse_reply_readlink(req, target ? target : "");
   free(target);
-  return NULL;
-}
-
-// replyWrite(req, count)
-static napi_value js_reply_write(napi_env env, napi_callback_info info) {
-  REPLY_ARGS(2)
-  fuse_reply_write(req, (size_t)get_double(env, argv[1]));
-  return NULL;
-}
-
-// replyXattrSize(req, size)
-static napi_value js_reply_xattr_size(napi_env env, napi_callback_info info) {
-  REPLY_ARGS(2)
-  fuse_reply_xattr(req, (size_t)get_double(env, argv[1]));
   return NULL;
 }
 

@@ -1,14 +1,16 @@
 import { ROOT_INO } from '../meta/inode.js';
 
-/** A name of an inode: its directory's inode and the name in it. */
-type NameKey = string;
-const keyOf = (parent: number, name: string): NameKey => `${parent}/${name}`;
+/** A name: the inode number of its directory, and the name in it. */
+type Name = [parent: number, name: string];
 
 interface KernelNode {
   /** How many times the kernel was handed this inode (FUSE's nlookup). */
   lookups: number;
-  /** The names the kernel knows it by, first one used for paths; more than one for hard links. */
-  names: NameKey[];
+  /** The name paths go through; parent 0 once the inode has no name left. */
+  parent: number;
+  name: string;
+  /** Other names of a hard link the kernel reached it by. */
+  aliases?: Name[];
 }
 
 /**
@@ -17,11 +19,11 @@ interface KernelNode {
  * kernel sees is the inode number itself, so all names of a hard link are
  * one kernel inode, as on a local disk. An inode stays here until the
  * kernel forgets it; one whose names are all gone (open and unlinked, or
- * in a removed directory) has no path.
+ * in a removed directory) has no path. One small object per inode: the
+ * kernel may hold a million.
  */
 export class KernelNodes {
   private readonly nodes = new Map<number, KernelNode>();
-  private readonly names = new Map<NameKey, number>();
 
   /** The path of a name in a directory the kernel holds. */
   childPath(parent: number, name: string): string | undefined {
@@ -34,11 +36,10 @@ export class KernelNodes {
     if (ino === ROOT_INO) return '/';
     const parts: string[] = [];
     for (let at = ino; at !== ROOT_INO;) {
-      const key = this.nodes.get(at)?.names[0];
-      if (key === undefined) return undefined;
-      const slash = key.indexOf('/');
-      parts.push(key.slice(slash + 1));
-      at = Number(key.slice(0, slash));
+      const node = this.nodes.get(at);
+      if (!node || node.parent === 0) return undefined;
+      parts.push(node.name);
+      at = node.parent;
       // A cycle would mean a bug above; a path that long cannot exist anyway.
       if (parts.length > 4096) return undefined;
     }
@@ -48,57 +49,48 @@ export class KernelNodes {
   /** The kernel was handed ino under this name (a lookup or a create): one more lookup to forget. */
   remember(parent: number, name: string, ino: number): void {
     if (ino === ROOT_INO) return;
-    const key = keyOf(parent, name);
-    const previous = this.names.get(key);
-    if (previous !== undefined && previous !== ino) this.dropName(key, previous);
-    this.names.set(key, ino);
     const node = this.nodes.get(ino);
     if (!node) {
-      this.nodes.set(ino, { lookups: 1, names: [key] });
+      this.nodes.set(ino, { lookups: 1, parent, name });
       return;
     }
     node.lookups++;
-    if (!node.names.includes(key)) node.names.unshift(key);
+    if (node.parent === parent && node.name === name) return;
+    if (node.parent !== 0 && !node.aliases?.some(([p, n]) => p === parent && n === name)) (node.aliases ??= []).push([node.parent, node.name]);
+    node.parent = parent;
+    node.name = name;
   }
 
   forget(ino: number, count: number): void {
     const node = this.nodes.get(ino);
+    if (node && (node.lookups -= count) <= 0) this.nodes.delete(ino);
+  }
+
+  /** ino lost the name parent/name (unlink, rmdir, or replaced by a rename). */
+  removed(ino: number, parent: number, name: string): void {
+    const node = this.nodes.get(ino);
     if (!node) return;
-    node.lookups -= count;
-    if (node.lookups > 0) return;
-    for (const key of node.names) if (this.names.get(key) === ino) this.names.delete(key);
-    this.nodes.delete(ino);
+    if (node.parent === parent && node.name === name) {
+      const next = node.aliases?.pop();
+      [node.parent, node.name] = next ?? [0, ''];
+    } else {
+      node.aliases = node.aliases?.filter(([p, n]) => p !== parent || n !== name);
+    }
+    if (node.aliases?.length === 0) delete node.aliases;
   }
 
-  /** The name is gone (unlink, rmdir). */
-  removed(parent: number, name: string): void {
-    const key = keyOf(parent, name);
-    const ino = this.names.get(key);
-    if (ino !== undefined) this.dropName(key, ino);
+  /** ino's name parent/name is now newParent/newName. */
+  renamed(ino: number, parent: number, name: string, newParent: number, newName: string): void {
+    this.removed(ino, parent, name);
+    const node = this.nodes.get(ino);
+    if (!node) return;
+    if (node.parent !== 0) (node.aliases ??= []).push([node.parent, node.name]);
+    node.parent = newParent;
+    node.name = newName;
   }
 
-  /** The name moved; a file it replaced lost its name. */
-  renamed(parent: number, name: string, newParent: number, newName: string): void {
-    const from = keyOf(parent, name);
-    const to = keyOf(newParent, newName);
-    if (from === to) return;
-    this.removed(newParent, newName);
-    const ino = this.names.get(from);
-    if (ino === undefined) return;
-    this.names.delete(from);
-    this.names.set(to, ino);
-    const node = this.nodes.get(ino)!;
-    node.names = node.names.map((key) => (key === from ? to : key));
-  }
-
-  /** How many inodes the kernel holds (for tests and status). */
+  /** How many inodes the kernel holds. */
   get size(): number {
     return this.nodes.size;
-  }
-
-  private dropName(key: NameKey, ino: number): void {
-    this.names.delete(key);
-    const node = this.nodes.get(ino);
-    if (node) node.names = node.names.filter((k) => k !== key);
   }
 }

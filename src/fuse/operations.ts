@@ -84,6 +84,8 @@ export function kernelHandlers(fs: Filesystem, { binding: b, log, ttl, live }: K
     if (path === undefined) throw new FsError('ENOENT');
     return path;
   };
+  /** How log lines name an inode: by its path while it has one. */
+  const nameOf = (ino: number) => nodes.pathOf(ino) ?? `inode ${ino} (no name left)`;
   const done = (req: Req) => () => b.replyErr(req, 0);
   const attrReply = (req: Req) => (a: Attr) => {
     putAttr(a);
@@ -105,6 +107,12 @@ export function kernelHandlers(fs: Filesystem, { binding: b, log, ttl, live }: K
     }, entryReply(req, parent, name));
   };
 
+  /** Removes parent/name; the kernel keeps the inode (by number) until it forgets it. */
+  const remove = (req: Req, op: string, parent: number, name: string, run: (path: string) => Promise<number>) => {
+    let path = '';
+    answer(req, op, () => path, async () => nodes.removed(await run((path = childOf(parent, name))), parent, name), done(req));
+  };
+
   return {
     nodes,
     setXattrNames,
@@ -113,11 +121,11 @@ export function kernelHandlers(fs: Filesystem, { binding: b, log, ttl, live }: K
       lookup: (req: Req, parent: number, name: string) =>
         answer(req, 'lookup', () => nodes.childPath(parent, name) ?? name, () => fs.lookupIn(parent, name), entryReply(req, parent, name)),
       forget: (ino: number, count: number) => nodes.forget(ino, count),
-      getattr: (req: Req, ino: number) => answer(req, 'getattr', () => `inode ${ino}`, () => fs.inodeAttr(ino), attrReply(req)),
+      getattr: (req: Req, ino: number) => answer(req, 'getattr', () => nameOf(ino), () => fs.inodeAttr(ino), attrReply(req)),
       setattr: (req: Req, ino: number, fh: number, valid: number, mode: number, uid: number, gid: number, size: number,
         atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number) => {
         let path: string | undefined;
-        answer(req, 'setattr', () => path ?? `inode ${ino}`, async () => {
+        answer(req, 'setattr', () => path ?? nameOf(ino), async () => {
           path = nodes.pathOf(ino);
           const at = () => {
             if (path === undefined) throw new FsError('ENOENT');
@@ -132,7 +140,7 @@ export function kernelHandlers(fs: Filesystem, { binding: b, log, ttl, live }: K
           return fh >= 0 ? fs.fgetattr(fh) : fs.inodeAttr(ino);
         }, attrReply(req));
       },
-      readlink: (req: Req, ino: number) => answer(req, 'readlink', () => `inode ${ino}`, () => fs.readlink(pathOf(ino)), (t) => b.replyReadlink(req, t)),
+      readlink: (req: Req, ino: number) => answer(req, 'readlink', () => nameOf(ino), () => fs.readlink(pathOf(ino)), (t) => b.replyReadlink(req, t)),
       mknod: (req: Req, parent: number, name: string, mode: number, rdev: number) => {
         const caller = currentCaller();
         make(req, 'mknod', parent, name, (path) => fs.mknod(path, mode, rdev, caller));
@@ -146,25 +154,14 @@ export function kernelHandlers(fs: Filesystem, { binding: b, log, ttl, live }: K
         make(req, 'symlink', parent, name, (path) => fs.symlink(target, path, caller));
       },
       link: (req: Req, ino: number, parent: number, name: string) => make(req, 'link', parent, name, (path) => fs.link(pathOf(ino), path)),
-      unlink: (req: Req, parent: number, name: string) => {
-        let path = '';
-        answer(req, 'unlink', () => path, async () => {
-          await fs.unlink((path = childOf(parent, name)));
-          nodes.removed(parent, name);
-        }, done(req));
-      },
-      rmdir: (req: Req, parent: number, name: string) => {
-        let path = '';
-        answer(req, 'rmdir', () => path, async () => {
-          await fs.rmdir((path = childOf(parent, name)));
-          nodes.removed(parent, name);
-        }, done(req));
-      },
+      unlink: (req: Req, parent: number, name: string) => remove(req, 'unlink', parent, name, (path) => fs.unlink(path)),
+      rmdir: (req: Req, parent: number, name: string) => remove(req, 'rmdir', parent, name, (path) => fs.rmdir(path)),
       rename: (req: Req, parent: number, name: string, newParent: number, newName: string) => {
         let path = '';
         answer(req, 'rename', () => path, async () => {
-          await fs.rename((path = childOf(parent, name)), childOf(newParent, newName));
-          nodes.renamed(parent, name, newParent, newName);
+          const { moved, replaced } = await fs.rename((path = childOf(parent, name)), childOf(newParent, newName));
+          if (replaced !== undefined) nodes.removed(replaced, newParent, newName);
+          nodes.renamed(moved, parent, name, newParent, newName);
         }, done(req));
       },
       create: (req: Req, parent: number, name: string, mode: number, flags: number) => {
@@ -178,20 +175,20 @@ export function kernelHandlers(fs: Filesystem, { binding: b, log, ttl, live }: K
         });
       },
       open: (req: Req, ino: number, flags: number) =>
-        answer(req, 'open', () => `inode ${ino}`, () => fs.openIno(ino, flags), (fd) => b.replyOpen(req, fd, false)),
+        answer(req, 'open', () => nameOf(ino), () => fs.openIno(ino, flags), (fd) => b.replyOpen(req, fd, false)),
       read: (req: Req, ino: number, fh: number, size: number, offset: number) => {
         const buf = Buffer.allocUnsafe(size);
-        answer(req, 'read', () => `inode ${ino}`, () => fs.read(fh, buf, size, offset), (n) => b.replyData(req, buf, n));
+        answer(req, 'read', () => nameOf(ino), () => fs.read(fh, buf, size, offset), (n) => b.replyData(req, buf, n));
       },
       write: (req: Req, ino: number, fh: number, data: Buffer, offset: number) =>
-        answer(req, 'write', () => `inode ${ino}`, () => fs.write(fh, data, offset), (n) => b.replyWrite(req, n)),
-      flush: (req: Req, ino: number, fh: number) => answer(req, 'flush', () => `inode ${ino}`, () => fs.flush(fh), done(req)),
-      release: (req: Req, ino: number, fh: number) => answer(req, 'release', () => `inode ${ino}`, () => fs.release(fh), done(req)),
-      fsync: (req: Req, ino: number, fh: number) => answer(req, 'fsync', () => `inode ${ino}`, () => fs.fsync(fh), done(req)),
+        answer(req, 'write', () => nameOf(ino), () => fs.write(fh, data, offset), (n) => b.replyWrite(req, n)),
+      flush: (req: Req, ino: number, fh: number) => answer(req, 'flush', () => nameOf(ino), () => fs.flush(fh), done(req)),
+      release: (req: Req, ino: number, fh: number) => answer(req, 'release', () => nameOf(ino), () => fs.release(fh), done(req)),
+      fsync: (req: Req, ino: number, fh: number) => answer(req, 'fsync', () => nameOf(ino), () => fs.fsync(fh), done(req)),
       opendir: (req: Req, ino: number) =>
-        answer(req, 'opendir', () => `inode ${ino}`, () => fs.opendirIno(ino), (fd) => b.replyOpen(req, fd, false)),
+        answer(req, 'opendir', () => nameOf(ino), () => fs.opendirIno(ino), (fd) => b.replyOpen(req, fd, false)),
       readdir: (req: Req, ino: number, fh: number, size: number, offset: number) =>
-        answer(req, 'readdir', () => `inode ${ino}`, () => fs.readdirAt(fh, offset), (piece) => {
+        answer(req, 'readdir', () => nameOf(ino), () => fs.readdirAt(fh, offset), (piece) => {
           const meta = new Float64Array(piece.names.length * 3);
           for (let i = 0; i < piece.names.length; i++) {
             meta[i * 3] = piece.attrs[i].ino;
@@ -200,26 +197,26 @@ export function kernelHandlers(fs: Filesystem, { binding: b, log, ttl, live }: K
           }
           b.replyDir(req, size, piece.names.join('/'), meta);
         }),
-      releasedir: (req: Req, ino: number, fh: number) => answer(req, 'releasedir', () => `inode ${ino}`, () => fs.releasedir(fh), done(req)),
+      releasedir: (req: Req, ino: number, fh: number) => answer(req, 'releasedir', () => nameOf(ino), () => fs.releasedir(fh), done(req)),
       fsyncdir: (req: Req) => answer(req, 'fsyncdir', () => 'directory', () => fs.sync(), done(req)),
       statfs: (req: Req) => answer(req, 'statfs', () => '/', () => fs.statfs(), (s) =>
         b.replyStatfs(req, s.bsize, s.frsize, s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.favail, s.namemax)),
-      access: (req: Req, ino: number) => answer(req, 'access', () => `inode ${ino}`, () => fs.inodeAttr(ino), done(req)),
+      access: (req: Req, ino: number) => answer(req, 'access', () => nameOf(ino), () => fs.inodeAttr(ino), done(req)),
       setxattr: (req: Req, ino: number, name: string, value: Buffer, flags: number) =>
-        answer(req, 'setxattr', () => `inode ${ino}`, () => fs.xattrs.set(pathOf(ino), name, value, flags), done(req)),
+        answer(req, 'setxattr', () => nameOf(ino), () => fs.xattrs.set(pathOf(ino), name, value, flags), done(req)),
       getxattr: (req: Req, ino: number, name: string, size: number) => {
         // The kernel asks for security.* and ACL names on every write and
         // every ls -l; names no file has are answered without a lookup.
         if (!knownXattrs.has(name)) return b.replyErr(req, ENODATA);
-        answer(req, 'getxattr', () => `inode ${ino}`, () => fs.xattrs.get(pathOf(ino), name), (v) => xattrReply(req, v, size));
+        answer(req, 'getxattr', () => nameOf(ino), () => fs.xattrs.get(pathOf(ino), name), (v) => xattrReply(req, v, size));
       },
       listxattr: (req: Req, ino: number, size: number) => {
         const caller = currentCaller();
-        answer(req, 'listxattr', () => `inode ${ino}`, () => fs.xattrs.list(pathOf(ino), caller.uid),
+        answer(req, 'listxattr', () => nameOf(ino), () => fs.xattrs.list(pathOf(ino), caller.uid),
           (names) => xattrReply(req, Buffer.from(names.map((n) => `${n}\0`).join('')), size));
       },
       removexattr: (req: Req, ino: number, name: string) =>
-        answer(req, 'removexattr', () => `inode ${ino}`, () => fs.xattrs.remove(pathOf(ino), name), done(req)),
+        answer(req, 'removexattr', () => nameOf(ino), () => fs.xattrs.remove(pathOf(ino), name), done(req)),
     },
   };
 

@@ -184,6 +184,7 @@ export class Filesystem {
 
   /** The kernel's lookup: a name in a directory it holds by inode number. */
   async lookupIn(dirIno: number, name: string): Promise<Attr> {
+    checkName(name);
     return this.attr(await this.child(await this.inode(dirIno), name));
   }
 
@@ -322,7 +323,8 @@ export class Filesystem {
     if (type === S_IFCHR || type === S_IFBLK) node.rdev = rdev;
   }
 
-  async rmdir(path: string): Promise<void> {
+  /** Returns the inode number the name had. */
+  async rmdir(path: string): Promise<number> {
     this.writable();
     const { dir, name } = await this.parentOf(path);
     const node = await this.entry(dir, name);
@@ -336,6 +338,7 @@ export class Filesystem {
     this.touch(dir);
     node.nlink = 0;
     this.tree.destroy(node);
+    return node.ino;
   }
 
   async symlink(target: string, path: string, caller?: Caller): Promise<void> {
@@ -363,7 +366,8 @@ export class Filesystem {
     this.addEntry(dir, name, node, node.ctime);
   }
 
-  async unlink(path: string): Promise<void> {
+  /** Returns the inode number the name had. */
+  async unlink(path: string): Promise<number> {
     this.writable();
     const { dir, name } = await this.parentOf(path);
     const node = await this.entry(dir, name);
@@ -373,6 +377,7 @@ export class Filesystem {
     const time = now();
     this.touch(dir, time);
     this.dropLink(node, time);
+    return node.ino;
   }
 
   private dropLink(node: Inode, time: Time): void {
@@ -388,7 +393,8 @@ export class Filesystem {
     this.tree.destroy(node);
   }
 
-  async rename(from: string, to: string): Promise<void> {
+  /** Returns the inode number of what moved, and of what it replaced if anything. */
+  async rename(from: string, to: string): Promise<{ moved: number; replaced?: number }> {
     this.writable();
     const src = await this.parentOf(from);
     const dst = await this.parentOf(to);
@@ -407,7 +413,7 @@ export class Filesystem {
     }
     const time = now();
     if (target) {
-      if (target.ino === ino) return;
+      if (target.ino === ino) return { moved: ino };
       if (node.isDir) {
         if (!target.isDir) throw new FsError('ENOTDIR');
         if (targetNotEmpty) throw new FsError('ENOTEMPTY');
@@ -428,6 +434,7 @@ export class Filesystem {
     this.touch(src.dir, time);
     this.addEntry(dst.dir, dst.name, node, time);
     this.touch(node, time, false);
+    return { moved: ino, replaced: target?.ino };
   }
 
   // ---- files ----
