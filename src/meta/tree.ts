@@ -29,6 +29,23 @@ function setIn(layer: EntryLayer, dir: number, name: string, ino: EntryValue | u
   names.set(name, ino);
 }
 
+const NO_CHANGES: ReadonlyMap<string, EntryValue | undefined> = new Map();
+
+/** Names in the order of the map's keys (UTF-16 code units, as string comparison). */
+const compareNames = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
+/** The index of the first name in sorted that sorts after `after`. */
+function firstAfter(sorted: string[], after: string): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (sorted[mid] <= after) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
 /** Inodes kept in memory when nothing pins them; more are dropped oldest first. */
 const LIVE_INODES = 20_000;
 
@@ -174,18 +191,41 @@ export class Tree {
    * may move layers into the map while a caller waits on pages: the layers
    * seen before and now both apply (the older ones are in the map by then).
    */
-  private dirChanges(dir: number, before: EntryLayer[]): Map<string, EntryValue | undefined> {
+  private dirChanges(dir: number, before: EntryLayer[]): ReadonlyMap<string, EntryValue | undefined> {
+    const present: Map<string, EntryValue | undefined>[] = [];
+    for (const layer of new Set([...before, ...this.layers()])) {
+      const names = layer.get(dir);
+      if (names) present.push(names);
+    }
+    // The common case, one layer: the layer itself (callers only read it), which stays current as names are added.
+    if (present.length <= 1) return present[0] ?? NO_CHANGES;
     const merged = new Map<string, EntryValue | undefined>();
-    for (const layer of new Set([...before, ...this.layers()])) for (const [name, value] of layer.get(dir) ?? []) merged.set(name, value);
+    for (const names of present) for (const [name, value] of names) merged.set(name, value);
     return merged;
   }
+
+  /**
+   * The names of a directory's pending changes in order, sorted again only
+   * when a name was added since: a listing of a big directory created since
+   * the last commit reads it piece by piece, and sorting every change for
+   * every piece made that quadratic.
+   */
+  private sortedNames(changes: ReadonlyMap<string, EntryValue | undefined>): string[] {
+    const cached = this.sortedChanges.get(changes);
+    if (cached && cached.size === changes.size) return cached.names;
+    const names = [...changes.keys()].sort(compareNames);
+    this.sortedChanges.set(changes, { size: changes.size, names });
+    return names;
+  }
+
+  private readonly sortedChanges = new WeakMap<ReadonlyMap<string, EntryValue | undefined>, { size: number; names: string[] }>();
 
   /**
    * A directory's pending changes as of now, for a caller that waits on
    * pages between looks: merged again only when a commit has swapped the
    * layers meanwhile (the ones seen first and the ones now both apply).
    */
-  private pendingChanges(dir: number): () => Map<string, EntryValue | undefined> {
+  private pendingChanges(dir: number): () => ReadonlyMap<string, EntryValue | undefined> {
     const before = this.layers();
     let seen = before;
     let changes = this.dirChanges(dir, before);
@@ -236,11 +276,15 @@ export class Tree {
       cursor = next;
     }
     kept = kept.filter(([name]) => !changes.has(name));
+    // At most `limit` added names can go into this piece: the first ones past `after`.
     const added: [string, EntryValue][] = [];
-    for (const [name, value] of changes) if (value !== undefined && (after === undefined || name > after)) added.push([name, value]);
+    const names = this.sortedNames(changes);
+    for (let k = after === undefined ? 0 : firstAfter(names, after); k < names.length && added.length < limit; k++) {
+      const value = changes.get(names[k]);
+      if (value !== undefined) added.push([names[k], value]);
+    }
     const complete = cursor === undefined;
     if (added.length === 0 && (kept.length > 0 || complete)) return kept;
-    added.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
     // Past the last stored entry read, the map may hold names not read yet: added ones beyond it wait for the next piece.
     const merged: [string, EntryValue][] = [];
     let i = 0;
