@@ -5,7 +5,7 @@ import { subkey } from './crypto/keys.js';
 import type { DataCodec } from './data/codec.js';
 import { BlockObjects } from './data/blocks.js';
 import { PackedSegments, type PartJournal } from './data/packed.js';
-import { createVault, unlockVault, type VaultHeader } from './format/vault.js';
+import { createVault, unlockVault, type VaultHeader, type VaultSecret } from './format/vault.js';
 import { JournaledStore } from './journal/journaled-store.js';
 import { defaultCacheDir, LocalState } from './meta/local-state.js';
 import { MetaLog, type NoteJournal } from './meta/metalog.js';
@@ -19,7 +19,7 @@ import { ShareService } from './share/service.js';
 export const DEFAULT_CACHE_SIZE = 256 * 1024 * 1024;
 
 export interface DriveOptions {
-  passphrase: string;
+  passphrase: VaultSecret;
   cacheSize?: number;
   /** Format 3: memory for metadata pages in use (default 1/16 of cacheSize, at least 8 MiB). */
   metadataCacheBytes?: number;

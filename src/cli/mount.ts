@@ -9,7 +9,7 @@ import { errorMessage, UserError } from '../errors.js';
 import { checkMountpoint, mountFilesystem } from '../fuse/mount.js';
 import { controlSocket, heartbeat, isMounted, registerDaemon, unregisterDaemon } from '../fuse/mounts.js';
 import { defaultCacheDir } from '../meta/local-state.js';
-import { unlockVault } from '../format/vault.js';
+import { unlockVault, type DerivedKey, type VaultSecret } from '../format/vault.js';
 import { formatSize } from '../util/size.js';
 import { sizeArg, storeFromArgs, storeOptions, type StoreArgs } from './common.js';
 import { daemonLog, LOG_LEVELS, rotateLog, setLogLevel, type LogLevel } from './log.js';
@@ -37,6 +37,8 @@ export const DAEMON_CHILD = 'VEILFS_DAEMON_CHILD';
 /** Tells a detached daemon where its output goes, for `veilfs status`. */
 const LOG_FILE_ENV = 'VEILFS_LOG_FILE';
 const READY_TIMEOUT_MS = 120_000;
+/** How often the waiting terminal looks for the daemon's mount: a mount takes about a second. */
+const READY_POLL_MS = 20;
 
 export const mountCommand: CommandModule<object, MountArgs> = {
   command: 'mount <target> [mountpoint]',
@@ -62,25 +64,42 @@ export const mountCommand: CommandModule<object, MountArgs> = {
     if (isShareLink(argv.target)) return mountLink(argv, cacheSize);
     const journalBytes = sizeArg('journal-size', argv.journalSize, 64 * 1024 * 1024);
     const metadataCacheBytes = argv.metadataCacheSize === undefined ? undefined : sizeArg('metadata-cache-size', argv.metadataCacheSize, 64 * 1024);
-    const passphrase = process.env[DAEMON_CHILD] ? await passphraseFromParent() : await getPassphrase(argv);
+    const secret = process.env[DAEMON_CHILD] ? secretFromParent(await passphraseFromParent()) : await getPassphrase(argv);
     if (argv.daemon && !process.env[DAEMON_CHILD]) {
       // Fail here, in the user's terminal, on a wrong passphrase or a bad mountpoint.
       const store = storeFromArgs(argv);
-      await unlockVault(store, passphrase).finally(() => store.close?.());
-      return detach(await checkMountpoint(argv.mountpoint), passphrase, argv.cacheDir);
+      const { derived } = await unlockVault(store, secret).finally(() => store.close?.());
+      return detach(await checkMountpoint(argv.mountpoint), secretForDaemon(derived), argv.cacheDir);
     }
-    await runMount(argv, passphrase, cacheSize, journalBytes, metadataCacheBytes);
+    await runMount(argv, secret, cacheSize, journalBytes, metadataCacheBytes);
   },
 };
 
-/** The detached daemon gets the passphrase through a pipe, not its environment. */
+/**
+ * The daemon gets the key derived from the passphrase, not the passphrase:
+ * the slow derivation ran once already, in the user's terminal. A
+ * passphrase is one line, so it never starts with this marker line.
+ */
+const DERIVED_KEY_LINE = 'veilfs-derived-key\n';
+
+function secretForDaemon(derived: DerivedKey): string {
+  return DERIVED_KEY_LINE + JSON.stringify({ kdf: derived.kdf, key: derived.key.toString('base64') });
+}
+
+function secretFromParent(text: string): VaultSecret {
+  if (!text.startsWith(DERIVED_KEY_LINE)) return text;
+  const { kdf, key } = JSON.parse(text.slice(DERIVED_KEY_LINE.length)) as { kdf: string; key: string };
+  return { kdf, key: Buffer.from(key, 'base64') };
+}
+
+/** The detached daemon gets its secret through a pipe, not its environment. */
 export async function passphraseFromParent(): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks).toString('utf8');
 }
 
-async function runMount(argv: MountArgs, passphrase: string, cacheSize: number, journalBytes: number, metadataCacheBytes: number | undefined): Promise<void> {
+async function runMount(argv: MountArgs, passphrase: VaultSecret, cacheSize: number, journalBytes: number, metadataCacheBytes: number | undefined): Promise<void> {
   // Cheap checks first: a bad mountpoint should not cost a key derivation.
   await checkMountpoint(argv.mountpoint);
   const store = storeFromArgs(argv, (m) => daemonLog(m, 'warn'));
@@ -232,7 +251,7 @@ export async function detach(mountpoint: string, passphrase: string, cacheDir: s
       const lines = (await fs.readFile(logFile, 'utf8')).trim().split('\n');
       throw new UserError(lines[lines.length - 1]?.replace(/^\S+ veilfs: /, '') || `mount failed (exit ${exited})`);
     }
-    await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, READY_POLL_MS));
   }
   child.kill('SIGTERM');
   throw new UserError(`the mount did not come up within ${READY_TIMEOUT_MS / 1000} s; see ${logFile}`);

@@ -105,23 +105,40 @@ function parseHeader(raw: Buffer, location: string): VaultHeader {
 }
 
 /**
+ * The key derived from the passphrase for one set of KDF parameters:
+ * `mount --daemon` checks the passphrase and hands this to its daemon, so
+ * the slow derivation runs once.
+ */
+export interface DerivedKey {
+  /** The parameters it was derived with (the header's, as JSON). */
+  kdf: string;
+  key: Buffer;
+}
+
+/** What unlocks a vault: the passphrase, or the key already derived from it. */
+export type VaultSecret = string | DerivedKey;
+
+/**
  * Unwraps the master key. A copy of the header damaged in transit looks
  * like a wrong passphrase, so a failure counts only once two fetched
  * copies agree; the slow KDF runs once per distinct set of parameters.
  */
-export function unlockVault(store: ObjectStore, passphrase: string): Promise<UnlockedVault> {
+export function unlockVault(store: ObjectStore, secret: VaultSecret): Promise<UnlockedVault & { derived: DerivedKey }> {
   const keks = new Map<string, Promise<Buffer>>();
   return getChecked(() => fetchHeader(store), async (raw) => {
     const header = parseHeader(raw, store.location);
     const params = JSON.stringify(header.kdf);
-    if (!keks.has(params)) {
-      keks.set(params, passphraseKey(passphrase, header.kdf).catch((err) => {
+    if (typeof secret !== 'string') {
+      if (secret.kdf !== params) throw new UserError('the vault header changed while mounting (a new passphrase?): mount again');
+      keks.set(params, Promise.resolve(secret.key));
+    } else if (!keks.has(params)) {
+      keks.set(params, passphraseKey(secret, header.kdf).catch((err) => {
         throw new UserError(`vault header at ${store.location} is damaged: ${(err as Error).message}`);
       }));
     }
     const kek = await keks.get(params)!;
     try {
-      return { header, masterKey: open(kek, Buffer.from(header.masterKey, 'base64'), headerAad(header)) };
+      return { header, masterKey: open(kek, Buffer.from(header.masterKey, 'base64'), headerAad(header)), derived: { kdf: params, key: kek } };
     } catch (err) {
       if (!(err instanceof IntegrityError)) throw err;
       throw new UserError('wrong passphrase (or a tampered vault header)', EXIT.WRONG_PASSPHRASE);
