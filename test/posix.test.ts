@@ -147,10 +147,10 @@ t.test('POSIX behaviour that tools rely on, through a real mount', async (t) => 
     const { reads, torn, missing } = await result;
     t.ok(reads > 10, `${reads} reads during the renames`);
     t.equal(torn, 0, 'no read saw a mix of versions');
-    // libfuse's path-based API (all fuse-native offers) forgets the replaced
-    // file's name, so an open racing the rename can fail with ENOENT; it
-    // never returns mixed or wrong data (see README, Limits). How often
-    // depends on load: about 1% alone, up to 7% seen beside a full CI run.
+    // The kernel opens the file its lookup found, by number; the file
+    // system lets a replaced file go once it has no name and no open
+    // descriptor, so an open racing the rename can still fail with ENOENT.
+    // It never returns mixed or wrong data (see README, POSIX behaviour).
     t.ok(missing / (reads + missing) < 0.15, `an open racing a rename rarely misses the name (${missing} of ${reads + missing})`);
   });
 
