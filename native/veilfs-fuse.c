@@ -217,17 +217,25 @@ static void ll_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
   call_js(s, OP_LINK, 4, argv);
 }
 
-static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
-  BEGIN(OP_OPEN)
-  napi_value argv[] = { req_value(env, req), num(env, ino), num(env, fi->flags) };
-  call_js(s, OP_OPEN, 3, argv);
-}
+// open and opendir: (req, ino, flags).
+#define OPEN_OP(fn, op) \
+  static void fn(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) { \
+    BEGIN(op) \
+    napi_value argv[] = { req_value(env, req), num(env, ino), num(env, fi->flags) }; \
+    call_js(s, op, 3, argv); \
+  }
+OPEN_OP(ll_open, OP_OPEN)
+OPEN_OP(ll_opendir, OP_OPENDIR)
 
-static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
-  BEGIN(OP_READ)
-  napi_value argv[] = { req_value(env, req), num(env, ino), num(env, fi->fh), num(env, size), num(env, off) };
-  call_js(s, OP_READ, 5, argv);
-}
+// read and readdir: (req, ino, fh, size, offset).
+#define READ_OP(fn, op) \
+  static void fn(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) { \
+    BEGIN(op) \
+    napi_value argv[] = { req_value(env, req), num(env, ino), num(env, fi->fh), num(env, size), num(env, off) }; \
+    call_js(s, op, 5, argv); \
+  }
+READ_OP(ll_read, OP_READ)
+READ_OP(ll_readdir, OP_READDIR)
 
 static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off, struct fuse_file_info *fi) {
   BEGIN(OP_WRITE)
@@ -257,18 +265,6 @@ FH_OP(ll_releasedir, OP_RELEASEDIR)
   }
 SYNC_OP(ll_fsync, OP_FSYNC)
 SYNC_OP(ll_fsyncdir, OP_FSYNCDIR)
-
-static void ll_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
-  BEGIN(OP_OPENDIR)
-  napi_value argv[] = { req_value(env, req), num(env, ino), num(env, fi->flags) };
-  call_js(s, OP_OPENDIR, 3, argv);
-}
-
-static void ll_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
-  BEGIN(OP_READDIR)
-  napi_value argv[] = { req_value(env, req), num(env, ino), num(env, fi->fh), num(env, size), num(env, off) };
-  call_js(s, OP_READDIR, 5, argv);
-}
 
 static void ll_statfs(fuse_req_t req, fuse_ino_t ino) {
   BEGIN(OP_STATFS)
