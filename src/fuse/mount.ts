@@ -4,7 +4,7 @@ import { UserError } from '../errors.js';
 import { EXIT } from '../exit-codes.js';
 import type { Filesystem } from '../vfs/filesystem.js';
 import { loadBinding, type FuseBinding, type Session } from './binding.js';
-import { kernelHandlers } from './operations.js';
+import { kernelHandlers, MAX_READ } from './operations.js';
 import { forceUnmount, isMounted } from './mounts.js';
 
 export interface MountOptions {
@@ -53,7 +53,7 @@ export async function checkMountpoint(mountpoint: string): Promise<string> {
   return target;
 }
 
-const MAX_IO = 128 * 1024;
+const MAX_IO = MAX_READ;
 
 /**
  * Cached for 30 s: every change comes in through the kernel, which updates

@@ -16,6 +16,9 @@ const SET_ATIME_NOW = 1 << 7;
 const SET_MTIME_NOW = 1 << 8;
 const ERANGE = 34;
 const ENODATA = 61;
+/** The kernel never asks for more in one read (mount.ts sets max_read to it). */
+export const MAX_READ = 128 * 1024;
+const READ_BUFFERS_KEPT = 16;
 
 /** What the adapter needs besides the filesystem. */
 export interface KernelLink {
@@ -84,6 +87,13 @@ export function kernelHandlers(fs: Filesystem, { binding: b, log, ttl, live }: K
     if (path === undefined) throw new FsError('ENOENT');
     return path;
   };
+  /**
+   * Read buffers, reused once their reply has gone out (the reply copies
+   * into the kernel): a 128 KiB allocation per read showed up as garbage.
+   * A read that fails drops its buffer.
+   */
+  const readBuffers: Buffer[] = [];
+
   /** How log lines name an inode: by its path while it has one. */
   const nameOf = (ino: number) => nodes.pathOf(ino) ?? `inode ${ino} (no name left)`;
   const done = (req: Req) => () => b.replyErr(req, 0);
@@ -124,13 +134,9 @@ export function kernelHandlers(fs: Filesystem, { binding: b, log, ttl, live }: K
       getattr: (req: Req, ino: number) => answer(req, 'getattr', () => nameOf(ino), () => fs.inodeAttr(ino), attrReply(req)),
       setattr: (req: Req, ino: number, fh: number, valid: number, mode: number, uid: number, gid: number, size: number,
         atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number) => {
-        let path: string | undefined;
-        answer(req, 'setattr', () => path ?? nameOf(ino), async () => {
-          path = nodes.pathOf(ino);
-          const at = () => {
-            if (path === undefined) throw new FsError('ENOENT');
-            return path;
-          };
+        answer(req, 'setattr', () => nameOf(ino), async () => {
+          // Only an ftruncate of a file that lost its name needs no path.
+          const at = () => pathOf(ino);
           if (valid & SET_MODE) await fs.chmod(at(), mode);
           if (valid & (SET_UID | SET_GID)) await fs.chown(at(), valid & SET_UID ? uid : -1, valid & SET_GID ? gid : -1);
           if (valid & SET_SIZE) await (fh >= 0 ? fs.ftruncate(fh, size) : fs.truncate(at(), size));
@@ -177,8 +183,12 @@ export function kernelHandlers(fs: Filesystem, { binding: b, log, ttl, live }: K
       open: (req: Req, ino: number, flags: number) =>
         answer(req, 'open', () => nameOf(ino), () => fs.openIno(ino, flags), (fd) => b.replyOpen(req, fd, false)),
       read: (req: Req, ino: number, fh: number, size: number, offset: number) => {
-        const buf = Buffer.allocUnsafe(size);
-        answer(req, 'read', () => nameOf(ino), () => fs.read(fh, buf, size, offset), (n) => b.replyData(req, buf, n));
+        const buf = readBuffers.pop() ?? Buffer.allocUnsafe(MAX_READ);
+        const keep = () => void (readBuffers.length < READ_BUFFERS_KEPT && readBuffers.push(buf));
+        answer(req, 'read', () => nameOf(ino), () => fs.read(fh, buf, Math.min(size, MAX_READ), offset), (n) => {
+          b.replyData(req, buf, n);
+          keep();
+        });
       },
       write: (req: Req, ino: number, fh: number, data: Buffer, offset: number) =>
         answer(req, 'write', () => nameOf(ino), () => fs.write(fh, data, offset), (n) => b.replyWrite(req, n)),

@@ -157,31 +157,6 @@ export class Filesystem {
     return this.attr(await this.lookup(path));
   }
 
-  /** Whether some descriptor has the file at path open. */
-  async isOpen(path: string): Promise<boolean> {
-    return (this.openCount.get((await this.lookup(path)).ino) ?? 0) > 0;
-  }
-
-  /**
-   * The inode number behind a path or an open descriptor when that inode has
-   * other names too (hard links): the FUSE adapter must then tell the kernel,
-   * which caches attributes per name.
-   */
-  async linkedIno(path: string): Promise<number | undefined> {
-    let node: Inode;
-    try {
-      node = await this.lookup(path);
-    } catch {
-      return undefined;
-    }
-    return node.nlink > 1 && !node.isDir ? node.ino : undefined;
-  }
-
-  linkedInoOfHandle(fd: number): number | undefined {
-    const node = this.handles.get(fd)?.node;
-    return node && node.nlink > 1 ? node.ino : undefined;
-  }
-
   /** The kernel's lookup: a name in a directory it holds by inode number. */
   async lookupIn(dirIno: number, name: string): Promise<Attr> {
     checkName(name);
