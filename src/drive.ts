@@ -16,7 +16,9 @@ import type { ObjectStore } from './store/types.js';
 import { Filesystem } from './vfs/filesystem.js';
 import { ShareService } from './share/service.js';
 
-export const DEFAULT_CACHE_SIZE = 256 * 1024 * 1024;
+import { DEFAULT_CACHE_SIZE } from './cache/default-size.js';
+
+export { DEFAULT_CACHE_SIZE };
 
 export interface DriveOptions {
   passphrase: VaultSecret;

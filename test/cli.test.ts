@@ -1,5 +1,6 @@
 import t, { type Test } from 'tap';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { isMounted } from '../src/fuse/mounts.js';
 import { DAEMON_V8_FLAGS } from '../src/cli/v8-flags.js';
@@ -80,6 +81,49 @@ t.test('--passphrase-file and passwd', async (t) => {
   await again.unmount();
 });
 
+/** Pids of the detached daemons (mount --daemon's children) serving mountpoint m. */
+function daemonsOf(m: string): number[] {
+  const out: number[] = [];
+  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+    try {
+      if (!readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes(m)) continue;
+      if (readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').includes('VEILFS_DAEMON_CHILD=1')) out.push(Number(pid));
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return out;
+}
+
+/** The daemons of m still there after up to 10 s. */
+async function daemonsGone(m: string): Promise<number[]> {
+  for (let i = 0; i < 100 && daemonsOf(m).length > 0; i++) await new Promise((r) => setTimeout(r, 100));
+  return daemonsOf(m);
+}
+
+t.test('mount --daemon whose terminal dies before the key: the early daemon leaves, nothing mounted', async (t) => {
+  const cli = cliEnv(t);
+  await veilfs(['init', '--store', cli.store], cli.env);
+  const m = path.join(cli.dir, 'mnt');
+  mkdirSync(m);
+  const { VEILFS_PASSPHRASE: _unused, ...env } = cli.env;
+  // The passphrase command stands for a user who has not typed it yet.
+  const terminal = spawn(BIN, ['mount', '--daemon', '--store', cli.store, '--passphrase-command', 'sleep 30; echo never', m], { env, stdio: 'ignore' });
+  t.teardown(() => {
+    terminal.kill('SIGKILL');
+    for (const pid of daemonsOf(m)) process.kill(pid, 'SIGKILL');
+  });
+  let waiting: number[] = [];
+  for (let i = 0; i < 100 && waiting.length === 0; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    waiting = daemonsOf(m);
+  }
+  t.equal(waiting.length, 1, 'the daemon starts while the terminal waits for the passphrase');
+  terminal.kill('SIGKILL');
+  t.same(await daemonsGone(m), [], 'it leaves once its terminal is gone');
+  t.notOk(await isMounted(m), 'nothing was mounted');
+});
+
 t.test('--daemon returns once the mount is live; unmount waits for the daemon', async (t) => {
   const cli = cliEnv(t);
   await veilfs(['init', '--store', cli.store], cli.env);
@@ -102,6 +146,7 @@ t.test('--daemon returns once the mount is live; unmount waits for the daemon', 
   t.equal((await veilfs(['unmount', m], cli.env)).code, 0);
   t.notOk(await isMounted(m));
   clearError(t, await veilfs(['mount', '--daemon', '--store', cli.store, m], { ...cli.env, VEILFS_PASSPHRASE: 'nope' }), /wrong passphrase/, 'daemon with a wrong passphrase fails in the foreground');
+  t.same(await daemonsGone(m), [], 'the daemon started meanwhile is gone after a wrong passphrase');
   t.equal((await veilfs(['mount', '--daemon', '--store', cli.store, m], cli.env)).code, 0);
   t.equal((await sh(`cat ${m}/f`)).stdout, 'daemon data');
   t.equal((await veilfs(['unmount', m], cli.env)).code, 0);

@@ -8,7 +8,7 @@ import { fromBase64, newLinkKey, newPasswordParams, openManifest, openShareSegme
 import { fetchRuns, openRun, parseManifest, parseRecord, segmentPlaces, type SharedFile, type ShareRecord } from '../src/share/manifest.js';
 import { recordKey, writeRecord, packsHeldByShares } from '../src/share/records.js';
 import { startGateway } from '../src/share/gateway.js';
-import { parseLink } from '../src/share/client.js';
+import { parseLink } from '../src/share/link.js';
 import { parseExpiry } from '../src/cli/share.js';
 import { checkGateway } from '../src/share/service.js';
 import { LocalStore } from '../src/store/local.js';

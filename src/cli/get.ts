@@ -1,5 +1,6 @@
 import type { Argv, CommandModule } from 'yargs';
-import { getShare, openLink, parseLink } from '../share/client.js';
+import { getShare, openLink } from '../share/client.js';
+import { parseLink } from '../share/link.js';
 import { getPassphrase } from './passphrase.js';
 import { transfer } from './progress.js';
 

@@ -1,7 +1,8 @@
 import { errorMessage, UserError } from '../errors.js';
 import { checkMountpoint, mountFilesystem } from '../fuse/mount.js';
 import { heartbeat, registerDaemon, unregisterDaemon } from '../fuse/mounts.js';
-import { openLink, parseLink } from '../share/client.js';
+import { openLink } from '../share/client.js';
+import { parseLink } from '../share/link.js';
 import { openLinkDrive } from '../share/link-drive.js';
 import { daemonLog } from './log.js';
 import { DAEMON_CHILD, detach, passphraseFromParent, type MountArgs } from './mount.js';

@@ -3,20 +3,20 @@ import { createHash } from 'node:crypto';
 import { openSync, promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import type { CommandModule } from 'yargs';
-import { startControlServer } from '../control/server.js';
-import { DEFAULT_CACHE_SIZE, openDrive, type Drive } from '../drive.js';
+import { DEFAULT_CACHE_SIZE } from '../cache/default-size.js';
+import type { Drive } from '../drive.js';
 import { errorMessage, UserError } from '../errors.js';
-import { checkMountpoint, mountFilesystem } from '../fuse/mount.js';
+import { checkMountpoint } from '../fuse/mountpoint.js';
 import { controlSocket, heartbeat, isMounted, registerDaemon, unregisterDaemon } from '../fuse/mounts.js';
 import { defaultCacheDir } from '../meta/local-state.js';
 import { unlockVault, type DerivedKey, type VaultSecret } from '../format/vault.js';
+import { isShareLink } from '../share/link.js';
+import type { ObjectStore } from '../store/types.js';
 import { formatSize } from '../util/size.js';
 import { sizeArg, storeFromArgs, storeOptions, type StoreArgs } from './common.js';
 import { daemonLog, LOG_LEVELS, rotateLog, setLogLevel, type LogLevel } from './log.js';
 import { getPassphrase } from './passphrase.js';
 import { daemonExecArgv } from './v8-flags.js';
-import { isShareLink } from '../share/client.js';
-import { mountLink } from './mount-link.js';
 
 export interface MountArgs extends StoreArgs {
   /** The first word: a mountpoint, a vault name, or a share link. */
@@ -61,19 +61,56 @@ export const mountCommand: CommandModule<object, MountArgs> = {
   handler: async (argv) => {
     setLogLevel(argv.logLevel);
     const cacheSize = sizeArg('cache-size', argv.cacheSize ?? formatSize(DEFAULT_CACHE_SIZE), 16 * 1024 * 1024);
-    if (isShareLink(argv.target)) return mountLink(argv, cacheSize);
+    if (isShareLink(argv.target)) return (await import('./mount-link.js')).mountLink(argv, cacheSize);
     const journalBytes = sizeArg('journal-size', argv.journalSize, 64 * 1024 * 1024);
     const metadataCacheBytes = argv.metadataCacheSize === undefined ? undefined : sizeArg('metadata-cache-size', argv.metadataCacheSize, 64 * 1024);
-    const secret = process.env[DAEMON_CHILD] ? secretFromParent(await passphraseFromParent()) : await getPassphrase(argv);
-    if (argv.daemon && !process.env[DAEMON_CHILD]) {
-      // Fail here, in the user's terminal, on a wrong passphrase or a bad mountpoint.
-      const store = storeFromArgs(argv);
-      const { derived } = await unlockVault(store, secret).finally(() => store.close?.());
-      return detach(await checkMountpoint(argv.mountpoint), secretForDaemon(derived), argv.cacheDir);
+    if (!(argv.commitInterval > 0)) throw new UserError('--commit-interval must be a positive number of seconds');
+    if (process.env[DAEMON_CHILD]) {
+      // The terminal that started this daemon derives the key meanwhile.
+      const modules = loadMountModules();
+      const text = await passphraseFromParent();
+      // It went away (Ctrl-C at the prompt, a wrong passphrase) and said so there.
+      if (text === '') return;
+      const store = storeFromArgs(argv, (m) => daemonLog(m, 'warn'));
+      return runMount(await modules, argv, store, secretFromParent(text), cacheSize, journalBytes, metadataCacheBytes);
     }
-    await runMount(argv, secret, cacheSize, journalBytes, metadataCacheBytes);
+    // Cheap checks first: a bad mountpoint should not cost a passphrase prompt or a key derivation.
+    const mountpoint = await checkMountpoint(argv.mountpoint);
+    if (argv.daemon) return mountInBackground(argv, mountpoint);
+    const secret = await getPassphrase(argv);
+    const store = storeFromArgs(argv, (m) => daemonLog(m, 'warn'));
+    // The key derivation (about 0.5 s) runs on libuv's threads while this one loads the modules of the mount.
+    const [modules, { derived }] = await Promise.all([loadMountModules(), unlockVault(store, secret)]);
+    await runMount(modules, argv, store, derived, cacheSize, journalBytes, metadataCacheBytes);
   },
 };
+
+/** What a mount runs on beyond the command line: the drive, FUSE and the control socket. */
+async function loadMountModules() {
+  const [drive, fuse, control] = await Promise.all([import('../drive.js'), import('../fuse/mount.js'), import('../control/server.js')]);
+  return { openDrive: drive.openDrive, mountFilesystem: fuse.mountFilesystem, startControlServer: control.startControlServer };
+}
+type MountModules = Awaited<ReturnType<typeof loadMountModules>>;
+
+/**
+ * The daemon starts first, so that its start (Node, then its modules: about
+ * 0.4 s) overlaps the prompt and the key derivation here; it waits for the
+ * key on its standard input. A wrong passphrase or a bad mountpoint fails
+ * here, in the user's terminal.
+ */
+async function mountInBackground(argv: MountArgs, mountpoint: string): Promise<void> {
+  const daemon = await startDaemon(mountpoint, argv.cacheDir);
+  let derived: DerivedKey;
+  try {
+    const secret = await getPassphrase(argv);
+    const store = storeFromArgs(argv);
+    ({ derived } = await unlockVault(store, secret).finally(() => store.close?.()));
+  } catch (err) {
+    daemon.cancel();
+    throw err;
+  }
+  await daemon.unlock(secretForDaemon(derived));
+}
 
 /**
  * The daemon gets the key derived from the passphrase, not the passphrase:
@@ -99,13 +136,12 @@ export async function passphraseFromParent(): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-async function runMount(argv: MountArgs, passphrase: VaultSecret, cacheSize: number, journalBytes: number, metadataCacheBytes: number | undefined): Promise<void> {
-  // Cheap checks first: a bad mountpoint should not cost a key derivation.
-  await checkMountpoint(argv.mountpoint);
-  const store = storeFromArgs(argv, (m) => daemonLog(m, 'warn'));
+async function runMount(
+  { openDrive, mountFilesystem, startControlServer }: MountModules, argv: MountArgs, store: ObjectStore,
+  passphrase: VaultSecret, cacheSize: number, journalBytes: number, metadataCacheBytes: number | undefined,
+): Promise<void> {
   // Unmount and sync give up uploading (the journal keeps the rest) when nothing moved for this long.
   const drainStallMs = Math.max(10_000, 2 * argv.storeTimeout * 1000);
-  if (!(argv.commitInterval > 0)) throw new UserError('--commit-interval must be a positive number of seconds');
   const drive = await openDrive(store, {
     passphrase, cacheSize, metadataCacheBytes, journalBytes, readOnly: argv.readOnly, cacheDir: argv.cacheDir, log: daemonLog,
     syncIntervalMs: argv.commitInterval * 1000,
@@ -120,7 +156,7 @@ async function runMount(argv: MountArgs, passphrase: VaultSecret, cacheSize: num
   await registerDaemon(mountpoint);
   const beat = setInterval(() => void heartbeat(mountpoint), 2000);
   beat.unref();
-  await serveControl(drive, { mountpoint, store: store.location, readOnly: argv.readOnly, stallMs: drainStallMs });
+  await serveControl(startControlServer, drive, { mountpoint, store: store.location, readOnly: argv.readOnly, stallMs: drainStallMs });
   notifySystemd(mountpoint);
   daemonLog(`mounted ${store.location} at ${mountpoint} (pid ${process.pid})`);
   let signals = 0;
@@ -162,7 +198,7 @@ function notifySystemd(mountpoint: string): void {
 }
 
 /** The control socket that `veilfs status`, `sync` and `unmount` talk to. */
-async function serveControl(drive: Drive, about: { mountpoint: string; store: string; readOnly: boolean; stallMs: number }): Promise<void> {
+async function serveControl(startControlServer: MountModules['startControlServer'], drive: Drive, about: { mountpoint: string; store: string; readOnly: boolean; stallMs: number }): Promise<void> {
   const since = new Date().toISOString();
   const uploads = new UploadRate(() => drive.status().uploadedBytes);
   await startControlServer(controlSocket(about.mountpoint), {
@@ -225,8 +261,15 @@ class UploadRate {
   }
 }
 
-/** Starts this same command in the background and waits until its mount is live. */
-export async function detach(mountpoint: string, passphrase: string, cacheDir: string | undefined): Promise<void> {
+export interface StartingDaemon {
+  /** Hands the daemon its secret, then waits until its mount is live. */
+  unlock(secret: string): Promise<void>;
+  /** Stops the daemon before it was handed anything. */
+  cancel(): void;
+}
+
+/** Starts this same command in the background; it waits on its standard input for the secret. */
+export async function startDaemon(mountpoint: string, cacheDir: string | undefined): Promise<StartingDaemon> {
   const logDir = path.join(cacheDir ?? defaultCacheDir(), 'logs');
   await fs.mkdir(logDir, { recursive: true, mode: 0o700 });
   const logFile = path.join(logDir, `mount-${createHash('sha256').update(mountpoint).digest('hex').slice(0, 12)}.log`);
@@ -237,22 +280,37 @@ export async function detach(mountpoint: string, passphrase: string, cacheDir: s
     stdio: ['pipe', out, out],
     env: { ...process.env, [DAEMON_CHILD]: '1', [LOG_FILE_ENV]: logFile },
   });
-  child.stdin!.end(passphrase);
   let exited: number | null | undefined;
   child.on('exit', (code) => (exited = code));
-  const deadline = Date.now() + READY_TIMEOUT_MS;
-  while (Date.now() < deadline) {
-    if (await isMounted(mountpoint)) {
-      child.unref();
-      process.stdout.write(`mounted at ${mountpoint} (pid ${child.pid}, log ${logFile})\n`);
-      return;
-    }
-    if (exited !== undefined) {
-      const lines = (await fs.readFile(logFile, 'utf8')).trim().split('\n');
-      throw new UserError(lines[lines.length - 1]?.replace(/^\S+ veilfs: /, '') || `mount failed (exit ${exited})`);
-    }
-    await new Promise((r) => setTimeout(r, READY_POLL_MS));
-  }
-  child.kill('SIGTERM');
-  throw new UserError(`the mount did not come up within ${READY_TIMEOUT_MS / 1000} s; see ${logFile}`);
+  // Should this terminal die first, the daemon reads an empty secret and leaves quietly.
+  child.stdin!.on('error', () => {});
+  return {
+    cancel: () => {
+      child.stdin!.destroy();
+      if (exited === undefined) child.kill('SIGTERM');
+    },
+    unlock: async (secret) => {
+      child.stdin!.end(secret);
+      const deadline = Date.now() + READY_TIMEOUT_MS;
+      while (Date.now() < deadline) {
+        if (await isMounted(mountpoint)) {
+          child.unref();
+          process.stdout.write(`mounted at ${mountpoint} (pid ${child.pid}, log ${logFile})\n`);
+          return;
+        }
+        if (exited !== undefined) {
+          const lines = (await fs.readFile(logFile, 'utf8')).trim().split('\n');
+          throw new UserError(lines[lines.length - 1]?.replace(/^\S+ veilfs: /, '') || `mount failed (exit ${exited})`);
+        }
+        await new Promise((r) => setTimeout(r, READY_POLL_MS));
+      }
+      child.kill('SIGTERM');
+      throw new UserError(`the mount did not come up within ${READY_TIMEOUT_MS / 1000} s; see ${logFile}`);
+    },
+  };
+}
+
+/** Starts this same command in the background, hands it its secret, and waits until its mount is live. */
+export async function detach(mountpoint: string, secret: string, cacheDir: string | undefined): Promise<void> {
+  await (await startDaemon(mountpoint, cacheDir)).unlock(secret);
 }

@@ -6,6 +6,9 @@ import type { Filesystem } from '../vfs/filesystem.js';
 import { loadBinding, type FuseBinding, type Session } from './binding.js';
 import { kernelHandlers, MAX_READ } from './operations.js';
 import { forceUnmount, isMounted } from './mounts.js';
+import { checkMountpoint } from './mountpoint.js';
+
+export { checkMountpoint };
 
 export interface MountOptions {
   readOnly?: boolean;
@@ -34,23 +37,6 @@ async function loadFuse(): Promise<FuseBinding> {
     if (/Cannot find module/.test(msg)) throw new UserError('the FUSE binding is not built: run "npm ci" (it needs build-essential and libfuse-dev)', EXIT.UNAVAILABLE);
     throw new UserError(`cannot load the FUSE binding: ${msg.split('\n')[0]} (rebuild it with "npm ci")`, EXIT.UNAVAILABLE);
   }
-}
-
-export async function checkMountpoint(mountpoint: string): Promise<string> {
-  const target = path.resolve(mountpoint);
-  let st;
-  try {
-    st = await fs.stat(target);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new UserError(`mountpoint ${target} does not exist (create it with mkdir)`);
-    if (code === 'ENOTCONN') throw new UserError(`${target} is a dead mount (its daemon was killed): run "veilfs unmount ${target}" first`);
-    throw new UserError(`cannot use mountpoint ${target}: ${(err as Error).message}`);
-  }
-  if (!st.isDirectory()) throw new UserError(`mountpoint ${target} is not a directory`);
-  if (await isMounted(target)) throw new UserError(`${target} is already mounted`);
-  if ((await fs.readdir(target)).length > 0) throw new UserError(`mountpoint ${target} is not empty`);
-  return target;
 }
 
 const MAX_IO = MAX_READ;

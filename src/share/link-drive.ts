@@ -4,7 +4,7 @@ import { FixedFormat } from '../meta/formats.js';
 import { ROOT_INO, S_IFDIR, S_IFREG, type InodeRecord } from '../meta/inode.js';
 import { Tree } from '../meta/tree.js';
 import { Filesystem } from '../vfs/filesystem.js';
-import type { ShareLink } from './client.js';
+import type { ShareLink } from './link.js';
 import { LinkStore } from './link-store.js';
 import type { Manifest, ShareRecord, SharedNode } from './manifest.js';
 

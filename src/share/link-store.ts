@@ -1,7 +1,7 @@
 import got, { HTTPError, RequestError } from 'got';
 import { packIdOfKey } from '../format/names.js';
 import { NotFoundError, StoreError, TransientStoreError, type ByteRange, type ObjectInfo, type ObjectStore } from '../store/types.js';
-import type { ShareLink } from './client.js';
+import type { ShareLink } from './link.js';
 
 /**
  * The packs of one share, read through its gateway: an ObjectStore, so a

@@ -1,7 +1,7 @@
-import * as http from 'node:http';
-import * as https from 'node:https';
+import type * as http from 'node:http';
+import type * as https from 'node:https';
 import aws4 from 'aws4';
-import got, { type Got, RequestError } from 'got';
+import type { Got } from 'got';
 import { Limiter } from '../util/limiter.js';
 import type { S3Config } from './s3-config.js';
 import { checkKey, ConflictError, NotFoundError, StoreError, TransientStoreError, type ByteRange, type ObjectInfo, type ObjectStore, type PutOptions } from './types.js';
@@ -38,11 +38,12 @@ const RETRY_STATUS = new Set([408, 429, 500, 502, 503, 504]);
 export class S3Store implements ObjectStore {
   readonly location: string;
   readonly concurrency: number;
-  private readonly client: Got;
+  /** got and node:https are loaded with the first request (about 0.1 s): a command that never reaches S3 does not pay for them. */
+  private http?: Promise<{ client: Got; RequestError: typeof import('got').RequestError }>;
   private readonly limiter: Limiter;
   private readonly requestTimeoutMs: number;
   private readonly log: (message: string) => void;
-  private readonly agents: { http: http.Agent; https: https.Agent };
+  private agents?: { http: http.Agent; https: https.Agent };
   /** Servers without If-None-Match fall back to HEAD + PUT (single writer only). */
   private conditionalPut: 'yes' | 'no' | 'unknown' = 'unknown';
 
@@ -52,16 +53,24 @@ export class S3Store implements ObjectStore {
     this.limiter = new Limiter(this.concurrency);
     this.requestTimeoutMs = opts.requestTimeoutMs ?? 20_000;
     this.log = opts.log ?? (() => {});
-    const agentOptions = { keepAlive: true, maxSockets: this.concurrency };
-    this.agents = { http: new http.Agent(agentOptions), https: new https.Agent(agentOptions) };
-    this.client = got.extend({
-      agent: this.agents,
-      retry: { limit: 0 },
-      throwHttpErrors: false,
-      decompress: false,
-      followRedirect: false,
-      responseType: 'buffer',
-    });
+  }
+
+  private loadHttp() {
+    return (this.http ??= Promise.all([import('got'), import('node:http'), import('node:https')]).then(([{ default: got, RequestError }, http, https]) => {
+      const agentOptions = { keepAlive: true, maxSockets: this.concurrency };
+      this.agents = { http: new http.Agent(agentOptions), https: new https.Agent(agentOptions) };
+      return {
+        client: got.extend({
+          agent: this.agents,
+          retry: { limit: 0 },
+          throwHttpErrors: false,
+          decompress: false,
+          followRedirect: false,
+          responseType: 'buffer',
+        }),
+        RequestError,
+      };
+    }));
   }
 
   private request(method: string, key: string | undefined, opts: RequestOptions = {}): Promise<Reply> {
@@ -75,9 +84,10 @@ export class S3Store implements ObjectStore {
     const { accessKeyId, secretAccessKey, sessionToken } = this.config.credentials;
     const signed = aws4.sign({ host, path, method, headers, service: 's3', region: this.config.region }, { accessKeyId, secretAccessKey, sessionToken });
     const what = `S3 ${method} ${key ?? '(bucket)'}`;
+    const { client, RequestError } = await this.loadHttp();
     let res;
     try {
-      res = await this.client(url, {
+      res = await client(url, {
         method: method as 'GET',
         headers: signed.headers as Record<string, string>,
         body: opts.body ? Buffer.from(opts.body.buffer, opts.body.byteOffset, opts.body.byteLength) : undefined,
@@ -176,8 +186,8 @@ export class S3Store implements ObjectStore {
 
   async close(): Promise<void> {
     // keep-alive sockets would hold the process open
-    this.agents.http.destroy();
-    this.agents.https.destroy();
+    this.agents?.http.destroy();
+    this.agents?.https.destroy();
   }
 }
 

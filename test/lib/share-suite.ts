@@ -5,7 +5,8 @@ import { createReadStream, existsSync, mkdirSync, readFileSync, rmSync, statSync
 import * as path from 'node:path';
 import { BIN, cliEnv, mountDrive, sh, veilfs, type CliEnv, type MountHandle } from './cli.js';
 import { isMounted } from '../../src/fuse/mounts.js';
-import { openLink, parseLink } from '../../src/share/client.js';
+import { openLink } from '../../src/share/client.js';
+import { parseLink } from '../../src/share/link.js';
 import { allObjects, openTestStore, type StoreKind } from './stores.js';
 import { tempDir } from './tmp.js';
 import { gradientPng, toneWav } from './media.js';
