@@ -19,9 +19,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
+#include <linux/fuse.h>
 
 // Version of the contract between this file and src/fuse/binding.ts.
-#define CONTRACT 1
+#define CONTRACT 2
 
 enum {
   OP_INIT, OP_LOOKUP, OP_FORGET, OP_GETATTR, OP_SETATTR, OP_READLINK, OP_MKNOD,
@@ -126,7 +128,10 @@ static session_t *begin(fuse_req_t req, int op) {
 
 static void ll_init(void *userdata, struct fuse_conn_info *conn) {
   session_t *s = userdata;
-  if (s->ops[OP_INIT]) call_js(s, OP_INIT, 0, NULL);
+  if (!s->ops[OP_INIT]) return;
+  // The kernel's protocol version: what it can be asked to do (prune needs 7.45).
+  napi_value argv[] = { num(s->env, conn->proto_major), num(s->env, conn->proto_minor) };
+  call_js(s, OP_INIT, 2, argv);
 }
 
 static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) {
@@ -472,6 +477,10 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
   fuse_session_add_chan(s->se, s->ch);
   int fd = fuse_chan_fd(s->ch);
   fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+  // A child process (systemd-notify, a shell) holding /dev/fuse would keep
+  // the connection alive after this daemon died: every caller would hang
+  // instead of getting ENOTCONN.
+  fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) | FD_CLOEXEC);
   s->bufsize = fuse_chan_bufsize(s->ch);
   s->buf = malloc(s->bufsize);
 
@@ -520,18 +529,45 @@ static napi_value js_invalidate(napi_env env, napi_callback_info info) {
   return num(env, res);
 }
 
-// invalidateEntry(session, parent, name): the kernel forgets a cached name.
-static napi_value js_invalidate_entry(napi_env env, napi_callback_info info) {
+// The kernel's message for FUSE_NOTIFY_PRUNE (protocol 7.45, Linux 6.18),
+// which the system's headers may predate.
+#define NOTIFY_PRUNE 9
+#define PRUNE_BATCH 512
+struct notify_prune {
+  uint32_t count;
+  uint32_t padding;
+  uint64_t spare;
+};
+
+// prune(session, inos, count): asks the kernel to drop the inodes it holds
+// but does not use (no open file, no cached child, no cwd); it sends a
+// forget for each it drops. Unlike invalidating a name, this takes no
+// directory lock, so it cannot wait on a request this thread has yet to
+// answer. Returns 0 or -errno (-EINVAL: the kernel predates it).
+static napi_value js_prune(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value argv[3];
-  int64_t parent;
+  uint32_t count;
+  napi_typedarray_type type;
+  size_t length;
+  void *data;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   session_t *s = get_session(env, argv[0]);
-  napi_get_value_int64(env, argv[1], &parent);
-  char *name = get_string(env, argv[2]);
-  int res = s && !s->closed && name ? fuse_lowlevel_notify_inval_entry(s->ch, parent, name, strlen(name)) : -ENOTCONN;
-  free(name);
-  return num(env, res);
+  if (napi_get_typedarray_info(env, argv[1], &type, &length, &data, NULL, NULL) != napi_ok || type != napi_float64_array) {
+    napi_throw_type_error(env, NULL, "prune wants a Float64Array of inode numbers");
+    return NULL;
+  }
+  napi_get_value_uint32(env, argv[2], &count);
+  if (count > length) count = length;
+  if (count > PRUNE_BATCH) count = PRUNE_BATCH;
+  if (!s || s->closed) return num(env, -ENOTCONN);
+  uint64_t ids[PRUNE_BATCH];
+  for (uint32_t i = 0; i < count; i++) ids[i] = (uint64_t)((double *)data)[i];
+  struct notify_prune arg = { count, 0, 0 };
+  struct fuse_out_header out = { sizeof(out) + sizeof(arg) + count * sizeof(uint64_t), NOTIFY_PRUNE, 0 };
+  struct iovec iov[] = { { &out, sizeof(out) }, { &arg, sizeof(arg) }, { ids, count * sizeof(uint64_t) } };
+  ssize_t res = writev(fuse_chan_fd(s->ch), iov, 3);
+  return num(env, res < 0 ? -errno : 0);
 }
 
 // ---- replies ----
@@ -737,7 +773,7 @@ static napi_value init_module(napi_env env, napi_value exports) {
   if (spin) spin_ns = strtoull(spin, NULL, 10) * 1000;
   struct { const char *name; napi_callback fn; } fns[] = {
     { "setSlots", js_set_slots }, { "mount", js_mount }, { "unmount", js_unmount },
-    { "invalidate", js_invalidate }, { "invalidateEntry", js_invalidate_entry },
+    { "invalidate", js_invalidate }, { "prune", js_prune },
     { "replyErr", js_reply_err }, { "replyEntry", js_reply_entry }, { "replyAttr", js_reply_attr },
     { "replyCreate", js_reply_create }, { "replyOpen", js_reply_open }, { "replyData", js_reply_data },
     { "replyReadlink", js_reply_readlink }, { "replyWrite", js_reply_write },

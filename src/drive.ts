@@ -53,6 +53,8 @@ export interface Drive {
   header: VaultHeader;
   fs: Filesystem;
   shares: ShareService;
+  /** The memory for metadata in use (--metadata-cache-size, or its default). */
+  metadataCacheBytes: number;
   /** Changes journaled on this machine but not yet in the store. */
   backlog(): { entries: number; bytes: number };
   status(): DriveStatus;
@@ -136,7 +138,8 @@ export async function openDrive(unmetered: ObjectStore, opts: DriveOptions): Pro
       },
       log,
     }, { cacheSize: cacheSize - packCacheBytes(header, cacheSize) });
-    const tree = await Tree.load(metaFormat(metadata, header, opts.metadataCacheBytes ?? Math.max(8 * 2 ** 20, Math.floor(cacheSize / 16))), {
+    const metadataCacheBytes = opts.metadataCacheBytes ?? Math.max(8 * 2 ** 20, Math.floor(cacheSize / 16));
+    const tree = await Tree.load(metaFormat(metadata, header, metadataCacheBytes), {
       persist: () => cache.persist(),
       seal: () => cache.seal(),
       free: (ref) => codec.free(ref),
@@ -156,6 +159,7 @@ export async function openDrive(unmetered: ObjectStore, opts: DriveOptions): Pro
       header,
       fs,
       shares,
+      metadataCacheBytes,
       backlog: () => journal?.backlog ?? { entries: 0, bytes: 0 },
       status: () => ({
         cache: { size: cacheSize, ...cache.stats() },

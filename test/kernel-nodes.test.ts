@@ -66,3 +66,36 @@ t.test('a directory removed while held leaves its children without paths', async
   t.equal(n.pathOf(51), undefined);
   t.equal(n.childPath(50, 'new'), undefined);
 });
+
+t.test('past its bound the table offers the inodes looked up longest ago, and stays near the bound', async (t) => {
+  const n = new KernelNodes();
+  const offered: number[][] = [];
+  // A kernel that drops every inode offered except 1000 (say, an open file).
+  n.limitTo(64, (inos, count) => {
+    const batch = [...inos.subarray(0, count)];
+    offered.push(batch);
+    for (const ino of batch) if (ino !== 1000) n.forget(ino, 1);
+    return true;
+  });
+  n.remember(1, 'open', 1000);
+  for (let i = 0; i < 64; i++) n.remember(1, `f${i}`, 2000 + i);
+  t.equal(offered.length, 0, 'nothing is offered up to the bound');
+  n.remember(1, 'f0', 2000);
+  for (let i = 64; i < 400; i++) n.remember(1, `f${i}`, 2000 + i);
+  t.ok(offered.length > 0);
+  t.equal(offered[0][0], 1000, 'the oldest goes first');
+  t.notOk(offered[0].includes(2000), 'a name looked up again is young again');
+  t.ok(n.size <= 64 + 16 && n.size >= 64 - 16, `the table stays near its bound (${n.size})`);
+  t.equal(n.pathOf(1000), '/open', 'an inode the kernel keeps stays');
+  t.equal(n.pathOf(2399), '/f399', 'the newest stay');
+  t.equal(offered.filter((b) => b.includes(1000)).length < offered.length, true, 'one the kernel keeps is not offered every time');
+});
+
+t.test('a kernel that cannot drop inodes is asked once', async (t) => {
+  const n = new KernelNodes();
+  let calls = 0;
+  n.limitTo(16, () => (calls++, false));
+  for (let i = 0; i < 500; i++) n.remember(1, `f${i}`, 100 + i);
+  t.equal(calls, 1);
+  t.equal(n.size, 500, 'then the table holds what the kernel holds');
+});

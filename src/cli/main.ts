@@ -70,7 +70,7 @@ try {
     .usage('$0 <command> [options]\n\nAn encrypted drive: files are encrypted on this machine; the store only ever sees ciphertext.');
   for (const command of await commandsFor(args)) parser.command(command);
   await parser
-    .demandCommand(1, 'name a command (see --help)')
+    .demandCommand(1, 'name a command')
     .strict()
     .help()
     .alias('h', 'help')

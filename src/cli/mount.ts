@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import type { CommandModule } from 'yargs';
 import { DEFAULT_CACHE_SIZE } from '../cache/default-size.js';
 import type { Drive } from '../drive.js';
+import type { Mounted } from '../fuse/mount.js';
 import { errorMessage, UserError } from '../errors.js';
 import { checkMountpoint } from '../fuse/mountpoint.js';
 import { controlSocket, heartbeat, isMounted, registerDaemon, unregisterDaemon } from '../fuse/mounts.js';
@@ -47,7 +48,7 @@ export const mountCommand: CommandModule<object, MountArgs> = {
     .positional('target', { type: 'string', demandOption: true, describe: 'An empty directory to mount on; or, with a second word, the name of a vault (veilfs vault add) or a share link' })
     .positional('mountpoint', { type: 'string', describe: 'Where to mount the named vault' })
     .option('cache-size', { type: 'string', describe: `Memory for decrypted blocks (e.g. 64M, 1G; default ${formatSize(DEFAULT_CACHE_SIZE)})` })
-    .option('metadata-cache-size', { type: 'string', describe: 'Memory for metadata pages in use (format 3; default 1/16 of --cache-size, at least 8M)' })
+    .option('metadata-cache-size', { type: 'string', describe: 'Memory for metadata pages in use (format 3; default 1/16 of --cache-size, at least 8M); also bounds the files the kernel holds through the mount to one per 256 bytes of it' })
     .option('journal-size', { type: 'string', default: '4G', describe: 'Local disk for changes not yet uploaded; writers wait when it is full' })
     .option('commit-interval', { type: 'number', default: 2, describe: 'Seconds between commits of changes to the store (close and fsync journal them locally at once)' })
     .option('checkpoint-interval', { type: 'number', default: 128, describe: 'Commits between checkpoints of the whole tree (fewer: faster mounts, more: less rewriting)' })
@@ -152,11 +153,14 @@ async function runMount(
     await drive.close();
     throw err;
   });
-  const mounted = await mountFilesystem(drive.fs, mountpoint, { readOnly: argv.readOnly, allowOther: argv.allowOther, log: (m) => daemonLog(m, 'error') });
+  const mounted = await mountFilesystem(drive.fs, mountpoint, {
+    readOnly: argv.readOnly, allowOther: argv.allowOther, kernelInodes: kernelInodeLimit(drive.metadataCacheBytes),
+    log: (m) => daemonLog(m, 'error'), note: (m) => daemonLog(m),
+  });
   await registerDaemon(mountpoint);
   const beat = setInterval(() => void heartbeat(mountpoint), 2000);
   beat.unref();
-  await serveControl(startControlServer, drive, { mountpoint, store: store.location, readOnly: argv.readOnly, stallMs: drainStallMs });
+  await serveControl(startControlServer, drive, mounted, { mountpoint, store: store.location, readOnly: argv.readOnly, stallMs: drainStallMs });
   notifySystemd(mountpoint);
   daemonLog(`mounted ${store.location} at ${mountpoint} (pid ${process.pid})`);
   let signals = 0;
@@ -188,6 +192,15 @@ async function runMount(
 }
 
 /**
+ * The files the kernel may hold at once, out of the metadata budget: the
+ * daemon keeps about 100 bytes for each, and V8 as much again between
+ * collections. 16 MiB (the default with the default cache) allows 65,536.
+ */
+export function kernelInodeLimit(metadataCacheBytes: number): number {
+  return Math.max(256, Math.floor(metadataCacheBytes / 256));
+}
+
+/**
  * Type=notify units: tell systemd the drive is usable. systemd-notify sends
  * from its own pid, so the unit needs NotifyAccess=all (README).
  */
@@ -198,7 +211,7 @@ function notifySystemd(mountpoint: string): void {
 }
 
 /** The control socket that `veilfs status`, `sync` and `unmount` talk to. */
-async function serveControl(startControlServer: MountModules['startControlServer'], drive: Drive, about: { mountpoint: string; store: string; readOnly: boolean; stallMs: number }): Promise<void> {
+async function serveControl(startControlServer: MountModules['startControlServer'], drive: Drive, mounted: Mounted, about: { mountpoint: string; store: string; readOnly: boolean; stallMs: number }): Promise<void> {
   const since = new Date().toISOString();
   const uploads = new UploadRate(() => drive.status().uploadedBytes);
   await startControlServer(controlSocket(about.mountpoint), {
@@ -220,6 +233,7 @@ async function serveControl(startControlServer: MountModules['startControlServer
         storeLatencyMs: s.store.latencyMs ?? null,
         storeErrors: s.store.recentErrors,
         journalBytes: s.pending.bytes,
+        memory: { residentBytes: process.memoryUsage.rss(), kernelInodes: mounted.kernelInodes().held, kernelInodeLimit: mounted.kernelInodes().limit },
       };
     },
     pending: () => drive.backlog(),

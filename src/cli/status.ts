@@ -48,6 +48,7 @@ function describe(r: StatusReport): string {
     `  committed  ${humanAgo(r.lastCommit)}`,
     `  cache      ${humanBytes(cache.used)} of ${humanBytes(cache.size)}, ${humanBytes(cache.dirtyBytes)} not yet journaled, ${hit}`,
     `  journal    ${humanBytes(r.journalBytes)} on this machine`,
+    ...(r.memory ? [`  memory     ${humanBytes(r.memory.residentBytes)} resident; the kernel holds ${plural(r.memory.kernelInodes, 'file')} through it${r.memory.kernelInodeLimit === null ? '' : ` (kept to about ${r.memory.kernelInodeLimit})`}`] : []),
     `  log        ${r.logFile}`,
     '',
   ].join('\n');

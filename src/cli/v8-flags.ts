@@ -7,8 +7,14 @@
  * larger initial old space brings that down to about 20 and roughly halves
  * the CPU per byte; resident memory stays the same, the block cache
  * dominates it.
+ *
+ * Creating many files is the opposite case: a steady stream of small
+ * objects that outlive a young collection, and V8 let the old generation
+ * grow to three or four times what was live before collecting it. Growing
+ * it by half (instead of V8's up to 4x) kept 100,000 creates at 259 MB
+ * instead of 333 MB for 3% more time; streaming I/O did not change.
  */
-export const DAEMON_V8_FLAGS = ['--initial-old-space-size=128'];
+export const DAEMON_V8_FLAGS = ['--initial-old-space-size=128', '--heap-growing-percent=50'];
 
 /** execArgv for a child daemon: this process's own options plus any of ours it lacks. */
 export function daemonExecArgv(execArgv: readonly string[]): string[] {

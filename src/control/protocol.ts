@@ -34,6 +34,8 @@ export interface StatusReport {
   storeLatencyMs: number | null;
   storeErrors: { at: string; message: string }[];
   journalBytes: number;
+  /** The daemon's resident memory, and the files the kernel holds through it (and their bound; null: none). */
+  memory?: { residentBytes: number; kernelInodes: number; kernelInodeLimit: number | null };
 }
 
 /** Sent while `sync` waits; the last line has done set. */

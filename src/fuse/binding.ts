@@ -17,7 +17,8 @@ export interface FuseBinding {
   mount(mountpoint: string, options: string, handlers: Record<string, (...args: any[]) => void>, onGone: () => void): Session;
   unmount(session: Session): void;
   invalidate(session: Session, ino: number): number;
-  invalidateEntry(session: Session, parent: number, name: string): number;
+  /** Asks the kernel to drop the inodes of inos[0..count) it does not use; 0 or -errno. */
+  prune(session: Session, inos: Float64Array, count: number): number;
   replyErr(req: Req, errno: number): void;
   replyEntry(req: Req, timeout: number): void;
   replyAttr(req: Req, timeout: number): void;
@@ -33,7 +34,7 @@ export interface FuseBinding {
 }
 
 /** The contract version of native/veilfs-fuse.c this code speaks. */
-const CONTRACT = 1;
+const CONTRACT = 2;
 const ADDON = 'native/build/Release/veilfs_fuse.node';
 
 const attrSlot = new Float64Array(15);

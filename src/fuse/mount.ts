@@ -13,13 +13,19 @@ export { checkMountpoint };
 export interface MountOptions {
   readOnly?: boolean;
   allowOther?: boolean;
+  /** About how many inodes the kernel may hold (default: no bound). */
+  kernelInodes?: number;
   log: (message: string) => void;
+  /** Facts worth a line at the info level. */
+  note?: (message: string) => void;
 }
 
 export interface Mounted {
   mountpoint: string;
   /** Resolves when the mount went away, by unmount() or from outside. */
   gone: Promise<void>;
+  /** The inodes the kernel holds now, and the bound it is held to (null: none). */
+  kernelInodes(): { held: number; limit: number | null };
   unmount(): Promise<void>;
 }
 
@@ -40,6 +46,8 @@ async function loadFuse(): Promise<FuseBinding> {
 }
 
 const MAX_IO = MAX_READ;
+/** FUSE 7.45 (Linux 6.18) added the request to drop unused inodes. */
+const PRUNE_PROTOCOL_MINOR = 45;
 
 /**
  * Cached for 30 s: every change comes in through the kernel, which updates
@@ -61,16 +69,31 @@ export async function mountFilesystem(filesystem: Filesystem, mountpoint: string
   let closed = false;
   let resolveGone!: () => void;
   const gone = new Promise<void>((resolve) => (resolveGone = resolve));
-  let initialized!: () => void;
-  const init = new Promise<void>((resolve) => (initialized = resolve));
-  const kernel = kernelHandlers(filesystem, { binding, log: opts.log, ttl: CACHE_TTL_S, live: () => !closed }, () => initialized());
+  let initialized!: (protocolMinor: number) => void;
+  const init = new Promise<number>((resolve) => (initialized = resolve));
+  const kernel = kernelHandlers(filesystem, { binding, log: opts.log, ttl: CACHE_TTL_S, live: () => !closed }, (_major, minor) => initialized(minor));
   let session: Session;
   try {
     session = binding.mount(target, mountOptions(opts), kernel.handlers, () => resolveGone());
   } catch (err) {
     throw new UserError(`cannot mount ${target}: ${(err as Error).message}`);
   }
-  await init;
+  const protocolMinor = await init;
+  let inodeLimit: number | null = null;
+  if (opts.kernelInodes !== undefined) {
+    if (protocolMinor >= PRUNE_PROTOCOL_MINOR) {
+      inodeLimit = opts.kernelInodes;
+      kernel.nodes.limitTo(opts.kernelInodes, (inos, count) => {
+        const res = binding.prune(session, inos, count);
+        if (res === 0 || closed) return true;
+        inodeLimit = null;
+        opts.note?.(`the kernel refused to drop inodes (errno ${-res}): from now on the daemon keeps about 100 bytes for each file the kernel holds`);
+        return false;
+      });
+    } else {
+      opts.note?.(`this kernel (FUSE 7.${protocolMinor}) cannot be asked to drop inodes (that needs Linux 6.18): the daemon keeps about 100 bytes for each file the kernel holds`);
+    }
+  }
   // Lets the adapter answer the kernel's many getxattr calls for names no file has.
   kernel.setXattrNames(filesystem.xattrs.knownNames());
   filesystem.xattrs.onNewName = kernel.setXattrNames;
@@ -92,6 +115,6 @@ export async function mountFilesystem(filesystem: Filesystem, mountpoint: string
     if (await isMounted(target)) await forceUnmount(target);
     resolveGone();
   })());
-  return { mountpoint: target, gone, unmount };
+  return { mountpoint: target, gone, unmount, kernelInodes: () => ({ held: kernel.nodes.size, limit: inodeLimit }) };
 }
 

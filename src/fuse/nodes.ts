@@ -1,5 +1,8 @@
 import { ROOT_INO } from '../meta/inode.js';
 
+/** The most the kernel takes in one request to drop inodes. */
+export const PRUNE_BATCH = 512;
+
 /** A name: the inode number of its directory, and the name in it. */
 type Name = [parent: number, name: string];
 
@@ -20,10 +23,34 @@ interface KernelNode {
  * one kernel inode, as on a local disk. An inode stays here until the
  * kernel forgets it; one whose names are all gone (open and unlinked, or
  * in a removed directory) has no path. One small object per inode: the
- * kernel may hold a million.
+ * kernel may hold a million, unless told to drop some (limitTo).
+ *
+ * The map's order is the order of last lookup, oldest first: the inodes
+ * asked to go are the ones no path has reached for longest.
  */
 export class KernelNodes {
   private readonly nodes = new Map<number, KernelNode>();
+  private limit = Infinity;
+  private drop?: (inos: Float64Array, count: number) => boolean;
+  private readonly candidates = new Float64Array(PRUNE_BATCH);
+  /**
+   * New inodes between two offers, so that the kernel's forgets of one
+   * arrive before the next is chosen: a sixteenth of the bound, 16 to 256.
+   */
+  private step = 0;
+  private sincePrune = 0;
+
+  /**
+   * Keeps about limit inodes: past it, the ones looked up longest ago are
+   * offered to drop(), a batch at a time; the kernel drops those it does
+   * not use and forgets them (forget()). drop() returns false when the
+   * kernel cannot do this, and nothing is offered again.
+   */
+  limitTo(limit: number, drop: (inos: Float64Array, count: number) => boolean): void {
+    this.limit = limit;
+    this.drop = drop;
+    this.step = Math.min(256, Math.max(16, Math.floor(limit / 16)));
+  }
 
   /** The path of a name in a directory the kernel holds. */
   childPath(parent: number, name: string): string | undefined {
@@ -52,13 +79,45 @@ export class KernelNodes {
     const node = this.nodes.get(ino);
     if (!node) {
       this.nodes.set(ino, { lookups: 1, parent, name });
+      if (this.nodes.size > this.limit && ++this.sincePrune >= this.step) this.offerOldest();
       return;
+    }
+    if (this.drop) {
+      // To the young end of the order.
+      this.nodes.delete(ino);
+      this.nodes.set(ino, node);
     }
     node.lookups++;
     if (node.parent === parent && node.name === name) return;
     if (node.parent !== 0 && !node.aliases?.some(([p, n]) => p === parent && n === name)) (node.aliases ??= []).push([node.parent, node.name]);
     node.parent = parent;
     node.name = name;
+  }
+
+  /**
+   * Offers the oldest inodes beyond the bound (and a step more) to the
+   * kernel, and moves them to the young end: one the kernel keeps (open, a
+   * cwd, a directory with cached entries) comes up again only after
+   * everything else.
+   */
+  private offerOldest(): void {
+    this.sincePrune = 0;
+    const wanted = Math.min(PRUNE_BATCH, this.nodes.size - this.limit + this.step);
+    let count = 0;
+    for (const ino of this.nodes.keys()) {
+      if (count === wanted) break;
+      this.candidates[count++] = ino;
+    }
+    for (let i = 0; i < count; i++) {
+      const ino = this.candidates[i];
+      const node = this.nodes.get(ino)!;
+      this.nodes.delete(ino);
+      this.nodes.set(ino, node);
+    }
+    if (!this.drop!(this.candidates, count)) {
+      this.limit = Infinity;
+      this.drop = undefined;
+    }
   }
 
   forget(ino: number, count: number): void {
