@@ -8,7 +8,7 @@ import { cliEnv, mountDrive, sh, veilfs, type CliEnv } from './lib/cli.js';
  * The daemon keeps an entry for each inode the kernel holds; past its
  * bound it asks the kernel to drop the ones looked up longest ago (Linux
  * 6.18's prune request). With the smallest metadata budget the bound is
- * 256, so a few thousand files push every kind of inode through it: files
+ * 512, so a few thousand files push every kind of inode through it: files
  * that are open, a directory that is a shell's cwd, hard links, a
  * directory renamed after its children were dropped. Everything must read
  * back as written, through this mount and the next.
@@ -33,7 +33,7 @@ t.test('past its bound the kernel drops inodes; every kind still works, now and 
   const ref = path.join(cli.dir, 'ref');
   const m = path.join(cli.dir, 'mnt');
   mkdirSync(ref);
-  // 40 directories of 50 small files: 2,040 inodes, eight times the bound.
+  // 40 directories of 50 small files: 2,040 inodes, four times the bound.
   await run(`cd ${ref} && for d in $(seq 1 40); do mkdir d$d; (cd d$d && for f in $(seq 1 50); do echo "$d/$f" > f$f; done); done`);
   let drive = await mountDrive(t, cli, m, SMALL);
 
@@ -45,7 +45,7 @@ t.test('past its bound the kernel drops inodes; every kind still works, now and 
     t.ok(major < 6 || (major === 6 && minor < 18), `Linux ${release} cannot be asked to drop inodes (6.18 and later can)`);
     return;
   }
-  t.equal(early.memory?.kernelInodeLimit, 256, 'the smallest metadata budget bounds the kernel to 256 inodes');
+  t.equal(early.memory?.kernelInodeLimit, 512, 'the smallest metadata budget bounds the kernel to 512 inodes');
 
   // Held across everything below: an open file, a shell's cwd, a hard link.
   await run(`echo first > ${m}/open.txt && mkdir ${m}/cwd && echo here > ${m}/cwd/inside && echo linked > ${m}/a && ln ${m}/a ${m}/b`);
@@ -53,7 +53,7 @@ t.test('past its bound the kernel drops inodes; every kind still works, now and 
   await run(`cp -a ${ref}/. ${m}/`);
   const after = await status(cli, m);
   const held = after.memory!.kernelInodes;
-  t.ok(held <= 256 + 16 && held >= 256 - 2 * 16, `the kernel holds ${held} inodes after 2,040 were made: about the bound of 256, the most recent ones`);
+  t.ok(held <= 512 + 32 && held >= 512 - 2 * 32, `the kernel holds ${held} inodes after 2,040 were made: about the bound of 512, the most recent ones`);
 
   writeSync(fd, 'written after the kernel dropped its neighbours', 0);
   t.equal(readFileSync(path.join(m, 'open.txt'), 'utf8'), 'written after the kernel dropped its neighbours', 'an open file survives');
