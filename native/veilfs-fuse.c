@@ -129,9 +129,9 @@ static session_t *begin(fuse_req_t req, int op) {
 static void ll_init(void *userdata, struct fuse_conn_info *conn) {
   session_t *s = userdata;
   if (!s->ops[OP_INIT]) return;
-  // The kernel's protocol version: what it can be asked to do (prune needs 7.45).
-  napi_value argv[] = { num(s->env, conn->proto_major), num(s->env, conn->proto_minor) };
-  call_js(s, OP_INIT, 2, argv);
+  // The kernel's protocol minor version (7.x): what it can be asked to do.
+  napi_value argv[] = { num(s->env, conn->proto_minor) };
+  call_js(s, OP_INIT, 1, argv);
 }
 
 static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) {
@@ -222,15 +222,19 @@ static void ll_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
   call_js(s, OP_LINK, 4, argv);
 }
 
-// open and opendir: (req, ino, flags).
-#define OPEN_OP(fn, op) \
+// The requests that carry one field of the file info: (req, ino, field).
+// Opens pass the open flags; flush and the releases the handle.
+#define FI_OP(fn, op, field) \
   static void fn(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) { \
     BEGIN(op) \
-    napi_value argv[] = { req_value(env, req), num(env, ino), num(env, fi->flags) }; \
+    napi_value argv[] = { req_value(env, req), num(env, ino), num(env, fi->field) }; \
     call_js(s, op, 3, argv); \
   }
-OPEN_OP(ll_open, OP_OPEN)
-OPEN_OP(ll_opendir, OP_OPENDIR)
+FI_OP(ll_open, OP_OPEN, flags)
+FI_OP(ll_opendir, OP_OPENDIR, flags)
+FI_OP(ll_flush, OP_FLUSH, fh)
+FI_OP(ll_release, OP_RELEASE, fh)
+FI_OP(ll_releasedir, OP_RELEASEDIR, fh)
 
 // read and readdir: (req, ino, fh, size, offset).
 #define READ_OP(fn, op) \
@@ -251,16 +255,6 @@ static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
   napi_value argv[] = { req_value(env, req), num(env, ino), num(env, fi->fh), data, num(env, off) };
   call_js(s, OP_WRITE, 5, argv);
 }
-
-#define FH_OP(fn, op) \
-  static void fn(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) { \
-    BEGIN(op) \
-    napi_value argv[] = { req_value(env, req), num(env, ino), num(env, fi->fh) }; \
-    call_js(s, op, 3, argv); \
-  }
-FH_OP(ll_flush, OP_FLUSH)
-FH_OP(ll_release, OP_RELEASE)
-FH_OP(ll_releasedir, OP_RELEASEDIR)
 
 #define SYNC_OP(fn, op) \
   static void fn(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi) { \
@@ -532,6 +526,7 @@ static napi_value js_invalidate(napi_env env, napi_callback_info info) {
 // The kernel's message for FUSE_NOTIFY_PRUNE (protocol 7.45, Linux 6.18),
 // which the system's headers may predate.
 #define NOTIFY_PRUNE 9
+// The most one request names; src/fuse/nodes.ts offers no more.
 #define PRUNE_BATCH 512
 struct notify_prune {
   uint32_t count;

@@ -15,10 +15,7 @@ import { MeteredStore, type StoreMeter } from './store/metered.js';
 import type { ObjectStore } from './store/types.js';
 import { Filesystem } from './vfs/filesystem.js';
 import { ShareService } from './share/service.js';
-
 import { DEFAULT_CACHE_SIZE } from './cache/default-size.js';
-
-export { DEFAULT_CACHE_SIZE };
 
 export interface DriveOptions {
   passphrase: VaultSecret;

@@ -80,6 +80,7 @@ t.test('past its bound the table offers the inodes looked up longest ago, and st
   n.remember(1, 'open', 1000);
   for (let i = 0; i < 64; i++) n.remember(1, `f${i}`, 2000 + i);
   t.equal(offered.length, 0, 'nothing is offered up to the bound');
+  t.equal(n.bound, 64);
   n.remember(1, 'f0', 2000);
   for (let i = 64; i < 400; i++) n.remember(1, `f${i}`, 2000 + i);
   t.ok(offered.length > 0);
@@ -98,4 +99,5 @@ t.test('a kernel that cannot drop inodes is asked once', async (t) => {
   for (let i = 0; i < 500; i++) n.remember(1, `f${i}`, 100 + i);
   t.equal(calls, 1);
   t.equal(n.size, 500, 'then the table holds what the kernel holds');
+  t.equal(n.bound, null, 'and reports no bound');
 });

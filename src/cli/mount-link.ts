@@ -1,5 +1,6 @@
 import { errorMessage, UserError } from '../errors.js';
-import { checkMountpoint, mountFilesystem } from '../fuse/mount.js';
+import { mountFilesystem } from '../fuse/mount.js';
+import { checkMountpoint } from '../fuse/mountpoint.js';
 import { heartbeat, registerDaemon, unregisterDaemon } from '../fuse/mounts.js';
 import { openLink } from '../share/client.js';
 import { parseLink } from '../share/link.js';

@@ -218,6 +218,7 @@ async function serveControl(startControlServer: MountModules['startControlServer
   await startControlServer(controlSocket(about.mountpoint), {
     status: () => {
       const s = drive.status();
+      const inodes = mounted.kernelInodes();
       const rate = uploads.bytesPerSecond();
       return {
         mountpoint: about.mountpoint, store: about.store, pid: process.pid, mountedSince: since, readOnly: about.readOnly,
@@ -234,7 +235,7 @@ async function serveControl(startControlServer: MountModules['startControlServer
         storeLatencyMs: s.store.latencyMs ?? null,
         storeErrors: s.store.recentErrors,
         journalBytes: s.pending.bytes,
-        memory: { residentBytes: process.memoryUsage.rss(), kernelInodes: mounted.kernelInodes().held, kernelInodeLimit: mounted.kernelInodes().limit },
+        memory: { residentBytes: process.memoryUsage.rss(), kernelInodes: inodes.held, kernelInodeLimit: inodes.limit },
       };
     },
     pending: () => drive.backlog(),

@@ -8,8 +8,6 @@ import { kernelHandlers, MAX_READ } from './operations.js';
 import { forceUnmount, isMounted } from './mounts.js';
 import { checkMountpoint } from './mountpoint.js';
 
-export { checkMountpoint };
-
 export interface MountOptions {
   readOnly?: boolean;
   allowOther?: boolean;
@@ -71,7 +69,7 @@ export async function mountFilesystem(filesystem: Filesystem, mountpoint: string
   const gone = new Promise<void>((resolve) => (resolveGone = resolve));
   let initialized!: (protocolMinor: number) => void;
   const init = new Promise<number>((resolve) => (initialized = resolve));
-  const kernel = kernelHandlers(filesystem, { binding, log: opts.log, ttl: CACHE_TTL_S, live: () => !closed }, (_major, minor) => initialized(minor));
+  const kernel = kernelHandlers(filesystem, { binding, log: opts.log, ttl: CACHE_TTL_S, live: () => !closed }, (minor) => initialized(minor));
   let session: Session;
   try {
     session = binding.mount(target, mountOptions(opts), kernel.handlers, () => resolveGone());
@@ -79,19 +77,17 @@ export async function mountFilesystem(filesystem: Filesystem, mountpoint: string
     throw new UserError(`cannot mount ${target}: ${(err as Error).message}`);
   }
   const protocolMinor = await init;
-  let inodeLimit: number | null = null;
   if (opts.kernelInodes !== undefined) {
+    const unbounded = 'the daemon keeps about 100 bytes for each file the kernel holds';
     if (protocolMinor >= PRUNE_PROTOCOL_MINOR) {
-      inodeLimit = opts.kernelInodes;
       kernel.nodes.limitTo(opts.kernelInodes, (inos, count) => {
         const res = binding.prune(session, inos, count);
         if (res === 0 || closed) return true;
-        inodeLimit = null;
-        opts.note?.(`the kernel refused to drop inodes (errno ${-res}): from now on the daemon keeps about 100 bytes for each file the kernel holds`);
+        opts.note?.(`the kernel refused to drop inodes (errno ${-res}): from now on ${unbounded}`);
         return false;
       });
     } else {
-      opts.note?.(`this kernel (FUSE 7.${protocolMinor}) cannot be asked to drop inodes (that needs Linux 6.18): the daemon keeps about 100 bytes for each file the kernel holds`);
+      opts.note?.(`this kernel (FUSE 7.${protocolMinor}) cannot be asked to drop inodes (that needs Linux 6.18): ${unbounded}`);
     }
   }
   // Lets the adapter answer the kernel's many getxattr calls for names no file has.
@@ -115,6 +111,6 @@ export async function mountFilesystem(filesystem: Filesystem, mountpoint: string
     if (await isMounted(target)) await forceUnmount(target);
     resolveGone();
   })());
-  return { mountpoint: target, gone, unmount, kernelInodes: () => ({ held: kernel.nodes.size, limit: inodeLimit }) };
+  return { mountpoint: target, gone, unmount, kernelInodes: () => ({ held: kernel.nodes.size, limit: kernel.nodes.bound }) };
 }
 

@@ -1,7 +1,7 @@
 import { ROOT_INO } from '../meta/inode.js';
 
-/** The most the kernel takes in one request to drop inodes. */
-export const PRUNE_BATCH = 512;
+/** The most one request to drop inodes names (native/veilfs-fuse.c takes no more). */
+const PRUNE_BATCH = 512;
 
 /** A name: the inode number of its directory, and the name in it. */
 type Name = [parent: number, name: string];
@@ -50,6 +50,11 @@ export class KernelNodes {
     this.limit = limit;
     this.drop = drop;
     this.step = Math.min(256, Math.max(16, Math.floor(limit / 16)));
+  }
+
+  /** The bound the table is held to, or null: none, or the kernel cannot drop inodes. */
+  get bound(): number | null {
+    return this.drop ? this.limit : null;
   }
 
   /** The path of a name in a directory the kernel holds. */

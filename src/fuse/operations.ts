@@ -42,7 +42,7 @@ const timeOf = (valid: number, given: number, now: number, sec: number, nsec: nu
  * paths (KernelNodes), results to replies. Every request gets exactly one
  * reply, and errors become errno values in errno.ts only.
  */
-export function kernelHandlers(fs: Filesystem, { binding: b, log, ttl, live }: KernelLink, onInit: (protocolMajor: number, protocolMinor: number) => void) {
+export function kernelHandlers(fs: Filesystem, { binding: b, log, ttl, live }: KernelLink, onInit: (protocolMinor: number) => void) {
   const nodes = new KernelNodes();
   /** The extended attribute names some file has (a superset). */
   const knownXattrs = new Set<string>();
