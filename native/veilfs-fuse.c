@@ -23,21 +23,21 @@
 #include <linux/fuse.h>
 
 // Version of the contract between this file and src/fuse/binding.ts.
-#define CONTRACT 2
+#define CONTRACT 3
 
 enum {
   OP_INIT, OP_LOOKUP, OP_FORGET, OP_GETATTR, OP_SETATTR, OP_READLINK, OP_MKNOD,
   OP_MKDIR, OP_UNLINK, OP_RMDIR, OP_SYMLINK, OP_RENAME, OP_LINK, OP_OPEN, OP_READ,
   OP_WRITE, OP_FLUSH, OP_RELEASE, OP_FSYNC, OP_OPENDIR, OP_READDIR, OP_RELEASEDIR,
   OP_FSYNCDIR, OP_STATFS, OP_SETXATTR, OP_GETXATTR, OP_LISTXATTR, OP_REMOVEXATTR,
-  OP_ACCESS, OP_CREATE, OP_COUNT
+  OP_ACCESS, OP_CREATE, OP_READDIRPLUS, OP_COUNT
 };
 static const char *const OP_NAMES[OP_COUNT] = {
   "init", "lookup", "forget", "getattr", "setattr", "readlink", "mknod",
   "mkdir", "unlink", "rmdir", "symlink", "rename", "link", "open", "read",
   "write", "flush", "release", "fsync", "opendir", "readdir", "releasedir",
   "fsyncdir", "statfs", "setxattr", "getxattr", "listxattr", "removexattr",
-  "access", "create",
+  "access", "create", "readdirplus",
 };
 
 // Attribute slot layout, shared with src/fuse/binding.ts.
@@ -49,6 +49,8 @@ enum {
 enum { C_UID, C_GID, C_PID, C_UMASK, C_COUNT };
 
 static double *attr_slot;
+// VEILFS_FUSE_READDIRPLUS=0 turns listings with attributes off (to compare).
+static int plus_wanted = 1;
 static double *ctx_slot;
 static napi_ref slot_refs[2];
 
@@ -65,6 +67,13 @@ typedef struct session {
   napi_async_context async_ctx;
   int polling;
   int closed;
+  // Where libfuse's replies go out (hook_send).
+  struct fuse_chan *hook;
+  // The kernel offered listings that carry attributes (FUSE_INIT's flags).
+  int plus_offered;
+  uint64_t init_unique;
+  // Added to the open reply being sent (replyOpen sets it around its call).
+  uint32_t open_flags;
 } session_t;
 
 #define CHECK(call) do { if ((call) != napi_ok) { napi_throw_error(env, NULL, #call " failed"); return NULL; } } while (0)
@@ -125,6 +134,97 @@ static session_t *begin(fuse_req_t req, int op) {
 }
 
 #define BEGIN(op) session_t *s = begin(req, op); if (!s) return; napi_env env = s->env;
+
+
+// ---- what libfuse 2 does not know ----
+//
+// libfuse 2 predates READDIRPLUS: it would neither ask the kernel for it
+// at INIT nor decode it. Without it `ls -l`, `find -ls` and file managers
+// cost one lookup round trip per entry. So READDIRPLUS requests are taken
+// off the wire before libfuse sees them and answered here
+// (src/fuse/operations.ts supplies the entries), and libfuse's replies go
+// out through a channel of our own (hook_send), which adds to the INIT
+// reply the flag that asks for them, and to an open's reply the flags
+// libfuse 2 cannot set (FOPEN_NOFLUSH).
+
+// A request libfuse never saw; its Req has the low bit set (malloc'd, so
+// a fuse_req_t never has).
+typedef struct raw_req {
+  session_t *s;
+  uint64_t unique;
+} raw_req_t;
+
+static int is_raw(double req) {
+  return ((uintptr_t)req & 1) != 0;
+}
+
+static raw_req_t *raw_of(double req) {
+  return (raw_req_t *)((uintptr_t)req & ~(uintptr_t)1);
+}
+
+// Answers a raw request with an error (positive errno) or a payload, and frees it.
+static void raw_reply(raw_req_t *r, int error, const void *data, size_t len) {
+  if (!r->s->closed) {
+    struct fuse_out_header out = { sizeof(out) + (error ? 0 : len), error ? -error : 0, r->unique };
+    struct iovec iov[] = { { &out, sizeof(out) }, { (void *)data, error ? 0 : len } };
+    // A failed write means the kernel gave up on the request (interrupted, or unmounted): nothing to do.
+    (void)writev(fuse_chan_fd(r->s->ch), iov, error || !len ? 1 : 2);
+  }
+  free(r);
+}
+
+static int hook_send(struct fuse_chan *ch, const struct iovec iov[], size_t count) {
+  // A forget has no reply: libfuse still calls send, with nothing.
+  if (!iov || count == 0) return 0;
+  session_t *s = fuse_chan_data(ch);
+  const struct fuse_out_header *out = iov[0].iov_base;
+  if (out->error == 0 && count >= 2) {
+    if (out->unique == s->init_unique && s->plus_offered && iov[1].iov_len >= offsetof(struct fuse_init_out, flags) + sizeof(uint32_t)) {
+      // Always with attributes, not the kernel's adaptive mode: ls -l reads a
+      // whole directory before it stats any entry, which that mode misses.
+      ((struct fuse_init_out *)iov[1].iov_base)->flags |= FUSE_DO_READDIRPLUS;
+    }
+    if (s->open_flags && iov[1].iov_len >= sizeof(struct fuse_open_out)) ((struct fuse_open_out *)iov[1].iov_base)->open_flags |= s->open_flags;
+  }
+  ssize_t res = writev(fuse_chan_fd(ch), iov, count);
+  return res < 0 ? -errno : 0;
+}
+
+static struct fuse_chan_ops HOOK_OPS = { .send = hook_send };
+
+// Notes what the kernel offers at INIT before libfuse answers it.
+static void note_init(session_t *s, const char *buf, size_t len) {
+  const struct fuse_in_header *in = (const void *)buf;
+  const struct fuse_init_in *arg = (const void *)(buf + sizeof(*in));
+  s->init_unique = in->unique;
+  s->plus_offered = len >= sizeof(*in) + sizeof(uint32_t) * 4 && (arg->flags & FUSE_DO_READDIRPLUS) && s->ops[OP_READDIRPLUS] && plus_wanted;
+}
+
+// READDIRPLUS: (req, ino, fh, size, offset), as readdir.
+static void process_readdirplus(session_t *s, const char *buf, size_t len) {
+  const struct fuse_in_header *in = (const void *)buf;
+  const struct fuse_read_in *arg = (const void *)(buf + sizeof(*in));
+  raw_req_t *r = malloc(sizeof(*r));
+  r->s = s;
+  r->unique = in->unique;
+  if (len < sizeof(*in) + sizeof(*arg)) {
+    raw_reply(r, EIO, NULL, 0);
+    return;
+  }
+  if (!s->ops[OP_READDIRPLUS]) {
+    raw_reply(r, ENOSYS, NULL, 0);
+    return;
+  }
+  napi_env env = s->env;
+  ctx_slot[C_UID] = in->uid;
+  ctx_slot[C_GID] = in->gid;
+  ctx_slot[C_PID] = in->pid;
+  ctx_slot[C_UMASK] = 0;
+  napi_value argv[] = {
+    num(env, (double)((uintptr_t)r | 1)), num(env, in->nodeid), num(env, arg->fh), num(env, arg->size), num(env, arg->offset),
+  };
+  call_js(s, OP_READDIRPLUS, 5, argv);
+}
 
 static void ll_init(void *userdata, struct fuse_conn_info *conn) {
   session_t *s = userdata;
@@ -363,7 +463,13 @@ static int process_batch(session_t *s) {
     }
     napi_handle_scope request_scope;
     napi_open_handle_scope(env, &request_scope);
-    fuse_session_process(s->se, s->buf, res, ch);
+    uint32_t opcode = (size_t)res >= sizeof(struct fuse_in_header) ? ((struct fuse_in_header *)s->buf)->opcode : 0;
+    if (opcode == FUSE_READDIRPLUS) {
+      process_readdirplus(s, s->buf, res);
+    } else {
+      if (opcode == FUSE_INIT) note_init(s, s->buf, res);
+      fuse_session_process(s->se, s->buf, res, s->hook);
+    }
     napi_close_handle_scope(env, request_scope);
     count++;
   }
@@ -409,6 +515,7 @@ static void close_session(session_t *s) {
   uv_close((uv_handle_t *)&s->poll, NULL);
   fuse_session_remove_chan(s->ch);
   fuse_session_destroy(s->se);
+  fuse_chan_destroy(s->hook);
   // Closes /dev/fuse and detaches the mount (lazily, as fusermount -z does)
   // unless the kernel already dropped it.
   fuse_unmount(s->mountpoint, s->ch);
@@ -470,12 +577,13 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
   }
   fuse_session_add_chan(s->se, s->ch);
   int fd = fuse_chan_fd(s->ch);
+  s->bufsize = fuse_chan_bufsize(s->ch);
+  s->hook = fuse_chan_new(&HOOK_OPS, fd, s->bufsize, s);
   fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
   // A child process (systemd-notify, a shell) holding /dev/fuse would keep
   // the connection alive after this daemon died: every caller would hang
   // instead of getting ENOTCONN.
   fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) | FD_CLOEXEC);
-  s->bufsize = fuse_chan_bufsize(s->ch);
   s->buf = malloc(s->bufsize);
 
   napi_value resource_name = str(env, "veilfs:fuse");
@@ -621,7 +729,19 @@ static double get_double(napi_env env, napi_value v) {
     reply(req, get_double(env, argv[1])); \
     return NULL; \
   }
-REPLY_NUMBER(js_reply_err, fuse_reply_err)
+// A raw request (READDIRPLUS) can only fail or get a listing.
+static void reply_err(double req, int error) {
+  if (is_raw(req)) raw_reply(raw_of(req), error, NULL, 0);
+  else fuse_reply_err((fuse_req_t)(uintptr_t)req, error);
+}
+
+static napi_value js_reply_err(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  reply_err(get_double(env, argv[0]), (int)get_double(env, argv[1]));
+  return NULL;
+}
 REPLY_NUMBER(js_reply_write, fuse_reply_write)
 REPLY_NUMBER(js_reply_xattr_size, fuse_reply_xattr)
 
@@ -655,16 +775,24 @@ static napi_value js_reply_create(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-// replyOpen(req, fh, keepCache)
+// FOPEN_NOFLUSH (protocol 7.35), which the system's headers may predate.
+#define OPEN_NOFLUSH (1 << 5)
+
+// replyOpen(req, fh, keepCache, noFlush): noFlush spares the round trip
+// close(2) makes to flush a handle that has nothing to flush.
 static napi_value js_reply_open(napi_env env, napi_callback_info info) {
-  REPLY_ARGS(3)
+  REPLY_ARGS(4)
   struct fuse_file_info fi;
-  bool keep;
+  bool keep = false, no_flush = false;
   memset(&fi, 0, sizeof(fi));
   fi.fh = (uint64_t)get_double(env, argv[1]);
   napi_get_value_bool(env, argv[2], &keep);
+  napi_get_value_bool(env, argv[3], &no_flush);
   fi.keep_cache = keep;
+  session_t *s = session_of(req);
+  s->open_flags = no_flush ? OPEN_NOFLUSH : 0;
   fuse_reply_open(req, &fi);
+  s->open_flags = 0;
   return NULL;
 }
 
@@ -741,6 +869,81 @@ static napi_value js_reply_dir(napi_env env, napi_callback_info info) {
   return num(env, entries);
 }
 
+// replyDirPlus(req, size, timeout, names joined by "/", Float64Array of
+// PLUS_FIELDS per name: the attribute slot's layout, then the cookie,
+// withAttrs) -> how many entries fit. With attributes the kernel takes a
+// lookup reference on each entry sent but "." and ".."; those, and every
+// entry of a listing without attributes, go without a node id, which the
+// kernel reads as a plain entry.
+#define PLUS_FIELDS (A_COUNT + 1)
+static napi_value js_reply_dir_plus(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  double req = get_double(env, argv[0]);
+  if (!is_raw(req)) {
+    napi_throw_type_error(env, NULL, "replyDirPlus answers READDIRPLUS requests only");
+    return NULL;
+  }
+  size_t size = (size_t)get_double(env, argv[1]);
+  double timeout = get_double(env, argv[2]);
+  char *names = get_string(env, argv[3]);
+  napi_typedarray_type type;
+  size_t count;
+  void *data;
+  napi_get_typedarray_info(env, argv[4], &type, &count, &data, NULL, NULL);
+  bool with_attrs = false;
+  napi_get_value_bool(env, argv[5], &with_attrs);
+  const double *meta = data;
+  char *out = calloc(1, size ? size : 1);
+  size_t used = 0, entries = 0;
+  uint64_t valid_sec = (uint64_t)timeout;
+  uint32_t valid_nsec = (uint32_t)((timeout - (double)valid_sec) * 1e9);
+  char *name = names;
+  for (size_t i = 0; name && (i + 1) * PLUS_FIELDS <= count; i++) {
+    char *end = strchr(name, '/');
+    if (end) *end = '\0';
+    size_t namelen = strlen(name);
+    size_t need = FUSE_DIRENT_ALIGN(FUSE_NAME_OFFSET_DIRENTPLUS + namelen);
+    if (used + need > size) break;
+    const double *m = meta + i * PLUS_FIELDS;
+    struct fuse_direntplus *d = (struct fuse_direntplus *)(out + used);
+    int dot = strcmp(name, ".") == 0 || strcmp(name, "..") == 0;
+    d->entry_out.nodeid = dot || !with_attrs ? 0 : (uint64_t)m[A_INO];
+    d->entry_out.generation = 1;
+    d->entry_out.entry_valid = d->entry_out.attr_valid = valid_sec;
+    d->entry_out.entry_valid_nsec = d->entry_out.attr_valid_nsec = valid_nsec;
+    struct fuse_attr *a = &d->entry_out.attr;
+    a->ino = (uint64_t)m[A_INO];
+    a->mode = (uint32_t)m[A_MODE];
+    a->nlink = (uint32_t)m[A_NLINK];
+    a->uid = (uint32_t)m[A_UID];
+    a->gid = (uint32_t)m[A_GID];
+    a->rdev = (uint32_t)m[A_RDEV];
+    a->size = (uint64_t)m[A_SIZE];
+    a->blocks = (uint64_t)m[A_BLOCKS];
+    a->blksize = (uint32_t)m[A_BLKSIZE];
+    a->atime = (uint64_t)(int64_t)m[A_ATIME];
+    a->atimensec = (uint32_t)m[A_ATIME_NS];
+    a->mtime = (uint64_t)(int64_t)m[A_MTIME];
+    a->mtimensec = (uint32_t)m[A_MTIME_NS];
+    a->ctime = (uint64_t)(int64_t)m[A_CTIME];
+    a->ctimensec = (uint32_t)m[A_CTIME_NS];
+    d->dirent.ino = a->ino;
+    d->dirent.off = (uint64_t)m[A_COUNT];
+    d->dirent.namelen = namelen;
+    d->dirent.type = (a->mode & S_IFMT) >> 12;
+    memcpy(d->dirent.name, name, namelen);
+    used += need;
+    entries++;
+    name = end ? end + 1 : NULL;
+  }
+  raw_reply(raw_of(req), 0, out, used);
+  free(out);
+  free(names);
+  return num(env, entries);
+}
+
 // setSlots(attributes, context): the two shared Float64Arrays.
 static napi_value js_set_slots(napi_env env, napi_callback_info info) {
   size_t argc = 2;
@@ -766,6 +969,8 @@ static napi_value js_set_slots(napi_env env, napi_callback_info info) {
 static napi_value init_module(napi_env env, napi_value exports) {
   const char *spin = getenv("VEILFS_FUSE_SPIN_US");
   if (spin) spin_ns = strtoull(spin, NULL, 10) * 1000;
+  const char *plus = getenv("VEILFS_FUSE_READDIRPLUS");
+  if (plus && strcmp(plus, "0") == 0) plus_wanted = 0;
   struct { const char *name; napi_callback fn; } fns[] = {
     { "setSlots", js_set_slots }, { "mount", js_mount }, { "unmount", js_unmount },
     { "invalidate", js_invalidate }, { "prune", js_prune },
@@ -773,6 +978,7 @@ static napi_value init_module(napi_env env, napi_value exports) {
     { "replyCreate", js_reply_create }, { "replyOpen", js_reply_open }, { "replyData", js_reply_data },
     { "replyReadlink", js_reply_readlink }, { "replyWrite", js_reply_write },
     { "replyXattrSize", js_reply_xattr_size }, { "replyStatfs", js_reply_statfs }, { "replyDir", js_reply_dir },
+    { "replyDirPlus", js_reply_dir_plus },
   };
   for (size_t i = 0; i < sizeof(fns) / sizeof(fns[0]); i++) {
     napi_value fn;

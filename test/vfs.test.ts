@@ -312,6 +312,11 @@ t.test('extended attributes: set, get, list, remove, flags, limits, kept across 
   await t.rejects(async () => await fs.xattrs.set('/f', 'user.big', Buffer.alloc(65537), 0), code('E2BIG'));
   await t.rejects(async () => await fs.xattrs.set('/f', 'system.posix_acl_access', Buffer.alloc(4), 0), code('EOPNOTSUPP'));
   await t.rejects(async () => await fs.xattrs.set('/f', 'other.x', Buffer.alloc(4), 0), code('EOPNOTSUPP'));
+  await t.rejects(async () => await fs.xattrs.get('/f', 'system.posix_acl_access'), code('EOPNOTSUPP'), 'ACLs are not kept: unsupported, not absent');
+  await write(fs, '/g', 'y');
+  await t.rejects(async () => await fs.xattrs.get('/f', 'security.selinux'), code('EOPNOTSUPP'), 'no labels in the vault: unsupported');
+  await fs.xattrs.set('/g', 'security.selinux', Buffer.from('system_u:object_r:fusefs_t:s0'), 0);
+  await t.rejects(async () => await fs.xattrs.get('/f', 'security.selinux'), code('ENODATA'), 'once one file has a label, the others lack one');
   await fs.xattrs.set('/f', 'user.a', Buffer.alloc(60000), 0);
   await t.rejects(async () => await fs.xattrs.set('/f', 'user.b', Buffer.alloc(6000), 0), code('ENOSPC'), 'one inode holds 64 KiB of attributes');
   await fs.xattrs.remove('/f', 'user.a');

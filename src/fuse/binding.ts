@@ -23,7 +23,8 @@ export interface FuseBinding {
   replyEntry(req: Req, timeout: number): void;
   replyAttr(req: Req, timeout: number): void;
   replyCreate(req: Req, timeout: number, fh: number): void;
-  replyOpen(req: Req, fh: number, keepCache: boolean): void;
+  /** noFlush: close(2) of this handle need not ask the daemon to flush it. */
+  replyOpen(req: Req, fh: number, keepCache: boolean, noFlush: boolean): void;
   replyData(req: Req, data: Buffer, length: number): void;
   replyReadlink(req: Req, target: string): void;
   replyWrite(req: Req, count: number): void;
@@ -31,10 +32,17 @@ export interface FuseBinding {
   replyStatfs(req: Req, bsize: number, frsize: number, blocks: number, bfree: number, bavail: number, files: number, ffree: number, favail: number, namemax: number): void;
   /** Returns how many entries fitted in size bytes. */
   replyDir(req: Req, size: number, names: string, meta: Float64Array): number;
+  /**
+   * Answers a readdirplus request: PLUS_FIELDS numbers per name (putAttr's
+   * order, then the cookie). Returns how many entries fitted; withAttrs,
+   * the kernel now holds each of them but "." and "..", else none (a plain
+   * listing: only the number and type count).
+   */
+  replyDirPlus(req: Req, size: number, timeout: number, names: string, meta: Float64Array, withAttrs: boolean): number;
 }
 
 /** The contract version of native/veilfs-fuse.c this code speaks. */
-const CONTRACT = 2;
+const CONTRACT = 3;
 const ADDON = 'native/build/Release/veilfs_fuse.node';
 
 const attrSlot = new Float64Array(15);
@@ -60,26 +68,34 @@ function addonPath(): string {
   throw new Error('Cannot find module native/build/Release/veilfs_fuse.node');
 }
 
-/** Puts attributes where the next replyEntry/replyAttr/replyCreate takes them from. */
-export function putAttr(a: Attr): void {
-  attrSlot[0] = a.ino;
-  attrSlot[1] = a.mode;
-  attrSlot[2] = a.nlink;
-  attrSlot[3] = a.uid;
-  attrSlot[4] = a.gid;
-  attrSlot[5] = a.rdev;
-  attrSlot[6] = a.size;
-  attrSlot[7] = a.blocks;
-  attrSlot[8] = a.blksize;
-  attrSlot[9] = a.atime[0];
-  attrSlot[10] = a.atime[1];
-  attrSlot[11] = a.mtime[0];
-  attrSlot[12] = a.mtime[1];
-  attrSlot[13] = a.ctime[0];
-  attrSlot[14] = a.ctime[1];
+/** Numbers per entry of replyDirPlus: the attributes, then the cookie. */
+export const PLUS_FIELDS = 16;
+
+/** Puts attributes where the next replyEntry/replyAttr/replyCreate takes them from (or at `at` in another array). */
+export function putAttr(a: Attr, into: Float64Array = attrSlot, at = 0): void {
+  into[at] = a.ino;
+  into[at + 1] = a.mode;
+  into[at + 2] = a.nlink;
+  into[at + 3] = a.uid;
+  into[at + 4] = a.gid;
+  into[at + 5] = a.rdev;
+  into[at + 6] = a.size;
+  into[at + 7] = a.blocks;
+  into[at + 8] = a.blksize;
+  into[at + 9] = a.atime[0];
+  into[at + 10] = a.atime[1];
+  into[at + 11] = a.mtime[0];
+  into[at + 12] = a.mtime[1];
+  into[at + 13] = a.ctime[0];
+  into[at + 14] = a.ctime[1];
 }
 
 /** Who sent the request being dispatched: valid synchronously inside a handler only. */
 export function currentCaller(): Caller {
   return { uid: contextSlot[0], gid: contextSlot[1] };
+}
+
+/** The thread that sent the request being dispatched (0: the kernel itself); valid as currentCaller. */
+export function currentPid(): number {
+  return contextSlot[2];
 }

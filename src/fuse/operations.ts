@@ -1,9 +1,12 @@
 import { FsError } from '../errors.js';
 import type { Attr } from '../vfs/attr.js';
 import { UTIME_NOW, UTIME_OMIT, type Filesystem, type Timespec } from '../vfs/filesystem.js';
-import { currentCaller, putAttr, type FuseBinding, type Req } from './binding.js';
+import { missingXattrError } from '../vfs/xattrs.js';
+import { AttributeReaders } from './attribute-readers.js';
+import { currentCaller, currentPid, PLUS_FIELDS, putAttr, type FuseBinding, type Req } from './binding.js';
 import { toErrno } from './errno.js';
 import { KernelNodes } from './nodes.js';
+import { S_IFDIR, S_IFMT } from '../meta/inode.js';
 
 // struct fuse_lowlevel_ops' setattr: which fields to set.
 const SET_MODE = 1 << 0;
@@ -15,7 +18,6 @@ const SET_MTIME = 1 << 5;
 const SET_ATIME_NOW = 1 << 7;
 const SET_MTIME_NOW = 1 << 8;
 const ERANGE = 34;
-const ENODATA = 61;
 /** The kernel never asks for more in one read (mount.ts sets max_read to it). */
 export const MAX_READ = 128 * 1024;
 const READ_BUFFERS_KEPT = 16;
@@ -44,6 +46,12 @@ const timeOf = (valid: number, given: number, now: number, sec: number, nsec: nu
  */
 export function kernelHandlers(fs: Filesystem, { binding: b, log, ttl, live }: KernelLink, onInit: (protocolMinor: number) => void) {
   const nodes = new KernelNodes();
+  const attributeReaders = new AttributeReaders();
+  const readsAttributes = () => attributeReaders.saw(currentPid());
+  /** Walking into directories is what find -name does too; reaching anything else is reading attributes. */
+  const sawAttributesRead = (pid: number, a: Attr) => {
+    if ((a.mode & S_IFMT) !== S_IFDIR) attributeReaders.saw(pid);
+  };
   /** The extended attribute names some file has (a superset). */
   const knownXattrs = new Set<string>();
   const setXattrNames = (names: string[]) => {
@@ -128,10 +136,23 @@ export function kernelHandlers(fs: Filesystem, { binding: b, log, ttl, live }: K
     setXattrNames,
     handlers: {
       init: onInit,
-      lookup: (req: Req, parent: number, name: string) =>
-        answer(req, 'lookup', () => nodes.childPath(parent, name) ?? name, () => fs.lookupIn(parent, name), entryReply(req, parent, name)),
+      lookup: (req: Req, parent: number, name: string) => {
+        const pid = currentPid();
+        const reply = entryReply(req, parent, name);
+        answer(req, 'lookup', () => nodes.childPath(parent, name) ?? name, () => fs.lookupIn(parent, name), (a) => {
+          sawAttributesRead(pid, a);
+          reply(a);
+        });
+      },
       forget: (ino: number, count: number) => nodes.forget(ino, count),
-      getattr: (req: Req, ino: number) => answer(req, 'getattr', () => nameOf(ino), () => fs.inodeAttr(ino), attrReply(req)),
+      getattr: (req: Req, ino: number) => {
+        const pid = currentPid();
+        const reply = attrReply(req);
+        answer(req, 'getattr', () => nameOf(ino), () => fs.inodeAttr(ino), (a) => {
+          sawAttributesRead(pid, a);
+          reply(a);
+        });
+      },
       setattr: (req: Req, ino: number, fh: number, valid: number, mode: number, uid: number, gid: number, size: number,
         atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number) => {
         answer(req, 'setattr', () => nameOf(ino), async () => {
@@ -181,7 +202,7 @@ export function kernelHandlers(fs: Filesystem, { binding: b, log, ttl, live }: K
         });
       },
       open: (req: Req, ino: number, flags: number) =>
-        answer(req, 'open', () => nameOf(ino), () => fs.openIno(ino, flags), (fd) => b.replyOpen(req, fd, false)),
+        answer(req, 'open', () => nameOf(ino), () => fs.openIno(ino, flags), (fd) => b.replyOpen(req, fd, false, !fs.flushes(fd))),
       read: (req: Req, ino: number, fh: number, size: number, offset: number) => {
         const buf = readBuffers.pop() ?? Buffer.allocUnsafe(MAX_READ);
         const keep = () => void (readBuffers.length < READ_BUFFERS_KEPT && readBuffers.push(buf));
@@ -196,7 +217,7 @@ export function kernelHandlers(fs: Filesystem, { binding: b, log, ttl, live }: K
       release: (req: Req, ino: number, fh: number) => answer(req, 'release', () => nameOf(ino), () => fs.release(fh), done(req)),
       fsync: (req: Req, ino: number, fh: number) => answer(req, 'fsync', () => nameOf(ino), () => fs.fsync(fh), done(req)),
       opendir: (req: Req, ino: number) =>
-        answer(req, 'opendir', () => nameOf(ino), () => fs.opendirIno(ino), (fd) => b.replyOpen(req, fd, false)),
+        answer(req, 'opendir', () => nameOf(ino), () => fs.opendirIno(ino), (fd) => b.replyOpen(req, fd, false, false)),
       readdir: (req: Req, ino: number, fh: number, size: number, offset: number) =>
         answer(req, 'readdir', () => nameOf(ino), () => fs.readdirAt(fh, offset), (piece) => {
           const meta = new Float64Array(piece.names.length * 3);
@@ -207,6 +228,25 @@ export function kernelHandlers(fs: Filesystem, { binding: b, log, ttl, live }: K
           }
           b.replyDir(req, size, piece.names.join('/'), meta);
         }),
+      // A listing that carries each entry's attributes: what `ls -l` and
+      // `find` would otherwise ask for with a lookup per entry.
+      // Only for a caller that reads attributes (AttributeReaders says why).
+      readdirplus: (req: Req, ino: number, fh: number, size: number, offset: number) => {
+        const attrs = attributeReaders.has(currentPid());
+        answer(req, 'readdir', () => nameOf(ino), () => fs.readdirAt(fh, offset, { bytes: size, attrs }), (piece) => {
+          const meta = new Float64Array(piece.names.length * PLUS_FIELDS);
+          for (let i = 0; i < piece.names.length; i++) {
+            putAttr(piece.attrs[i], meta, i * PLUS_FIELDS);
+            meta[i * PLUS_FIELDS + PLUS_FIELDS - 1] = piece.cookies[i];
+          }
+          const sent = b.replyDirPlus(req, size, ttl, piece.names.join('/'), meta, attrs);
+          // After the reply: the kernel's forgets of these come as later requests.
+          for (let i = 0; attrs && i < sent; i++) {
+            const name = piece.names[i];
+            if (name !== '.' && name !== '..') nodes.remember(ino, name, piece.attrs[i].ino);
+          }
+        });
+      },
       releasedir: (req: Req, ino: number, fh: number) => answer(req, 'releasedir', () => nameOf(ino), () => fs.releasedir(fh), done(req)),
       fsyncdir: (req: Req) => answer(req, 'fsyncdir', () => 'directory', () => fs.sync(), done(req)),
       statfs: (req: Req) => answer(req, 'statfs', () => '/', () => fs.statfs(), (s) =>
@@ -215,12 +255,14 @@ export function kernelHandlers(fs: Filesystem, { binding: b, log, ttl, live }: K
       setxattr: (req: Req, ino: number, name: string, value: Buffer, flags: number) =>
         answer(req, 'setxattr', () => nameOf(ino), () => fs.xattrs.set(pathOf(ino), name, value, flags), done(req)),
       getxattr: (req: Req, ino: number, name: string, size: number) => {
+        readsAttributes();
         // The kernel asks for security.* and ACL names on every write and
         // every ls -l; names no file has are answered without a lookup.
-        if (!knownXattrs.has(name)) return b.replyErr(req, ENODATA);
+        if (!knownXattrs.has(name)) return fail(req, 'getxattr', () => name)(new FsError(missingXattrError(name, false)));
         answer(req, 'getxattr', () => nameOf(ino), () => fs.xattrs.get(pathOf(ino), name), (v) => xattrReply(req, v, size));
       },
       listxattr: (req: Req, ino: number, size: number) => {
+        readsAttributes();
         const caller = currentCaller();
         answer(req, 'listxattr', () => nameOf(ino), () => fs.xattrs.list(pathOf(ino), caller.uid),
           (names) => xattrReply(req, Buffer.from(names.map((n) => `${n}\0`).join('')), size));

@@ -10,6 +10,12 @@ export interface DirPiece {
   cookies: number[];
 }
 
+/** A READDIRPLUS listing: the kernel's buffer size, and whether entries carry all their attributes. */
+export interface PlusListing {
+  bytes: number;
+  attrs: boolean;
+}
+
 const DOT = 1;
 const DOTDOT = 2;
 const FIRST_NAME_COOKIE = 3;
@@ -20,6 +26,11 @@ const PIECE_ENTRIES = 256;
 /** The size of one entry in the kernel's listing buffer (struct fuse_dirent, 8-byte aligned). */
 function direntBytes(name: string): number {
   return (24 + Buffer.byteLength(name) + 7) & ~7;
+}
+
+/** The same with attributes (struct fuse_direntplus: an entry_out of 128 bytes first). */
+function direntPlusBytes(name: string): number {
+  return 128 + direntBytes(name);
 }
 
 interface DirStream {
@@ -53,17 +64,23 @@ export class DirStreams {
     this.streams.delete(fd);
   }
 
-  /** The entries after the one `cookie` was handed out with (0: from the start). */
-  async read(fd: number, cookie: number): Promise<DirPiece> {
+  /**
+   * The entries after the one `cookie` was handed out with (0: from the
+   * start). With plus, no more than fill plus.bytes of READDIRPLUS entries
+   * (an inode loaded for an entry the kernel has no room for would be
+   * wasted), and with plus.attrs each with all its attributes.
+   */
+  async read(fd: number, cookie: number, plus?: PlusListing): Promise<DirPiece> {
     const stream = this.streams.get(fd);
     if (!stream) throw new FsError('EBADF');
     const piece: DirPiece = { names: [], attrs: [], cookies: [] };
+    const [budget, sizeOf] = plus ? [plus.bytes, direntPlusBytes] : [PIECE_BYTES, direntBytes];
     let bytes = 0;
     const add = (name: string, attr: Attr, next: number) => {
       piece.names.push(name);
       piece.attrs.push(attr);
       piece.cookies.push(next);
-      bytes += direntBytes(name);
+      bytes += sizeOf(name);
     };
     if (cookie < DOT) add('.', this.attr(stream.dir), DOT);
     if (cookie < DOTDOT) add('..', this.attr(stream.dir), DOTDOT);
@@ -76,9 +93,9 @@ export class DirStreams {
     // A removed directory lists nothing more, even while still open.
     if (stream.dir.nlink === 0) return piece;
     for (const [name, [ino, type]] of await this.tree.entriesAfter(stream.dir.ino, after, PIECE_ENTRIES)) {
-      if (piece.names.length > 0 && bytes + direntBytes(name) > PIECE_BYTES) break;
-      // The kernel takes only the number and the type; entries written before types were kept in them name only the inode.
-      let attr = type ? direntAttr(ino, type << 12) : undefined;
+      if (piece.names.length > 0 && bytes + sizeOf(name) > budget) break;
+      // A plain listing gives the kernel only the number and the type; entries written before types were kept in them name only the inode.
+      let attr = type && !plus?.attrs ? direntAttr(ino, type << 12) : undefined;
       if (!attr) {
         const node = await this.tree.get(ino);
         // An entry whose inode is missing is fsck's to report; listing goes on.

@@ -7,7 +7,7 @@ import type { Tree } from '../meta/tree.js';
 import { attrOf, type Attr } from './attr.js';
 import { checkName, isWithin, PATH_MAX, splitPath } from './paths.js';
 import { Xattrs } from './xattrs.js';
-import { DirStreams, type DirPiece } from './dir-streams.js';
+import { DirStreams, type DirPiece, type PlusListing } from './dir-streams.js';
 
 export const O_ACCMODE = 0o3;
 export const O_WRONLY = 0o1;
@@ -249,9 +249,13 @@ export class Filesystem {
     return this.dirs.open(await this.inode(ino));
   }
 
-  /** The entries after the one `cookie` came with (0: from the start), each with its own cookie. */
-  readdirAt(fd: number, cookie: number): Promise<DirPiece> {
-    return this.dirs.read(fd, cookie);
+  /**
+   * The entries after the one `cookie` came with (0: from the start), each
+   * with its own cookie; with plus, as many as fill the kernel's
+   * READDIRPLUS buffer, with all their attributes if plus.attrs.
+   */
+  readdirAt(fd: number, cookie: number, plus?: PlusListing): Promise<DirPiece> {
+    return this.dirs.read(fd, cookie, plus);
   }
 
   releasedir(fd: number): void {
@@ -504,9 +508,15 @@ export class Filesystem {
    * local journal before close returns, so it survives a crash of the
    * daemon; the store gets it within seconds.
    */
+  /** Whether close(2) of this handle has anything to flush: a read-only one never has, so the kernel need not ask. */
+  flushes(fd: number): boolean {
+    const h = this.handle(fd);
+    return h.node.isFile && (h.flags & O_ACCMODE) !== 0;
+  }
+
   async flush(fd: number): Promise<void> {
     const { node } = this.handle(fd);
-    if (!node.isFile || (this.handle(fd).flags & O_ACCMODE) === 0) return;
+    if (!this.flushes(fd)) return;
     if (this.cache.hasDirty(node)) await this.cache.flush(node);
     if (this.tree.hasUnnoted) await this.tree.note();
   }

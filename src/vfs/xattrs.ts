@@ -63,7 +63,7 @@ export class Xattrs {
   async get(path: string, name: string): Promise<Buffer> {
     checkName(name, false);
     const value = (await this.lookup(path)).xattrs?.get(name);
-    if (!value) throw new FsError('ENODATA');
+    if (!value) throw new FsError(missingXattrError(name, this.knownNames().includes(name)));
     return value;
   }
 
@@ -83,7 +83,22 @@ export class Xattrs {
   }
 }
 
-/** Reading or removing a name that cannot exist is ENODATA (as on ext4); only storing one is refused. */
+/**
+ * What reading a name an inode lacks says. system.* (ACLs) is never kept,
+ * so it is unsupported, as on a filesystem mounted without ACLs; so are
+ * SELinux labels while no file holds one (FUSE mounts are labelled per
+ * mount, so only a copy of a labelled tree brings them). ls -l asks for
+ * both on every file unless told they are unsupported, once per drive:
+ * two round trips to the daemon per file.
+ */
+export function missingXattrError(name: string, someFileHasIt: boolean): 'ENODATA' | 'EOPNOTSUPP' {
+  if (name.startsWith('system.')) return 'EOPNOTSUPP';
+  if (name === SELINUX_LABEL && !someFileHasIt) return 'EOPNOTSUPP';
+  return 'ENODATA';
+}
+const SELINUX_LABEL = 'security.selinux';
+
+/** Removing a name that cannot exist is ENODATA (as on ext4); only storing one is refused. */
 function checkName(name: string, storing = true): void {
   if (Buffer.byteLength(name) > XATTR_NAME_MAX || name.length === 0) throw new FsError('ERANGE');
   if (KEPT_NAMESPACES.includes(name)) throw new FsError('EINVAL', 'a namespace without a name');

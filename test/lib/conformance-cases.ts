@@ -139,6 +139,5 @@ export const CASES: Record<string, Step[]> = {
     a('setxattr', 'f', 'nonamespace', 'v'), a('setxattr', 'f', 'user.', 'v'),
     b('setxattr', 'f', 'user.a', 'mine'), b('getxattr', 'f', 'user.a', 100), a('chmod', 'f', 0o600), b('getxattr', 'f', 'user.a', 100),
     a('removexattr', 'f', 'user.a'), a('removexattr', 'f', 'user.a'), a('listxattr', 'f', 1000),
-    a('getxattr', 'f', 'system.posix_acl_access', 100),
   ],
 };

@@ -1,0 +1,69 @@
+import t from 'tap';
+import { mkdirSync } from 'node:fs';
+import * as path from 'node:path';
+import type { StatusReport } from '../src/control/protocol.js';
+import { cliEnv, mountDrive, sh, veilfs, type CliEnv } from './lib/cli.js';
+import { fuseRequests } from './lib/fuse-trace.js';
+
+/*
+ * Directory listings carry each entry's attributes (READDIRPLUS) to a
+ * process that reads attributes, sparing a lookup per entry, and names
+ * only to one that does not (find -name), which would otherwise make the
+ * daemon load every inode it lists. Either way the listing and the
+ * attributes must be exactly what was written.
+ */
+async function status(cli: CliEnv, m: string): Promise<StatusReport> {
+  const r = await veilfs(['status', '--json', m], cli.env);
+  if (r.code !== 0) throw new Error(`status failed: ${r.stderr}`);
+  return (JSON.parse(r.stdout) as StatusReport[])[0];
+}
+
+async function run(command: string): Promise<string> {
+  const r = await sh(command);
+  if (r.code !== 0) throw new Error(`${command}: ${r.stderr}`);
+  return r.stdout;
+}
+
+/** ls -ln of a directory without its "total" line (blocks are the filesystem's own), times to the nanosecond (or none). */
+const longListing = (dir: string, times = '%s.%N') => run(`ls -lnA --time-style=+${times} ${dir} | tail -n +2`);
+
+t.test('a process that reads attributes gets them in the listing; find -name gets names only', async (t) => {
+  const cli = cliEnv(t);
+  t.equal((await veilfs(['init', '--store', cli.store], cli.env)).code, 0);
+  const ref = path.join(cli.dir, 'ref');
+  const m = path.join(cli.dir, 'mnt');
+  mkdirSync(ref);
+  // 400 files of distinct sizes and modes, a directory, a symlink, a hard link, a FIFO.
+  await run(`cd ${ref} && for i in $(seq 1 400); do head -c $i /dev/zero > f$i; done && chmod 600 f1?? && chmod 755 f2?? && mkdir sub && echo x > sub/inner && ln -s f7 link && ln f9 hard && mkfifo fifo && touch -d '2001-02-03 04:05:06.123456789' f3`);
+  let drive = await mountDrive(t, cli, m);
+  await run(`cp -a ${ref} ${m}/top`);
+  t.equal((await drive.unmount()).code, 0);
+  // A fresh mount: the kernel holds nothing yet.
+  drive = await mountDrive(t, cli, m);
+
+  t.equal((await run(`find ${m}/top -name 'f*' | wc -l`)).trim(), '401', 'find -name lists every name');
+  const afterFind = (await status(cli, m)).memory!.kernelInodes;
+  t.ok(afterFind < 20, `find -name took names only: the kernel holds ${afterFind} inodes, not the 400 it listed`);
+
+  const trace = fuseRequests(m);
+  let listing = '';
+  const count = async () => void (listing = await longListing(`${m}/top`));
+  const requests = trace ? await trace.count(count) : (await count(), undefined);
+  t.equal(listing, await longListing(ref), 'ls -l shows every name, size, mode, owner, link count and time as written');
+  const afterLs = (await status(cli, m)).memory!.kernelInodes;
+  t.ok(afterLs >= 403, `the listing handed the kernel every entry (403 inodes, with top and a hard link): it holds ${afterLs}`);
+  if (requests) {
+    t.ok((requests.get('READDIRPLUS') ?? 0) >= 1, 'the listing carried attributes');
+    t.ok((requests.get('LOOKUP') ?? 0) <= 2, `ls -l of 404 entries sent ${requests.get('LOOKUP') ?? 0} lookups`);
+    t.ok((requests.get('GETXATTR') ?? 0) <= 3, `and ${requests.get('GETXATTR') ?? 0} getxattr: ACLs and labels are unsupported, which ls remembers`);
+  } else {
+    t.comment('no fuse tracepoints here: request counts not checked');
+  }
+
+  // Attributes handed out in a listing follow later changes.
+  await run(`echo more >> ${m}/top/f5 && chmod 640 ${m}/top/f6 && echo more >> ${ref}/f5 && chmod 640 ${ref}/f6`);
+  t.equal(await run(`stat -c '%s %a' ${m}/top/f5 ${m}/top/f6`), '10 644\n6 640\n', 'a write and a chmod after the listing show');
+  t.equal(await longListing(`${m}/top`, 'same'), await longListing(ref, 'same'), 'and the next listing agrees with the reference');
+  t.equal(await run(`cat ${m}/top/sub/inner ${m}/top/link | wc -c`), '9\n', 'entries reached through a listing open and read');
+  t.equal((await drive.unmount()).code, 0);
+});
