@@ -70,8 +70,8 @@ const session = b.mount(mountpoint, 'fsname=nullfs,subtype=nullfs,default_permis
     nodes.get(newParent)?.children?.set(newName, ino);
     ok(req);
   },
-  open: (req: Req) => b.replyOpen(req, 1, false),
-  opendir: (req: Req) => b.replyOpen(req, 1, false),
+  open: (req: Req) => b.replyOpen(req, 1, false, false),
+  opendir: (req: Req) => b.replyOpen(req, 1, false, false),
   read: (req: Req, ino: number, _fh: number, size: number, offset: number) =>
     b.replyData(req, zeros, Math.max(0, Math.min(size, (nodes.get(ino)?.size ?? 0) - offset))),
   write: (req: Req, ino: number, _fh: number, data: Buffer, offset: number) => {

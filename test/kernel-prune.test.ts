@@ -1,8 +1,7 @@
 import t from 'tap';
 import { closeSync, mkdirSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
 import * as path from 'node:path';
-import type { StatusReport } from '../src/control/protocol.js';
-import { cliEnv, mountDrive, sh, veilfs, type CliEnv } from './lib/cli.js';
+import { cliEnv, driveStatus as status, mountDrive, run, sh, veilfs } from './lib/cli.js';
 
 /*
  * The daemon keeps an entry for each inode the kernel holds; past its
@@ -14,18 +13,6 @@ import { cliEnv, mountDrive, sh, veilfs, type CliEnv } from './lib/cli.js';
  * back as written, through this mount and the next.
  */
 const SMALL = ['--metadata-cache-size', '64K'];
-
-async function status(cli: CliEnv, m: string): Promise<StatusReport> {
-  const r = await veilfs(['status', '--json', m], cli.env);
-  if (r.code !== 0) throw new Error(`status failed: ${r.stderr}`);
-  return (JSON.parse(r.stdout) as StatusReport[])[0];
-}
-
-async function run(command: string): Promise<string> {
-  const r = await sh(command);
-  if (r.code !== 0) throw new Error(`${command}: ${r.stderr}`);
-  return r.stdout;
-}
 
 t.test('past its bound the kernel drops inodes; every kind still works, now and after a remount', async (t) => {
   const cli = cliEnv(t);

@@ -1,8 +1,7 @@
 import t from 'tap';
 import { mkdirSync } from 'node:fs';
 import * as path from 'node:path';
-import type { StatusReport } from '../src/control/protocol.js';
-import { cliEnv, mountDrive, sh, veilfs, type CliEnv } from './lib/cli.js';
+import { cliEnv, driveStatus as status, mountDrive, run, veilfs } from './lib/cli.js';
 import { fuseRequests } from './lib/fuse-trace.js';
 
 /*
@@ -12,17 +11,6 @@ import { fuseRequests } from './lib/fuse-trace.js';
  * daemon load every inode it lists. Either way the listing and the
  * attributes must be exactly what was written.
  */
-async function status(cli: CliEnv, m: string): Promise<StatusReport> {
-  const r = await veilfs(['status', '--json', m], cli.env);
-  if (r.code !== 0) throw new Error(`status failed: ${r.stderr}`);
-  return (JSON.parse(r.stdout) as StatusReport[])[0];
-}
-
-async function run(command: string): Promise<string> {
-  const r = await sh(command);
-  if (r.code !== 0) throw new Error(`${command}: ${r.stderr}`);
-  return r.stdout;
-}
 
 /** ls -ln of a directory without its "total" line (blocks are the filesystem's own), times to the nanosecond (or none). */
 const longListing = (dir: string, times = '%s.%N') => run(`ls -lnA --time-style=+${times} ${dir} | tail -n +2`);

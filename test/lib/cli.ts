@@ -2,6 +2,7 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { StatusReport } from '../../src/control/protocol.js';
 import { forceUnmount, isMounted } from '../../src/fuse/mounts.js';
 import { newStoreUrl, removeAll, type StoreKind } from './stores.js';
 import { tempDir } from './tmp.js';
@@ -54,6 +55,20 @@ export function sh(command: string, opts: { cwd?: string; timeoutMs?: number } =
       resolve({ code: err ? ((err as NodeJS.ErrnoException & { code?: number }).code as unknown as number) || 1 : 0, stdout, stderr });
     });
   });
+}
+
+/** sh() that must succeed: its standard output, or a throw with its standard error. */
+export async function run(command: string): Promise<string> {
+  const r = await sh(command);
+  if (r.code !== 0) throw new Error(`${command}: ${r.stderr}`);
+  return r.stdout;
+}
+
+/** What `veilfs status --json` says of the drive mounted at m. */
+export async function driveStatus(cli: CliEnv, m: string): Promise<StatusReport> {
+  const r = await veilfs(['status', '--json', m], cli.env);
+  if (r.code !== 0) throw new Error(`status failed: ${r.stderr}`);
+  return (JSON.parse(r.stdout) as StatusReport[])[0];
 }
 
 export interface MountHandle {
