@@ -49,10 +49,10 @@ enum {
 enum { C_UID, C_GID, C_PID, C_UMASK, C_COUNT };
 
 static double *attr_slot;
-// VEILFS_FUSE_READDIRPLUS=0 turns listings with attributes off (to compare).
-static int plus_wanted = 1;
 static double *ctx_slot;
 static napi_ref slot_refs[2];
+// VEILFS_FUSE_READDIRPLUS=0 turns listings with attributes off (to compare).
+static int plus_wanted = 1;
 
 typedef struct session {
   napi_env env;
@@ -134,7 +134,6 @@ static session_t *begin(fuse_req_t req, int op) {
 }
 
 #define BEGIN(op) session_t *s = begin(req, op); if (!s) return; napi_env env = s->env;
-
 
 // ---- what libfuse 2 does not know ----
 //
