@@ -199,7 +199,8 @@ static void note_init(session_t *s, const char *buf, size_t len) {
   s->plus_offered = len >= sizeof(*in) + sizeof(uint32_t) * 4 && (arg->flags & FUSE_DO_READDIRPLUS) && s->ops[OP_READDIRPLUS] && plus_wanted;
 }
 
-// READDIRPLUS: (req, ino, fh, size, offset), as readdir.
+// READDIRPLUS: (req, ino, fh, size, offset), as readdir. Only asked for
+// when there is a handler (note_init).
 static void process_readdirplus(session_t *s, const char *buf, size_t len) {
   const struct fuse_in_header *in = (const void *)buf;
   const struct fuse_read_in *arg = (const void *)(buf + sizeof(*in));
@@ -208,10 +209,6 @@ static void process_readdirplus(session_t *s, const char *buf, size_t len) {
   r->unique = in->unique;
   if (len < sizeof(*in) + sizeof(*arg)) {
     raw_reply(r, EIO, NULL, 0);
-    return;
-  }
-  if (!s->ops[OP_READDIRPLUS]) {
-    raw_reply(r, ENOSYS, NULL, 0);
     return;
   }
   napi_env env = s->env;
@@ -527,6 +524,14 @@ static void free_session(napi_env env, void *data, void *hint) {
   close_session(s);
 }
 
+// The numbers of a Float64Array (and how many), or NULL for anything else.
+static const double *get_doubles(napi_env env, napi_value v, size_t *count) {
+  napi_typedarray_type type;
+  void *data;
+  if (napi_get_typedarray_info(env, v, &type, count, &data, NULL, NULL) != napi_ok || type != napi_float64_array) return NULL;
+  return data;
+}
+
 static char *get_string(napi_env env, napi_value v) {
   size_t len;
   if (napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok) return NULL;
@@ -650,12 +655,11 @@ static napi_value js_prune(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value argv[3];
   uint32_t count;
-  napi_typedarray_type type;
   size_t length;
-  void *data;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   session_t *s = get_session(env, argv[0]);
-  if (napi_get_typedarray_info(env, argv[1], &type, &length, &data, NULL, NULL) != napi_ok || type != napi_float64_array) {
+  const double *inos = get_doubles(env, argv[1], &length);
+  if (!inos) {
     napi_throw_type_error(env, NULL, "prune wants a Float64Array of inode numbers");
     return NULL;
   }
@@ -664,7 +668,7 @@ static napi_value js_prune(napi_env env, napi_callback_info info) {
   if (count > PRUNE_BATCH) count = PRUNE_BATCH;
   if (!s || s->closed) return num(env, -ENOTCONN);
   uint64_t ids[PRUNE_BATCH];
-  for (uint32_t i = 0; i < count; i++) ids[i] = (uint64_t)((double *)data)[i];
+  for (uint32_t i = 0; i < count; i++) ids[i] = (uint64_t)inos[i];
   struct notify_prune arg = { count, 0, 0 };
   struct fuse_out_header out = { sizeof(out) + sizeof(arg) + count * sizeof(uint64_t), NOTIFY_PRUNE, 0 };
   struct iovec iov[] = { { &out, sizeof(out) }, { &arg, sizeof(arg) }, { ids, count * sizeof(uint64_t) } };
@@ -774,8 +778,10 @@ static napi_value js_reply_create(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-// FOPEN_NOFLUSH (protocol 7.35), which the system's headers may predate.
-#define OPEN_NOFLUSH (1 << 5)
+// Protocol 7.35, which the system's headers may predate.
+#ifndef FOPEN_NOFLUSH
+#define FOPEN_NOFLUSH (1 << 5)
+#endif
 
 // replyOpen(req, fh, keepCache, noFlush): noFlush spares the round trip
 // close(2) makes to flush a handle that has nothing to flush.
@@ -789,7 +795,7 @@ static napi_value js_reply_open(napi_env env, napi_callback_info info) {
   napi_get_value_bool(env, argv[3], &no_flush);
   fi.keep_cache = keep;
   session_t *s = session_of(req);
-  s->open_flags = no_flush ? OPEN_NOFLUSH : 0;
+  s->open_flags = no_flush ? FOPEN_NOFLUSH : 0;
   fuse_reply_open(req, &fi);
   s->open_flags = 0;
   return NULL;
@@ -833,26 +839,44 @@ static napi_value js_reply_statfs(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// The next of the names joined by "/" that *cursor points into (split in
+// place), or NULL after the last. A name is never empty, so "" holds none.
+static char *next_name(char **cursor) {
+  char *name = *cursor;
+  if (!name || !*name) return NULL;
+  char *end = strchr(name, '/');
+  if (end) *end = '\0';
+  *cursor = end ? end + 1 : NULL;
+  return name;
+}
+
+// Where a listing is built: one buffer, grown to the largest the kernel
+// asked for (everything here runs on one thread), not one per request.
+static char *listing_buffer(size_t size) {
+  static char *buf;
+  static size_t capacity;
+  if (size > capacity) {
+    free(buf);
+    buf = malloc(size);
+    capacity = buf ? size : 0;
+  }
+  return buf;
+}
+
 // replyDir(req, size, names joined by "/", Float64Array of [ino, mode, cookie] per name)
 // -> how many entries fit; the kernel asks again from the last one's cookie.
 static napi_value js_reply_dir(napi_env env, napi_callback_info info) {
   REPLY_ARGS(4)
   size_t size = (size_t)get_double(env, argv[1]);
   char *names = get_string(env, argv[2]);
-  napi_typedarray_type type;
-  size_t count;
-  void *data;
-  napi_get_typedarray_info(env, argv[3], &type, &count, &data, NULL, NULL);
-  const double *meta = data;
-  char *out = malloc(size);
-  size_t used = 0;
-  size_t entries = 0;
-  char *name = names;
+  size_t count = 0;
+  const double *meta = get_doubles(env, argv[3], &count);
+  char *out = listing_buffer(size);
+  size_t used = 0, entries = 0;
+  char *cursor = names, *name;
   struct stat st;
   memset(&st, 0, sizeof(st));
-  for (size_t i = 0; name && (i + 1) * 3 <= count; i++) {
-    char *end = strchr(name, '/');
-    if (end) *end = '\0';
+  for (size_t i = 0; out && (i + 1) * 3 <= count && (name = next_name(&cursor)); i++) {
     st.st_ino = (ino_t)meta[i * 3];
     st.st_mode = (mode_t)meta[i * 3 + 1];
     size_t need = fuse_add_direntry(req, NULL, 0, name, NULL, 0);
@@ -860,10 +884,8 @@ static napi_value js_reply_dir(napi_env env, napi_callback_info info) {
     fuse_add_direntry(req, out + used, size - used, name, &st, (off_t)meta[i * 3 + 2]);
     used += need;
     entries++;
-    name = end ? end + 1 : NULL;
   }
   fuse_reply_buf(req, out, used);
-  free(out);
   free(names);
   return num(env, entries);
 }
@@ -887,26 +909,23 @@ static napi_value js_reply_dir_plus(napi_env env, napi_callback_info info) {
   size_t size = (size_t)get_double(env, argv[1]);
   double timeout = get_double(env, argv[2]);
   char *names = get_string(env, argv[3]);
-  napi_typedarray_type type;
-  size_t count;
-  void *data;
-  napi_get_typedarray_info(env, argv[4], &type, &count, &data, NULL, NULL);
+  size_t count = 0;
+  const double *meta = get_doubles(env, argv[4], &count);
   bool with_attrs = false;
   napi_get_value_bool(env, argv[5], &with_attrs);
-  const double *meta = data;
-  char *out = calloc(1, size ? size : 1);
+  char *out = listing_buffer(size);
   size_t used = 0, entries = 0;
   uint64_t valid_sec = (uint64_t)timeout;
   uint32_t valid_nsec = (uint32_t)((timeout - (double)valid_sec) * 1e9);
-  char *name = names;
-  for (size_t i = 0; name && (i + 1) * PLUS_FIELDS <= count; i++) {
-    char *end = strchr(name, '/');
-    if (end) *end = '\0';
+  char *cursor = names, *name;
+  for (size_t i = 0; out && (i + 1) * PLUS_FIELDS <= count && (name = next_name(&cursor)); i++) {
     size_t namelen = strlen(name);
     size_t need = FUSE_DIRENT_ALIGN(FUSE_NAME_OFFSET_DIRENTPLUS + namelen);
     if (used + need > size) break;
     const double *m = meta + i * PLUS_FIELDS;
     struct fuse_direntplus *d = (struct fuse_direntplus *)(out + used);
+    // The buffer is reused: no stale bytes in the padding.
+    memset(d, 0, need);
     int dot = strcmp(name, ".") == 0 || strcmp(name, "..") == 0;
     d->entry_out.nodeid = dot || !with_attrs ? 0 : (uint64_t)m[A_INO];
     d->entry_out.generation = 1;
@@ -935,10 +954,8 @@ static napi_value js_reply_dir_plus(napi_env env, napi_callback_info info) {
     memcpy(d->dirent.name, name, namelen);
     used += need;
     entries++;
-    name = end ? end + 1 : NULL;
   }
   raw_reply(raw_of(req), 0, out, used);
-  free(out);
   free(names);
   return num(env, entries);
 }

@@ -3,9 +3,8 @@ import { execFile } from 'node:child_process';
 import { existsSync, lstatSync, mkdirSync, readFileSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { StatusReport } from '../src/control/protocol.js';
 import { isMounted } from '../src/fuse/mounts.js';
-import { BIN, cliEnv, mountDrive, PASSPHRASE, sh, veilfs, type CliEnv, type RunResult } from './lib/cli.js';
+import { BIN, cliEnv, driveStatus as status, mountDrive, PASSPHRASE, sh, veilfs, type RunResult } from './lib/cli.js';
 import { s3Skip } from './lib/stores.js';
 
 /*
@@ -15,12 +14,6 @@ import { s3Skip } from './lib/stores.js';
  */
 const HELPER = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../bin/mount.fuse.veilfs');
 const root = process.getuid?.() === 0;
-
-async function status(cli: CliEnv, m: string): Promise<StatusReport> {
-  const r = await veilfs(['status', '--json', m], cli.env);
-  if (r.code !== 0) throw new Error(`status failed: ${r.stderr}`);
-  return (JSON.parse(r.stdout) as StatusReport[])[0];
-}
 
 /**
  * Runs a command as a user would: through `env -i`, so that none of the

@@ -1,12 +1,12 @@
 import { FsError } from '../errors.js';
+import { S_IFDIR, S_IFMT } from '../meta/inode.js';
 import type { Attr } from '../vfs/attr.js';
 import { UTIME_NOW, UTIME_OMIT, type Filesystem, type Timespec } from '../vfs/filesystem.js';
 import { missingXattrError } from '../vfs/xattrs.js';
 import { AttributeReaders } from './attribute-readers.js';
 import { currentCaller, currentPid, PLUS_FIELDS, putAttr, type FuseBinding, type Req } from './binding.js';
-import { toErrno } from './errno.js';
+import { errnoOf, toErrno } from './errno.js';
 import { KernelNodes } from './nodes.js';
-import { S_IFDIR, S_IFMT } from '../meta/inode.js';
 
 // struct fuse_lowlevel_ops' setattr: which fields to set.
 const SET_MODE = 1 << 0;
@@ -17,7 +17,6 @@ const SET_ATIME = 1 << 4;
 const SET_MTIME = 1 << 5;
 const SET_ATIME_NOW = 1 << 7;
 const SET_MTIME_NOW = 1 << 8;
-const ERANGE = 34;
 /** The kernel never asks for more in one read (mount.ts sets max_read to it). */
 export const MAX_READ = 128 * 1024;
 const READ_BUFFERS_KEPT = 16;
@@ -101,6 +100,9 @@ export function kernelHandlers(fs: Filesystem, { binding: b, log, ttl, live }: K
    * A read that fails drops its buffer.
    */
   const readBuffers: Buffer[] = [];
+  /** The numbers of a listing reply, reused the same way (the reply copies them); grown, never shrunk. */
+  let listing = new Float64Array(0);
+  const listingNumbers = (count: number) => (listing.length >= count ? listing : (listing = new Float64Array(count)));
 
   /** How log lines name an inode: by its path while it has one. */
   const nameOf = (ino: number) => nodes.pathOf(ino) ?? `inode ${ino} (no name left)`;
@@ -220,7 +222,7 @@ export function kernelHandlers(fs: Filesystem, { binding: b, log, ttl, live }: K
         answer(req, 'opendir', () => nameOf(ino), () => fs.opendirIno(ino), (fd) => b.replyOpen(req, fd, false, false)),
       readdir: (req: Req, ino: number, fh: number, size: number, offset: number) =>
         answer(req, 'readdir', () => nameOf(ino), () => fs.readdirAt(fh, offset), (piece) => {
-          const meta = new Float64Array(piece.names.length * 3);
+          const meta = listingNumbers(piece.names.length * 3);
           for (let i = 0; i < piece.names.length; i++) {
             meta[i * 3] = piece.attrs[i].ino;
             meta[i * 3 + 1] = piece.attrs[i].mode;
@@ -234,7 +236,7 @@ export function kernelHandlers(fs: Filesystem, { binding: b, log, ttl, live }: K
       readdirplus: (req: Req, ino: number, fh: number, size: number, offset: number) => {
         const attrs = attributeReaders.has(currentPid());
         answer(req, 'readdir', () => nameOf(ino), () => fs.readdirAt(fh, offset, { bytes: size, attrs }), (piece) => {
-          const meta = new Float64Array(piece.names.length * PLUS_FIELDS);
+          const meta = listingNumbers(piece.names.length * PLUS_FIELDS);
           for (let i = 0; i < piece.names.length; i++) {
             putAttr(piece.attrs[i], meta, i * PLUS_FIELDS);
             meta[i * PLUS_FIELDS + PLUS_FIELDS - 1] = piece.cookies[i];
@@ -258,7 +260,7 @@ export function kernelHandlers(fs: Filesystem, { binding: b, log, ttl, live }: K
         readsAttributes();
         // The kernel asks for security.* and ACL names on every write and
         // every ls -l; names no file has are answered without a lookup.
-        if (!knownXattrs.has(name)) return fail(req, 'getxattr', () => name)(new FsError(missingXattrError(name, false)));
+        if (!knownXattrs.has(name)) return b.replyErr(req, errnoOf(missingXattrError(name, false)));
         answer(req, 'getxattr', () => nameOf(ino), () => fs.xattrs.get(pathOf(ino), name), (v) => xattrReply(req, v, size));
       },
       listxattr: (req: Req, ino: number, size: number) => {
@@ -275,7 +277,7 @@ export function kernelHandlers(fs: Filesystem, { binding: b, log, ttl, live }: K
   /** getxattr/listxattr: size 0 asks how big the value is; a smaller buffer than the value is ERANGE. */
   function xattrReply(req: Req, value: Buffer, size: number): void {
     if (size === 0) b.replyXattrSize(req, value.length);
-    else if (value.length > size) b.replyErr(req, ERANGE);
+    else if (value.length > size) b.replyErr(req, errnoOf('ERANGE'));
     else b.replyData(req, value, value.length);
   }
 }

@@ -349,6 +349,10 @@ export class Tree {
     return [...this.xattrNames];
   }
 
+  hasXattrName(name: string): boolean {
+    return this.xattrNames.has(name);
+  }
+
   addXattrName(name: string): boolean {
     if (this.xattrNames.has(name)) return false;
     this.xattrNames.add(name);

@@ -503,20 +503,20 @@ export class Filesystem {
     await this.resize(h.node, size);
   }
 
-  /**
-   * close(2) of one descriptor: what was written through it goes to the
-   * local journal before close returns, so it survives a crash of the
-   * daemon; the store gets it within seconds.
-   */
   /** Whether close(2) of this handle has anything to flush: a read-only one never has, so the kernel need not ask. */
   flushes(fd: number): boolean {
     const h = this.handle(fd);
     return h.node.isFile && (h.flags & O_ACCMODE) !== 0;
   }
 
+  /**
+   * close(2) of one descriptor: what was written through it goes to the
+   * local journal before close returns, so it survives a crash of the
+   * daemon; the store gets it within seconds.
+   */
   async flush(fd: number): Promise<void> {
-    const { node } = this.handle(fd);
     if (!this.flushes(fd)) return;
+    const { node } = this.handle(fd);
     if (this.cache.hasDirty(node)) await this.cache.flush(node);
     if (this.tree.hasUnnoted) await this.tree.note();
   }

@@ -4,6 +4,7 @@ import type { Inode } from '../meta/inode.js';
 /** Where the names of extended attributes in use are kept (the tree: in the metadata). */
 export interface XattrNames {
   knownXattrNames(): string[];
+  hasXattrName(name: string): boolean;
   /** True if the name is new. */
   addXattrName(name: string): boolean;
 }
@@ -63,7 +64,7 @@ export class Xattrs {
   async get(path: string, name: string): Promise<Buffer> {
     checkName(name, false);
     const value = (await this.lookup(path)).xattrs?.get(name);
-    if (!value) throw new FsError(missingXattrError(name, this.knownNames().includes(name)));
+    if (!value) throw new FsError(missingXattrError(name, this.names.hasXattrName(name)));
     return value;
   }
 
