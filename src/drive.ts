@@ -99,7 +99,7 @@ export async function initDrive(store: ObjectStore, passphrase: string, opts: { 
   const { header, masterKey } = await createVault(store, passphrase, opts);
   const { records, nextIno } = Tree.initialRecords(process.getuid?.() ?? 0, process.getgid?.() ?? 0);
   const log = metaLog(store, masterKey, header, vaultStateDir(opts.cacheDir, header.vaultId));
-  if (header.version >= 3) await writePagedCheckpoint(log, records, nextIno, 0, 'initialize');
+  if (header.version >= 3) await writePagedCheckpoint(log, records, nextIno, 0);
   else await log.initialize(records, nextIno);
   return header;
 }

@@ -70,6 +70,24 @@ t.test('gc repacks sparse packs: space comes back, live data stays, fsck stays c
   t.notMatch(again.stdout, /repacked/, 'a second gc finds nothing to repack');
 });
 
+t.test('a pack as small as packs get is left alone: gc does not rewrite it again and again', async (t) => {
+  const cli = cliEnv(t);
+  t.equal((await veilfs(['init', '--store', cli.store], cli.env)).code, 0);
+  const m = path.join(cli.dir, 'mnt');
+  const drive = await mountDrive(t, cli, m);
+  writeFileSync(path.join(m, 'small'), 'a hundred bytes or so, far less than half of the smallest pack');
+  t.equal((await drive.unmount()).code, 0);
+  const packs = async () => (await new LocalStore(cli.store).list('p/')).map((i) => i.key).sort();
+  const before = await packs();
+  t.equal(before.length, 1, 'one pack, mostly padding');
+  for (const round of [1, 2]) {
+    const gc = await veilfs(['gc', '--store', cli.store, '--min-age', '0s'], cli.env);
+    t.equal(gc.code, 0, gc.stderr);
+    t.notMatch(gc.stdout, /repacked/, `gc ${round} repacks nothing: the copy would be as big`);
+  }
+  t.same(await packs(), before, 'the pack is the same one');
+});
+
 t.test(`${CYCLES} cycles of changes, then gc killed with -9 at a random moment: nothing live is ever lost`, async (t) => {
   t.comment(`repack loop seed ${SEED} (replay with VEILFS_REPACK_SEED=${SEED})`);
   const cli = cliEnv(t);

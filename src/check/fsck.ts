@@ -1,12 +1,15 @@
 import { errorMessage } from '../errors.js';
 import { dataCodec } from '../drive.js';
 import { DATA_PREFIX, objectIdOfDataKey, PACK_PREFIX, packIdOfKey } from '../format/names.js';
-import { refsOf, setRefs } from '../meta/refs.js';
-import { ROOT_INO, S_IFDIR, S_IFMT, S_IFREG, type InodeRecord } from '../meta/inode.js';
+import type { Changes } from '../meta/formats.js';
+import type { InodeRecord } from '../meta/inode.js';
+import type { PageTree } from '../meta/pagetree.js';
+import { refsOf } from '../meta/refs.js';
 import { Limiter } from '../util/limiter.js';
-import { addRefs, commitTree, readHistory, type History } from './history.js';
+import { commitChanges, editableMap, readHistory, type History } from './history.js';
 import type { MaintenanceSession } from './maintenance.js';
 import { checkPagedTree } from './paged-check.js';
+import { planRepairs } from './paged-repair.js';
 
 export interface FileProblem {
   path: string;
@@ -37,62 +40,6 @@ export interface FsckOptions {
   blocksDone?: (done: number, total: number) => void;
   /** Format 3: metadata keys read so far. */
   keysScanned?: (keys: number) => void;
-  /** Check from the whole tree in memory, as a repair does, even without repairing (to compare the two checks). */
-  wholeTree?: boolean;
-}
-
-const LOST_FOUND = 'lost+found';
-
-const isDir = (r: InodeRecord) => (r.mode & S_IFMT) === S_IFDIR;
-const isFile = (r: InodeRecord) => (r.mode & S_IFMT) === S_IFREG;
-
-/** The tree being checked, and what repairs changed in it. */
-class TreeEdit {
-  readonly changed = new Set<number>();
-  private lostFound?: InodeRecord;
-
-  constructor(readonly inodes: Map<number, InodeRecord>, public nextIno: number) {
-    // A loop, not Math.max(...keys): a million arguments overflow the stack.
-    let highest = nextIno;
-    for (const ino of inodes.keys()) if (ino > highest) highest = ino;
-    this.nextIno = highest + 1;
-  }
-
-  newDir(ino = this.nextIno++): InodeRecord {
-    const now = Date.now();
-    const dir: InodeRecord = { ino, mode: S_IFDIR | 0o700, uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0, nlink: 2, size: 0, atime: now, mtime: now, ctime: now, entries: [] };
-    this.inodes.set(ino, dir);
-    this.changed.add(ino);
-    return dir;
-  }
-
-  /** /lost+found, made if need be. */
-  lostAndFound(): InodeRecord {
-    if (this.lostFound) return this.lostFound;
-    const root = this.inodes.get(ROOT_INO)!;
-    const existing = root.entries!.find(([n]) => n === LOST_FOUND);
-    const node = existing && this.inodes.get(existing[1]);
-    if (node && isDir(node)) {
-      this.lostFound = node;
-    } else {
-      this.lostFound = this.newDir();
-      root.entries = root.entries!.filter(([n]) => n !== LOST_FOUND);
-      root.entries.push([LOST_FOUND, this.lostFound.ino]);
-      root.nlink++;
-      this.changed.add(ROOT_INO);
-    }
-    this.changed.add(this.lostFound.ino);
-    return this.lostFound;
-  }
-
-  /** Puts an inode into /lost+found under name (replacing an entry of that name). */
-  adopt(ino: number, name: string): void {
-    const lf = this.lostAndFound();
-    lf.entries = lf.entries!.filter(([n]) => n !== name);
-    lf.entries.push([name, ino]);
-    if (isDir(this.inodes.get(ino)!)) lf.nlink++;
-    this.changed.add(ino);
-  }
 }
 
 /**
@@ -104,8 +51,8 @@ class TreeEdit {
  */
 export async function fsck(session: MaintenanceSession, opts: FsckOptions): Promise<FsckReport> {
   const report: FsckReport = { metadata: [], tree: [], files: [], orphans: { count: 0, bytes: 0 }, checked: { files: 0, blocks: 0, bytes: 0 }, repaired: [] };
-  // A check of format 3 reads the tree from its pages as it goes; a repair edits the whole tree in memory.
-  const history = await readHistory(session.log, { whole: opts.repair || !!opts.wholeTree });
+  // Format 3 is read from its pages as the check goes (older formats hold the whole tree in one object).
+  const history = await readHistory(session.log, { whole: false });
   for (const d of history.damaged) report.metadata.push(`${d.key} is unreadable: ${d.reason}`);
   if (history.checkpointSeq < 0) {
     report.metadata.push('no readable checkpoint: the tree cannot be recovered from this store');
@@ -118,23 +65,15 @@ export async function fsck(session: MaintenanceSession, opts: FsckOptions): Prom
   if (history.seq < seen) report.metadata.push(`the store's metadata (#${history.seq}) is older than what this machine has seen (#${seen}): rolled back or lost`);
 
   const packed = session.header.version >= 2;
-  if (history.map) {
-    const blocks = new BlockChecker(session, report, opts);
-    const { referenced, pathOf, resolvePaths } = await checkPagedTree(history.map, report, { file: (r) => blocks.add(r), scanned: opts.keysScanned });
-    await resolvePaths(await blocks.settled());
-    await blocks.finish(pathOf);
-    await countOrphans(session, referenced, report, packed);
-    return report;
-  }
-  const inodes = history.inodes;
-  const edit = new TreeEdit(inodes, history.nextIno);
-  const tree = checkTree(edit, report, opts.repair);
-  const damagedBlocks = await checkBlocks(session, inodes, tree.paths, report, opts);
-  await countOrphans(session, addRefs(new Set(), inodes.values()), report, packed);
-
+  const map = await editableMap(history);
+  const blocks = new BlockChecker(session, report, opts);
+  const facts = await checkPagedTree(map, report, { file: (r) => blocks.add(r), scanned: opts.keysScanned });
+  await facts.resolvePaths(await blocks.settled());
+  const damaged = await blocks.finish(facts.pathOf);
+  await countOrphans(session, facts.referenced, report, packed);
   if (opts.repair) {
-    repairFiles(edit, damagedBlocks, tree.parents, report, packed);
-    await commitRepairs(session, history, edit, report, seen);
+    const changes = await planRepairs({ map, facts, damaged, nextIno: history.nextIno, inodeCount: history.inodeCount, packed, report });
+    await commitRepairs(session, history, map, changes, report, seen);
   }
   return report;
 }
@@ -148,91 +87,6 @@ async function countOrphans(session: MaintenanceSession, referenced: Set<string>
       report.orphans.bytes += info.size;
     }
   }
-}
-
-interface TreeShape {
-  /** A path for every reachable inode. */
-  paths: Map<number, string>;
-  /** Every (directory, name) that refers to an inode. */
-  parents: Map<number, { dir: number; name: string }[]>;
-}
-
-function subdirectories(inodes: Map<number, InodeRecord>, dir: InodeRecord): number {
-  return (dir.entries ?? []).filter(([, c]) => {
-    const child = inodes.get(c);
-    return child !== undefined && isDir(child);
-  }).length;
-}
-
-function checkTree(edit: TreeEdit, report: FsckReport, repair: boolean): TreeShape {
-  const { inodes, changed } = edit;
-  const paths = new Map<number, string>();
-  const parents = new Map<number, { dir: number; name: string }[]>();
-  const links = new Map<number, number>();
-  let root = inodes.get(ROOT_INO);
-  if (!root || !isDir(root)) {
-    report.tree.push('the root directory is missing');
-    if (!repair) return { paths, parents };
-    root = edit.newDir(ROOT_INO);
-    report.repaired.push('made a new, empty root directory');
-  }
-  paths.set(ROOT_INO, '/');
-  const queue = [ROOT_INO];
-  while (queue.length) {
-    const dirIno = queue.shift()!;
-    const dir = inodes.get(dirIno)!;
-    for (const [name, ino] of [...(dir.entries ?? [])]) {
-      const where = `${paths.get(dirIno) === '/' ? '' : paths.get(dirIno)}/${name}`;
-      const node = inodes.get(ino);
-      const dropEntry = (why: string) => {
-        report.tree.push(`${where}: ${why}`);
-        if (repair) {
-          dir.entries = dir.entries!.filter(([n]) => n !== name);
-          changed.add(dirIno);
-          report.repaired.push(`removed the entry ${where}`);
-        }
-      };
-      if (!node) {
-        dropEntry(`refers to inode ${ino}, which does not exist`);
-        continue;
-      }
-      if (isDir(node) && paths.has(ino)) {
-        dropEntry(`a second name for directory ${paths.get(ino)}`);
-        continue;
-      }
-      links.set(ino, (links.get(ino) ?? 0) + 1);
-      parents.set(ino, [...(parents.get(ino) ?? []), { dir: dirIno, name }]);
-      if (!paths.has(ino)) paths.set(ino, where);
-      if (isDir(node)) queue.push(ino);
-    }
-  }
-  const unreachable = [...inodes.keys()].filter((ino) => !paths.has(ino));
-  if (unreachable.length) {
-    report.tree.push(`${unreachable.length} inodes are not reachable from the root`);
-    if (repair) {
-      for (const ino of unreachable) {
-        const name = `#${ino}`;
-        edit.adopt(ino, name);
-        links.set(ino, 1);
-        paths.set(ino, `/${LOST_FOUND}/${name}`);
-        parents.set(ino, [{ dir: edit.lostAndFound().ino, name }]);
-      }
-      report.repaired.push(`moved ${unreachable.length} unreachable inodes to /${LOST_FOUND}`);
-    }
-  }
-  for (const [ino, node] of inodes) {
-    if (!paths.has(ino)) continue;
-    // Second names of directories were dropped above, so every directory entry is a subdirectory's only one.
-    const want = isDir(node) ? 2 + subdirectories(inodes, node) : links.get(ino) ?? 0;
-    if (node.nlink !== want) {
-      report.tree.push(`${paths.get(ino)}: link count ${node.nlink}, should be ${want}`);
-      if (repair) {
-        node.nlink = want;
-        changed.add(ino);
-      }
-    }
-  }
-  return { paths, parents };
 }
 
 /**
@@ -299,32 +153,7 @@ export class BlockChecker {
   }
 }
 
-/** Fetches and authenticates every block; returns the damaged block indexes per file. */
-async function checkBlocks(session: MaintenanceSession, inodes: Map<number, InodeRecord>, paths: Map<number, string>, report: FsckReport, opts: FsckOptions): Promise<Map<number, Set<number>>> {
-  const checker = new BlockChecker(session, report, opts);
-  for (const r of inodes.values()) if (isFile(r)) await checker.add(r);
-  return checker.finish((ino) => paths.get(ino));
-}
-
-/** Damaged files: their bad blocks become holes and the file moves to /lost+found. */
-function repairFiles(edit: TreeEdit, damaged: Map<number, Set<number>>, parents: Map<number, { dir: number; name: string }[]>, report: FsckReport, packed: boolean): void {
-  for (const [ino, bad] of damaged) {
-    const file = edit.inodes.get(ino)!;
-    setRefs(file, refsOf(file).filter(([index]) => !bad.has(index)), packed);
-    const names = parents.get(ino) ?? [];
-    for (const { dir, name } of names) {
-      const d = edit.inodes.get(dir)!;
-      d.entries = d.entries!.filter(([n, i]) => !(n === name && i === ino));
-      edit.changed.add(dir);
-    }
-    const name = `${names[0]?.name ?? 'file'}.${ino}`;
-    edit.adopt(ino, name);
-    file.nlink = 1;
-    report.repaired.push(`${report.files.find((f) => f.ino === ino)?.path ?? `inode ${ino}`}: ${bad.size} damaged blocks now read as zeros; moved to /${LOST_FOUND}/${name}`);
-  }
-}
-
-async function commitRepairs(session: MaintenanceSession, history: History, edit: TreeEdit, report: FsckReport, seen: number): Promise<void> {
+async function commitRepairs(session: MaintenanceSession, history: History, map: PageTree, changes: Changes | undefined, report: FsckReport, seen: number): Promise<void> {
   const log = session.log;
   // What cannot be applied goes, so the next number is free for the repair.
   const unusable = new Set([...history.damaged.map((d) => d.key), ...history.stranded.map((s) => log.logKey(s))]);
@@ -334,7 +163,7 @@ async function commitRepairs(session: MaintenanceSession, history: History, edit
     report.repaired.push(`deleted the unusable metadata object ${key}`);
   }
   log.resume(history.seq, history.checkpointSeq);
-  if (edit.changed.size) await commitTree(log, history, [...edit.changed].map((i) => edit.inodes.get(i)!), edit.nextIno);
+  if (changes) await commitChanges(log, history, map, changes);
   if (history.seq < seen) report.repaired.push(`accepted the store's metadata #${history.seq} as current on this machine`);
   await session.localState.recordSeq(log.seq);
 }

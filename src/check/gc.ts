@@ -1,9 +1,9 @@
 import { UserError } from '../errors.js';
 import { CHECKPOINT_PREFIX, CHECKPOINT_PREFIX_V2, DATA_PREFIX, LOG_PREFIX, LOG_PREFIX_V2, objectIdOfDataKey, PACK_PREFIX, packIdOfKey, PAGE_PREFIX, pageIdOfKey } from '../format/names.js';
-import { findSparsePacks, repack, type RepackReport } from './repack.js';
+import { repack, type RepackReport } from './repack.js';
 import { deleteKeys } from './delete-keys.js';
 import { packsHeldByShares } from '../share/records.js';
-import { mapRecords, readHistory } from './history.js';
+import { readHistory } from './history.js';
 import type { MaintenanceSession } from './maintenance.js';
 
 export interface GcOptions {
@@ -49,9 +49,7 @@ export async function gc(session: MaintenanceSession, opts: GcOptions): Promise<
   let repacked: RepackReport = { packs: 0, bytes: 0, liveBytes: 0 };
   const repackOpts = { below: opts.repackBelow ?? 0.5, minAgeMs: opts.minAgeMs, dryRun: opts.dryRun, progress: opts.repacked };
   if (packed && repackOpts.below > 0) {
-    // Only a repack edits records: the whole tree is read into memory when there is something to repack, not before.
-    const candidates = history.map ? (await findSparsePacks(session, mapRecords(history.map), repackOpts)).sparse.length : 1;
-    if (candidates > 0) repacked = await repack(session, history.map ? await readHistory(session.log) : history, repackOpts);
+    repacked = await repack(session, history, repackOpts);
     // Once the new packs are in the store, nothing left in it refers to the old ones.
     if (repacked.packs && !opts.dryRun) {
       if (!(await session.drain())) throw new UserError('the store stopped taking uploads while gc repacked; the rest is journaled and uploaded by the next mount or gc');

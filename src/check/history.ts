@@ -1,5 +1,5 @@
 import { errorMessage } from '../errors.js';
-import { pageIo, writePagedCheckpoint } from '../meta/formats.js';
+import { inMemoryMap, PagedFormat, pageIo, WholeTreeFormat, type Changes } from '../meta/formats.js';
 import type { InodeRecord } from '../meta/inode.js';
 import { INODE_PREFIX, prefixEnd, recordsOfKv } from '../meta/kv.js';
 import type { Batch, MetaLog } from '../meta/metalog.js';
@@ -11,6 +11,8 @@ export interface History {
   /** Newest readable checkpoint and the unbroken run of batches after it. */
   seq: number;
   nextIno: number;
+  /** Inodes in the tree (format 3 keeps the count; older formats count the records). */
+  inodeCount: number;
   inodes: Map<number, InodeRecord>;
   checkpointSeq: number;
   /** Metadata objects that are unreadable, and why. */
@@ -67,7 +69,7 @@ export async function readHistory(log: MetaLog, opts: { whole?: boolean } = {}):
     for (const ino of batch.removes) inodes.delete(ino);
     nextIno = batch.nextIno;
   });
-  return { seq, nextIno, inodes, checkpointSeq: base?.seq ?? -1, damaged, stranded, everReferenced, checkpoints, logs, pages: new Set() };
+  return { seq, nextIno, inodeCount: inodes.size, inodes, checkpointSeq: base?.seq ?? -1, damaged, stranded, everReferenced, checkpoints, logs, pages: new Set() };
 }
 
 /**
@@ -102,12 +104,14 @@ async function applyBatches<B>(
 interface PagedCheckpoint {
   seq: number;
   nextIno: number;
+  inodeCount: number;
   root: string;
   height: number;
 }
 
 interface PagedBatch {
   nextIno: number;
+  inodeCount: number;
   set: [string, unknown][];
   del: string[];
 }
@@ -123,7 +127,7 @@ async function readPagedHistory(log: MetaLog, whole: boolean): Promise<History> 
   const damaged: History['damaged'] = [];
   const everReferenced = new Set<string>();
   const pages = new Set<string>();
-  let base: { seq: number; nextIno: number; pairs?: Map<string, unknown>; root: string; height: number } | undefined;
+  let base: { seq: number; nextIno: number; inodeCount: number; pairs?: Map<string, unknown>; root: string; height: number } | undefined;
   for (const seq of [...checkpoints].reverse()) {
     try {
       const cp = await log.decode<PagedCheckpoint>('checkpoint', seq, log.checkpointKey(seq));
@@ -149,7 +153,7 @@ async function readPagedHistory(log: MetaLog, whole: boolean): Promise<History> 
         level = below;
       }
       for (const id of reached) pages.add(id);
-      base ??= { seq, nextIno: cp.nextIno, pairs, root: cp.root, height: cp.height };
+      base ??= { seq, nextIno: cp.nextIno, inodeCount: cp.inodeCount, pairs, root: cp.root, height: cp.height };
     } catch (err) {
       damaged.push({ key: log.checkpointKey(seq), reason: errorMessage(err) });
     }
@@ -157,6 +161,7 @@ async function readPagedHistory(log: MetaLog, whole: boolean): Promise<History> 
   const pairs = base?.pairs ?? new Map<string, unknown>();
   const applied: PagedBatch[] = [];
   let nextIno = base?.nextIno ?? 2;
+  let inodeCount = base?.inodeCount ?? 0;
   const read = (s: number) => log.decode<PagedBatch & { seq: number }>('log', s, log.logKey(s));
   const { seq, stranded } = await applyBatches(log, logs, base?.seq, damaged, read, (batch) => {
     for (const [key, value] of batch.set) if (key.startsWith(INODE_PREFIX)) addRefs(everReferenced, [value as InodeRecord]);
@@ -166,8 +171,9 @@ async function readPagedHistory(log: MetaLog, whole: boolean): Promise<History> 
       for (const key of batch.del) pairs.delete(key);
     } else applied.push(batch);
     nextIno = batch.nextIno;
+    inodeCount = batch.inodeCount;
   });
-  const history: History = { seq, nextIno, inodes: new Map(), checkpointSeq: base?.seq ?? -1, damaged, stranded, everReferenced, checkpoints, logs, pages };
+  const history: History = { seq, nextIno, inodeCount, inodes: new Map(), checkpointSeq: base?.seq ?? -1, damaged, stranded, everReferenced, checkpoints, logs, pages };
   if (!whole) {
     if (base) {
       const map = PageTree.open(io, base.root, base.height, MAINTENANCE_PAGE_BUDGET);
@@ -199,13 +205,18 @@ async function inParallel<T>(items: T[], parallel: number, fn: (item: T) => Prom
   await Promise.all(Array.from({ length: Math.min(parallel, items.length) }, worker));
 }
 
-/** Maintenance commits the changed records; format 3 writes the whole tree as the next checkpoint instead. */
-export async function commitTree(log: MetaLog, history: History, changed: InodeRecord[], nextIno: number): Promise<void> {
+/** The tree as a map to edit: format 3's own pages, read as needed; older formats' records (in memory anyway) laid out as one. */
+export async function editableMap(history: History): Promise<PageTree> {
+  return history.map ?? (await inMemoryMap(history.inodes.values()));
+}
+
+/**
+ * Maintenance commits what it changed as a mount does: one batch, then a
+ * checkpoint, which in format 3 writes only the pages the changes touched.
+ */
+export async function commitChanges(log: MetaLog, history: History, map: PageTree, changes: Changes): Promise<void> {
   log.resume(history.seq, history.checkpointSeq);
-  if (log.version >= 3) {
-    await writePagedCheckpoint(log, history.inodes.values(), nextIno, history.seq, 'next');
-    return;
-  }
-  await log.append(changed, [], nextIno);
-  await log.checkpoint([...history.inodes.values()], nextIno);
+  const format = log.version >= 3 ? new PagedFormat(log, MAINTENANCE_PAGE_BUDGET) : new WholeTreeFormat(log);
+  await format.commit(changes, map);
+  await format.checkpoint(map, changes.nextIno, changes.inodeCount);
 }

@@ -17,10 +17,23 @@ export interface PagedCheckHooks {
   scanned?(keys: number): void;
 }
 
-interface Named {
+export interface Named {
   dir: number;
   name: string;
   ino: number;
+}
+
+/** What the check learnt: enough for a repair to plan without reading the records again. */
+export interface TreeFacts {
+  table: InoTable;
+  /** Entries naming directories, grouped by the directory holding them (edgesOf: where each one's run is). */
+  dirEdges: Named[];
+  edgesOf: Map<number, [number, number]>;
+  /** Every directory entry of the map, in key order. */
+  entries: () => AsyncGenerator<[string, unknown]>;
+  referenced: Set<string>;
+  pathOf: (ino: number) => string | undefined;
+  resolvePaths: (inos: Iterable<number>) => Promise<void>;
 }
 
 /**
@@ -32,7 +45,7 @@ interface Named {
  * whole-tree check finds, with the same words; only what it reports needs
  * paths, and those are looked up at the end.
  */
-export async function checkPagedTree(map: PageTree, report: FsckReport, hooks: PagedCheckHooks): Promise<{ referenced: Set<string>; pathOf: (ino: number) => string | undefined; resolvePaths: (inos: Iterable<number>) => Promise<void> }> {
+export async function checkPagedTree(map: PageTree, report: FsckReport, hooks: PagedCheckHooks): Promise<TreeFacts> {
   const table = new InoTable();
   const referenced = new Set<string>();
   let scanned = 0;
@@ -87,7 +100,8 @@ export async function checkPagedTree(map: PageTree, report: FsckReport, hooks: P
   }
   const secondNames: { at: Named; first: number }[] = [];
   let secondNameCount = 0;
-  if (table.isDir(ROOT_INO)) {
+  if (!table.isDir(ROOT_INO)) report.tree.push('the root directory is missing');
+  else {
     reach[ROOT_INO] = REACHABLE;
     const queue = [ROOT_INO];
     for (let q = 0; q < queue.length; q++) {
@@ -171,5 +185,5 @@ export async function checkPagedTree(map: PageTree, report: FsckReport, hooks: P
   await resolvePaths(wrongLinks.map((w) => w.ino));
   for (const w of wrongLinks) report.tree.push(`${pathOf(w.ino) ?? `inode ${w.ino}`}: link count ${w.have}, should be ${w.want}`);
   if (wrongLinkCount > DETAILED) report.tree.push(`...and ${wrongLinkCount - DETAILED} more wrong link counts`);
-  return { referenced, pathOf, resolvePaths };
+  return { table, dirEdges, edgesOf, entries, referenced, pathOf, resolvePaths };
 }

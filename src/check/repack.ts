@@ -1,10 +1,12 @@
 import { IntegrityError } from '../errors.js';
 import { PackedSegments } from '../data/packed.js';
 import { packIdOfKey, packKey, PACK_PREFIX } from '../format/names.js';
+import { packBucket } from '../format/pack.js';
 import { openSegment, parseRef } from '../format/segment.js';
 import type { InodeRecord } from '../meta/inode.js';
 import { refsOf, setRefs } from '../meta/refs.js';
-import { commitTree, type History } from './history.js';
+import { commitChanges, editableMap, mapRecords, type History } from './history.js';
+import type { Changes } from '../meta/formats.js';
 import type { MaintenanceSession } from './maintenance.js';
 import type { ObjectInfo } from '../store/types.js';
 
@@ -42,13 +44,15 @@ async function liveBytes(records: Iterable<InodeRecord> | AsyncIterable<InodeRec
   return live;
 }
 
-/** Packs old enough whose live segments fill less than `below` of them: what a repack rewrites. */
-export async function findSparsePacks(session: MaintenanceSession, records: Iterable<InodeRecord> | AsyncIterable<InodeRecord>, opts: Pick<RepackOptions, 'below' | 'minAgeMs'>): Promise<{ sparse: ObjectInfo[]; live: Map<string, number> }> {
+/** Packs old enough whose live segments fill less than `below` of them, and would fit a smaller one: what a repack rewrites. */
+async function findSparsePacks(session: MaintenanceSession, records: Iterable<InodeRecord> | AsyncIterable<InodeRecord>, opts: Pick<RepackOptions, 'below' | 'minAgeMs'>): Promise<{ sparse: ObjectInfo[]; live: Map<string, number> }> {
   const live = await liveBytes(records);
   const cutoff = Date.now() - opts.minAgeMs;
   const sparse = (await session.store.list(PACK_PREFIX)).filter((info) => {
     const id = packIdOfKey(info.key);
-    return id && live.has(id) && info.mtime <= cutoff && live.get(id)! < opts.below * info.size;
+    if (!id || !live.has(id) || info.mtime > cutoff) return false;
+    // A pack whose live data would need a bucket as big as its own frees nothing: rewriting it would only repeat at every gc.
+    return live.get(id)! < opts.below * info.size && packBucket(live.get(id)!) < info.size;
   });
   return { sparse, live };
 }
@@ -58,19 +62,13 @@ export async function findSparsePacks(session: MaintenanceSession, records: Iter
  * are copied, still sealed, into new packs, then one batch and a checkpoint
  * point the files at the copies. The old packs are left for gc's deletion
  * pass, which deletes them only once no readable metadata refers to them.
+ * The tree is read twice in key order, a page at a time (format 3); only
+ * the records of files with data in a sparse pack are held.
  */
 export async function repack(session: MaintenanceSession, history: History, opts: RepackOptions): Promise<RepackReport> {
   const report: RepackReport = { packs: 0, bytes: 0, liveBytes: 0 };
-  const holders = new Map<string, Holder[]>();
-  for (const record of history.inodes.values()) {
-    for (const [index, ref] of refsOf(record)) {
-      const r = parseRef(ref);
-      const list = holders.get(r.pack) ?? [];
-      list.push({ record, index, ref });
-      holders.set(r.pack, list);
-    }
-  }
-  const { sparse, live } = await findSparsePacks(session, history.inodes.values(), opts);
+  const map = await editableMap(history);
+  const { sparse, live } = await findSparsePacks(session, mapRecords(map), opts);
   if (sparse.length === 0 || opts.dryRun) {
     for (const info of sparse) {
       report.packs++;
@@ -78,6 +76,21 @@ export async function repack(session: MaintenanceSession, history: History, opts
       report.liveBytes += live.get(packIdOfKey(info.key)!)!;
     }
     return report;
+  }
+  const sparseIds = new Set(sparse.map((info) => packIdOfKey(info.key)!));
+  const holders = new Map<string, Holder[]>();
+  const records = new Map<number, InodeRecord>();
+  for await (const stored of mapRecords(map)) {
+    for (const [index, ref] of refsOf(stored)) {
+      const r = parseRef(ref);
+      if (!sparseIds.has(r.pack)) continue;
+      // A copy: the one in the map is the page's, which a commit replaces rather than edits.
+      let record = records.get(stored.ino);
+      if (!record) records.set(stored.ino, (record = structuredClone(stored)));
+      const list = holders.get(r.pack) ?? [];
+      list.push({ record, index, ref });
+      holders.set(r.pack, list);
+    }
   }
   const writer = new PackedSegments(session.store, { packCacheBytes: 0, log: () => {} });
   const moved = new Map<InodeRecord, Map<number, string>>();
@@ -103,10 +116,13 @@ export async function repack(session: MaintenanceSession, history: History, opts
     opts.progress?.(report.packs, sparse.length);
   }
   await writer.seal();
-  for (const [record, copies] of moved) setRefs(record, refsOf(record).map(([index, ref]) => [index, copies.get(index) ?? ref]), true);
-  const log = session.log;
+  const changes: Changes = { inodes: new Map(), keys: new Map(), nextIno: history.nextIno, inodeCount: history.inodeCount };
+  for (const [record, copies] of moved) {
+    setRefs(record, refsOf(record).map(([index, ref]) => [index, copies.get(index) ?? ref]), true);
+    changes.inodes.set(record.ino, record);
+  }
   // The journal uploads the new packs before this batch, and the batch before the checkpoint.
-  await commitTree(log, history, [...moved.keys()], history.nextIno);
-  await session.localState.recordSeq(log.seq);
+  await commitChanges(session.log, history, map, changes);
+  await session.localState.recordSeq(session.log.seq);
   return report;
 }

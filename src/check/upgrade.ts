@@ -63,7 +63,7 @@ export async function upgrade(session: MaintenanceSession, passphrase: string, o
   const converted = header.version < 2 ? await packBlocks(session, history.inodes.values(), opts) : { files: 0, bytes: 0 };
   const next: VaultHeader = { ...header, version: FORMAT_VERSION, blockSize: SEGMENT_SIZE };
   const log = new MetaLog(session.store, subkey(session.masterKey, 'metadata'), next, session.localState);
-  await writePagedCheckpoint(log, history.inodes.values(), history.nextIno, history.seq, 'initialize');
+  await writePagedCheckpoint(log, history.inodes.values(), history.nextIno, history.seq);
   // Everything the new header makes the vault depend on must be in the store before it.
   if (!(await session.drain())) throw new UserError('the store stopped taking uploads; nothing was switched: run "veilfs upgrade" again');
   await rewriteHeaderVersion(session.remote, header, session.masterKey, passphrase, FORMAT_VERSION);

@@ -278,7 +278,7 @@ export class PagedFormat implements MetaFormat {
 }
 
 /** Pages that are never written are never evicted: the whole tree stays in memory. */
-async function inMemoryMap(records: Iterable<InodeRecord>): Promise<PageTree> {
+export async function inMemoryMap(records: Iterable<InodeRecord>): Promise<PageTree> {
   const { pairs } = mapOfRecords(records, false);
   const pages = PageTree.empty(unwritable, Infinity);
   for (const [key, value] of pairs) await pages.set(key, value);
@@ -333,17 +333,15 @@ function mapOfRecords(records: Iterable<InodeRecord>, packCounts: boolean): { pa
   return { pairs, inodeCount };
 }
 
-/** A new format-3 map from whole records (init, upgrade, and maintenance that rewrites the tree). */
-export async function writePagedCheckpoint(log: MetaLog, records: Iterable<InodeRecord>, nextIno: number, seq: number, mode: 'initialize' | 'next'): Promise<void> {
+/** A new format-3 map from whole records (init, upgrade). */
+export async function writePagedCheckpoint(log: MetaLog, records: Iterable<InodeRecord>, nextIno: number, seq: number): Promise<void> {
   const { pairs, inodeCount } = mapOfRecords(records, true);
-  await writePagedMap(log, pairs, nextIno, inodeCount, seq, mode);
+  await writePagedMap(log, pairs, nextIno, inodeCount, seq);
 }
 
-/** Writes a whole map (pairs in key order) as the pages and checkpoint `seq` of a format-3 vault. */
-export async function writePagedMap(log: MetaLog, pairs: Iterable<[string, unknown]>, nextIno: number, inodeCount: number, seq: number, mode: 'initialize' | 'next'): Promise<void> {
+/** Writes a whole map (pairs in key order) as the pages and first checkpoint `seq` of a format-3 vault. */
+export async function writePagedMap(log: MetaLog, pairs: Iterable<[string, unknown]>, nextIno: number, inodeCount: number, seq: number): Promise<void> {
   // A new vault's pages go to the store directly, not through a journal that checks them: read each back.
-  const { root, height } = await buildPages(pageIo(log, mode === 'initialize'), pairs);
-  const body = { nextIno, inodeCount, root, height };
-  if (mode === 'initialize') await log.initializeBody(body, seq);
-  else await log.nextCheckpointBody(body);
+  const { root, height } = await buildPages(pageIo(log, true), pairs);
+  await log.initializeBody({ nextIno, inodeCount, root, height }, seq);
 }

@@ -308,13 +308,6 @@ export class MetaLog {
     return true;
   }
 
-  /** Maintenance of format 3: the whole tree rewritten as the next number, with no batch before it. */
-  async nextCheckpointBody(fields: object): Promise<void> {
-    this.seq++;
-    await this.checkpointBody(fields);
-    await this.localState.recordSeq(this.seq);
-  }
-
   /** Seals a page of the paged metadata (format 3): bound to its id, padded like the rest. */
   encodePage(id: string, content: unknown): Buffer {
     return this.encode('page', id, content);
