@@ -3,6 +3,14 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { available, BIN, gocryptfs, median, on, plainDirectory, rounds, securefs, sh, timed, veilfs, type Target, type TargetFactory } from './lib.js';
 import { synthesizeVault } from './synthetic-vault.js';
+import { readHistory } from '../src/check/history.js';
+import { subkey } from '../src/crypto/keys.js';
+import { unlockVault } from '../src/format/vault.js';
+import { ROOT_INO, type InodeRecord } from '../src/meta/inode.js';
+import { entryKey, inodeKey } from '../src/meta/kv.js';
+import { LocalState } from '../src/meta/local-state.js';
+import { MetaLog } from '../src/meta/metalog.js';
+import { LocalStore } from '../src/store/local.js';
 
 /*
  * The benchmark of issue "metadata at any scale": many empty files in one
@@ -115,6 +123,17 @@ if (process.env.BENCH_SKIP_BIG !== '1' && (!ONLY || ONLY.some((o) => 'veilfs'.in
       await target.unmount();
       const written = (from: Map<string, number>, to: Map<string, number>) => [...to].filter(([k]) => !from.has(k)).reduce((n, [, size]) => n + size, 0) / 1024;
       out.push(`metadata written by a change of one file: its commit ${written(before, committed).toFixed(1)} KiB; with the checkpoint of unmount ${written(before, metadataFiles(store)).toFixed(1)} KiB`);
+      // Maintenance of the same vault: time, peak memory of the process, and (repair) what it writes.
+      const maintenance = async (what: string, args: string) => {
+        const from = metadataFiles(store);
+        const { seconds, peakMb } = await peakOf(`${BIN} ${args} --store ${store} >/dev/null; test $? -le 1`, env);
+        out.push(`${what}: ${seconds.toFixed(1)} s, peak ${peakMb.toFixed(0)} MB, metadata written ${written(from, metadataFiles(store)).toFixed(1)} KiB`);
+      };
+      await maintenance('fsck', 'fsck');
+      await breakTree(store, env);
+      await maintenance('fsck --repair (a cut-off directory of 1000 files, a dangling entry, a wrong link count)', 'fsck --repair');
+      await maintenance('fsck after the repair', 'fsck');
+      await maintenance('gc', 'gc --min-age 0s');
       process.stdout.write(out.join('\n') + '\n');
     } finally {
       await target.dispose();
@@ -137,4 +156,28 @@ function metadataFiles(store: string): Map<string, number> {
   };
   walk('');
   return out;
+}
+
+/** Seconds and peak resident memory (MB) of a command and its children. */
+async function peakOf(command: string, env: NodeJS.ProcessEnv): Promise<{ seconds: number; peakMb: number }> {
+  let stderr = '';
+  const seconds = await timed(async () => {
+    stderr = (await sh(`/usr/bin/time -f 'peak %M' bash -c ${JSON.stringify(command)}`, undefined, env)).stderr;
+  });
+  return { seconds, peakMb: Number(/peak (\d+)/.exec(stderr)?.[1] ?? 0) / 1024 };
+}
+
+/**
+ * Damage a repair has to find in the whole vault: the root forgets a
+ * directory (its 1000 files become unreachable), names an inode that does
+ * not exist, and has a wrong link count.
+ */
+async function breakTree(store: string, env: NodeJS.ProcessEnv): Promise<void> {
+  const objects = new LocalStore(store);
+  const { header, masterKey } = await unlockVault(objects, env.VEILFS_PASSPHRASE!);
+  const log = new MetaLog(objects, subkey(masterKey, 'metadata'), header, new LocalState(path.join(env.XDG_CACHE_HOME!, 'veilfs', header.vaultId)));
+  const history = await readHistory(log, { whole: false });
+  const root = (await history.map!.get(inodeKey(ROOT_INO))) as InodeRecord;
+  log.resume(history.seq, history.checkpointSeq);
+  await log.appendBody({ nextIno: history.nextIno, inodeCount: history.inodeCount, set: [[inodeKey(ROOT_INO), { ...root, nlink: root.nlink + 5 }], [entryKey(ROOT_INO, 'ghost'), [history.nextIno + 10, 8]]], del: [entryKey(ROOT_INO, 'd7')] });
 }

@@ -37,6 +37,6 @@ export async function synthesizeVault(store: string, dir: string, files: number)
     for (let d = 1; d <= dirs; d++) yield [inodeKey(dirIno(d)), new Inode(dirIno(d), S_IFDIR | 0o755, 0, 0).toRecord(true)];
     for (let d = 1; d <= dirs; d++) for (let f = 1; f <= PER_DIR; f++) yield [inodeKey(fileIno(d, f)), new Inode(fileIno(d, f), S_IFREG | 0o644, 0, 0).toRecord(true)];
   }
-  await writePagedMap(log, pairs(), fileIno(dirs, PER_DIR) + 1, 1 + dirs + dirs * PER_DIR, 0, 'initialize');
+  await writePagedMap(log, pairs(), fileIno(dirs, PER_DIR) + 1, 1 + dirs + dirs * PER_DIR, 0);
   return env;
 }
