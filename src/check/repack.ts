@@ -67,8 +67,8 @@ async function findSparsePacks(session: MaintenanceSession, records: Iterable<In
  */
 export async function repack(session: MaintenanceSession, history: History, opts: RepackOptions): Promise<RepackReport> {
   const report: RepackReport = { packs: 0, bytes: 0, liveBytes: 0 };
-  const map = await editableMap(history);
-  const { sparse, live } = await findSparsePacks(session, mapRecords(map), opts);
+  // Format 2's records are in memory already: laid out as a map only when there is something to rewrite.
+  const { sparse, live } = await findSparsePacks(session, history.map ? mapRecords(history.map) : history.inodes.values(), opts);
   if (sparse.length === 0 || opts.dryRun) {
     for (const info of sparse) {
       report.packs++;
@@ -77,6 +77,7 @@ export async function repack(session: MaintenanceSession, history: History, opts
     }
     return report;
   }
+  const map = await editableMap(history);
   const sparseIds = new Set(sparse.map((info) => packIdOfKey(info.key)!));
   const holders = new Map<string, Holder[]>();
   const records = new Map<number, InodeRecord>();

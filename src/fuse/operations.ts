@@ -107,12 +107,15 @@ export function kernelHandlers(fs: Filesystem, { binding: b, log, ttl, live }: K
   /** How log lines name an inode: by its path while it has one. */
   const nameOf = (ino: number) => nodes.pathOf(ino) ?? `inode ${ino} (no name left)`;
   const done = (req: Req) => () => b.replyErr(req, 0);
-  const attrReply = (req: Req) => (a: Attr) => {
+  /** reader: the pid that asked, when asking counts as reading attributes (lookup, getattr). */
+  const attrReply = (req: Req, reader?: number) => (a: Attr) => {
+    if (reader !== undefined) sawAttributesRead(reader, a);
     putAttr(a);
     b.replyAttr(req, ttl);
   };
   /** A name now stands for an inode: the reply hands it to the kernel. */
-  const entryReply = (req: Req, parent: number, name: string) => (a: Attr) => {
+  const entryReply = (req: Req, parent: number, name: string, reader?: number) => (a: Attr) => {
+    if (reader !== undefined) sawAttributesRead(reader, a);
     nodes.remember(parent, name, a.ino);
     putAttr(a);
     b.replyEntry(req, ttl);
@@ -138,23 +141,10 @@ export function kernelHandlers(fs: Filesystem, { binding: b, log, ttl, live }: K
     setXattrNames,
     handlers: {
       init: onInit,
-      lookup: (req: Req, parent: number, name: string) => {
-        const pid = currentPid();
-        const reply = entryReply(req, parent, name);
-        answer(req, 'lookup', () => nodes.childPath(parent, name) ?? name, () => fs.lookupIn(parent, name), (a) => {
-          sawAttributesRead(pid, a);
-          reply(a);
-        });
-      },
+      lookup: (req: Req, parent: number, name: string) =>
+        answer(req, 'lookup', () => nodes.childPath(parent, name) ?? name, () => fs.lookupIn(parent, name), entryReply(req, parent, name, currentPid())),
       forget: (ino: number, count: number) => nodes.forget(ino, count),
-      getattr: (req: Req, ino: number) => {
-        const pid = currentPid();
-        const reply = attrReply(req);
-        answer(req, 'getattr', () => nameOf(ino), () => fs.inodeAttr(ino), (a) => {
-          sawAttributesRead(pid, a);
-          reply(a);
-        });
-      },
+      getattr: (req: Req, ino: number) => answer(req, 'getattr', () => nameOf(ino), () => fs.inodeAttr(ino), attrReply(req, currentPid())),
       setattr: (req: Req, ino: number, fh: number, valid: number, mode: number, uid: number, gid: number, size: number,
         atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number) => {
         answer(req, 'setattr', () => nameOf(ino), async () => {
