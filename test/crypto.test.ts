@@ -2,7 +2,8 @@ import t from 'tap';
 import { randomBytes } from 'node:crypto';
 import { xchacha20poly1305 } from '@noble/ciphers/chacha.js';
 import { open, seal, NONCE_BYTES } from '../src/crypto/xchacha.js';
-import { subkey } from '../src/crypto/keys.js';
+import { randomKey, subkey } from '../src/crypto/keys.js';
+import { fillRandom, randomBuffer } from '../src/crypto/random-pool.js';
 import { IntegrityError } from '../src/errors.js';
 
 t.test('native-speed XChaCha20-Poly1305 is byte-identical to @noble/ciphers', async (t) => {
@@ -45,4 +46,18 @@ t.test('subkeys differ per purpose and are deterministic', async (t) => {
   const master = randomBytes(32);
   t.not(subkey(master, 'metadata').toString('hex'), subkey(master, 'cache').toString('hex'));
   t.equal(subkey(master, 'metadata').toString('hex'), subkey(master, 'metadata').toString('hex'));
+});
+
+t.test('the random pool never hands out the same bytes twice, across refills and for any size', async (t) => {
+  // 24-byte nonces, 16-byte file ids and 32-byte keys, interleaved: well past several refills of the pool.
+  const seen = new Set<string>();
+  for (let i = 0; i < 3000; i++) {
+    for (const draw of [randomBuffer(NONCE_BYTES), randomBuffer(16), randomKey()]) seen.add(draw.toString('hex'));
+  }
+  t.equal(seen.size, 9000, 'every draw is new');
+  const big = Buffer.alloc(64 * 1024);
+  fillRandom(big);
+  t.ok(big.filter((b) => b === 0).length < 1024, 'a draw bigger than the pool is filled too');
+  const nonces = new Set(Array.from({ length: 600 }, () => seal(randomKey(), Buffer.from('x'), Buffer.alloc(0)).subarray(0, NONCE_BYTES).toString('hex')));
+  t.equal(nonces.size, 600, 'seal draws a fresh nonce each time');
 });

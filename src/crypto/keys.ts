@@ -1,4 +1,5 @@
 import { hkdfSync, randomBytes, scrypt as scryptCb } from 'node:crypto';
+import { randomBuffer } from './random-pool.js';
 import { promisify } from 'node:util';
 import { KEY_BYTES } from './xchacha.js';
 
@@ -44,5 +45,5 @@ export function subkey(master: Uint8Array, purpose: KeyPurpose): Buffer {
 }
 
 export function randomKey(): Buffer {
-  return randomBytes(KEY_BYTES);
+  return randomBuffer(KEY_BYTES);
 }

@@ -1,6 +1,7 @@
-import { createCipheriv, createDecipheriv, randomFillSync } from 'node:crypto';
+import { createCipheriv, createDecipheriv } from 'node:crypto';
 import { hchacha } from '@noble/ciphers/chacha.js';
 import { IntegrityError } from '../errors.js';
+import { fillRandom } from './random-pool.js';
 
 /**
  * XChaCha20-Poly1305 with the bulk work done by node:crypto's native
@@ -30,26 +31,11 @@ function deriveSubkey(key: Uint8Array, nonce: Uint8Array): { subkey: Buffer; iv:
   return { subkey: Buffer.from(out.buffer), iv };
 }
 
-// One getrandom call serves many nonces: a call per small record showed up in profiles.
-const noncePool = Buffer.allocUnsafe(NONCE_BYTES * 256);
-let noncePoolUsed = noncePool.length;
-
-function freshNonce(into: Buffer): void {
-  if (noncePoolUsed === noncePool.length) {
-    randomFillSync(noncePool);
-    noncePoolUsed = 0;
-  }
-  noncePool.copy(into, 0, noncePoolUsed, noncePoolUsed + NONCE_BYTES);
-  // Never hand out the same bytes twice.
-  noncePool.fill(0, noncePoolUsed, noncePoolUsed + NONCE_BYTES);
-  noncePoolUsed += NONCE_BYTES;
-}
-
 /** Encrypts into one buffer laid out as nonce(24) || ciphertext || tag(16). */
 export function seal(key: Uint8Array, plaintext: Uint8Array, aad: Uint8Array, nonce?: Uint8Array): Buffer {
   const out = Buffer.allocUnsafe(NONCE_BYTES + plaintext.length + TAG_BYTES);
   if (nonce) out.set(nonce, 0);
-  else freshNonce(out);
+  else fillRandom(out.subarray(0, NONCE_BYTES));
   const { subkey, iv } = deriveSubkey(key, out.subarray(0, NONCE_BYTES));
   const cipher = createCipheriv('chacha20-poly1305', subkey, iv, { authTagLength: TAG_BYTES });
   cipher.setAAD(aad, { plaintextLength: plaintext.length });

@@ -157,7 +157,10 @@ export function kernelHandlers(fs: Filesystem, { binding: b, log, ttl, live }: K
             await fs.utimens(at(), timeOf(valid, SET_ATIME, SET_ATIME_NOW, atimeSec, atimeNsec), timeOf(valid, SET_MTIME, SET_MTIME_NOW, mtimeSec, mtimeNsec));
           }
           return fh >= 0 ? fs.fgetattr(fh) : fs.inodeAttr(ino);
-        }, attrReply(req));
+        }, (a) => {
+          attrReply(req)(a);
+          fs.noteAhead(ino);
+        });
       },
       readlink: (req: Req, ino: number) => answer(req, 'readlink', () => nameOf(ino), () => fs.readlink(pathOf(ino)), (t) => b.replyReadlink(req, t)),
       mknod: (req: Req, parent: number, name: string, mode: number, rdev: number) => {

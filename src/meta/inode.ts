@@ -1,5 +1,5 @@
-import { randomBytes } from 'node:crypto';
 import { randomKey } from '../crypto/keys.js';
+import { randomBuffer } from '../crypto/random-pool.js';
 import type { SegmentRun } from '../format/segment.js';
 import { refsOf, setRefs } from './refs.js';
 import { now, type Time } from './time.js';
@@ -82,7 +82,7 @@ export class Inode {
     this.size = 0;
     this.atime = this.mtime = this.ctime = time;
     if (this.isFile) {
-      this.fileId = randomBytes(16).toString('hex');
+      this.fileId = randomBuffer(16).toString('hex');
       this.key = randomKey();
     }
   }

@@ -405,6 +405,11 @@ export class Tree {
     return next;
   }
 
+  /** Journals now what a later note would; a failure is left for that note to report. */
+  noteEarly(): void {
+    if (this.format.canNote && this.hasUnnoted) this.note().catch(() => {});
+  }
+
   private async noteNow(): Promise<void> {
     if (!this.hasUnnoted) return;
     const changed = [...this.unnoted];

@@ -521,6 +521,18 @@ export class Filesystem {
     if (this.tree.hasUnnoted) await this.tree.note();
   }
 
+  /**
+   * Journals the pending changes now, while the caller is still reading the
+   * reply, when a close of this inode is sure to follow and would otherwise
+   * wait for them: a change through a file open for writing (touch, cp -p
+   * and tar set times before they close). Called after the reply went out.
+   * Not after a create: the change that usually follows it would wait
+   * instead, and the note would be written twice.
+   */
+  noteAhead(ino: number): void {
+    if ((this.openCount.get(ino) ?? 0) > 0) this.tree.noteEarly();
+  }
+
   private writeBack(node: Inode): void {
     if (!node.isFile || !this.cache.hasDirty(node)) return;
     this.cache.flush(node).catch((err) => this.log(`writing back inode ${node.ino} failed, will retry: ${(err as Error).message}`));
