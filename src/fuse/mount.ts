@@ -48,11 +48,13 @@ const MAX_IO = MAX_READ;
 const PRUNE_PROTOCOL_MINOR = 45;
 
 /**
- * Cached for 30 s: every change comes in through the kernel, which updates
- * its caches as it makes it; the few the daemon makes on its own (atime on
- * read) are pushed to it. `find` stats 6x faster than with 1 s.
+ * Cached for 10 minutes: every change comes in through the kernel, which
+ * updates its caches as it makes it; the few the daemon makes on its own
+ * (atime on read) are pushed to it. `find` stats 6x faster than with 1 s.
+ * With 30 s, a `find` right after creating 100,000 files (which takes a
+ * minute or two) looked up two thirds of them again: 66,002 lookups, 11 s.
  */
-const CACHE_TTL_S = 30;
+const CACHE_TTL_S = 600;
 
 function mountOptions(opts: MountOptions): string {
   const options = ['fsname=veilfs', 'subtype=veilfs', 'default_permissions', `max_read=${MAX_IO}`, 'big_writes', `max_write=${MAX_IO}`];
