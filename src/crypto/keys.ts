@@ -1,6 +1,6 @@
 import { hkdfSync, randomBytes, scrypt as scryptCb } from 'node:crypto';
-import { randomBuffer } from './random-pool.js';
 import { promisify } from 'node:util';
+import { randomBuffer } from './random-pool.js';
 import { KEY_BYTES } from './xchacha.js';
 
 const scrypt = promisify(scryptCb) as (

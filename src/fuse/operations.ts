@@ -108,10 +108,13 @@ export function kernelHandlers(fs: Filesystem, { binding: b, log, ttl, live }: K
   const nameOf = (ino: number) => nodes.pathOf(ino) ?? `inode ${ino} (no name left)`;
   const done = (req: Req) => () => b.replyErr(req, 0);
   /** reader: the pid that asked, when asking counts as reading attributes (lookup, getattr). */
-  const attrReply = (req: Req, reader?: number) => (a: Attr) => {
-    if (reader !== undefined) sawAttributesRead(reader, a);
+  const replyAttr = (req: Req, a: Attr) => {
     putAttr(a);
     b.replyAttr(req, ttl);
+  };
+  const attrReply = (req: Req, reader?: number) => (a: Attr) => {
+    if (reader !== undefined) sawAttributesRead(reader, a);
+    replyAttr(req, a);
   };
   /** A name now stands for an inode: the reply hands it to the kernel. */
   const entryReply = (req: Req, parent: number, name: string, reader?: number) => (a: Attr) => {
@@ -158,7 +161,7 @@ export function kernelHandlers(fs: Filesystem, { binding: b, log, ttl, live }: K
           }
           return fh >= 0 ? fs.fgetattr(fh) : fs.inodeAttr(ino);
         }, (a) => {
-          attrReply(req)(a);
+          replyAttr(req, a);
           fs.noteAhead(ino);
         });
       },

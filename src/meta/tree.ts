@@ -76,6 +76,8 @@ export class Tree {
   private pendingDeletes: string[] = [];
   private chain: Promise<void> = Promise.resolve();
   private queued: Promise<void> | null = null;
+  /** The note being written: a close whose changes it took must wait for it, not find nothing to note and return. */
+  private noting: Promise<void> | null = null;
   private readonly xattrNames = new Set<string>();
   private evictAt = LIVE_INODES;
   /** Whether something outside the tree still holds an inode (open, or data not yet stored): it must stay the one object. */
@@ -399,15 +401,21 @@ export class Tree {
    * Without a journal (read-only), it commits.
    */
   note(): Promise<void> {
+    if (!this.hasUnnoted) return this.noting ?? Promise.resolve();
     if (!this.format.canNote) return this.commit();
     const next = this.chain.catch(() => {}).then(() => this.noteNow());
     this.chain = next;
+    this.noting = next;
+    const settled = () => {
+      if (this.noting === next) this.noting = null;
+    };
+    next.then(settled, settled);
     return next;
   }
 
   /** Journals now what a later note would; a failure is left for that note to report. */
   noteEarly(): void {
-    if (this.format.canNote && this.hasUnnoted) this.note().catch(() => {});
+    if (this.format.canNote) this.note().catch(() => {});
   }
 
   private async noteNow(): Promise<void> {

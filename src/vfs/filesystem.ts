@@ -518,14 +518,14 @@ export class Filesystem {
     if (!this.flushes(fd)) return;
     const { node } = this.handle(fd);
     if (this.cache.hasDirty(node)) await this.cache.flush(node);
-    if (this.tree.hasUnnoted) await this.tree.note();
+    await this.tree.note();
   }
 
   /**
    * Journals the pending changes now, while the caller is still reading the
    * reply, when a close of this inode is sure to follow and would otherwise
-   * wait for them: a change through a file open for writing (touch, cp -p
-   * and tar set times before they close). Called after the reply went out.
+   * wait for them: a change to a file that is open (touch, cp -p and tar set
+   * times through the descriptor before they close). Called after the reply went out.
    * Not after a create: the change that usually follows it would wait
    * instead, and the note would be written twice.
    */
