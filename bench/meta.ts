@@ -91,7 +91,7 @@ lines.push(`${'workload'.padEnd(24)} ${chosen.map(([n]) => n.slice(0, 20).padSta
 for (const key of keys) {
   const values = chosen.map(([n]) => medianOf(n, key));
   const own = medianOf('veilfs (local store)', key);
-  const best = key.endsWith('rss') ? undefined : Math.min(...peers.map((p) => medianOf(p, key)));
+  const best = key.endsWith('rss') || !peers.length ? undefined : Math.min(...peers.map((p) => medianOf(p, key)));
   const ratio = best && own ? (best / own).toFixed(2) : '';
   lines.push(`${key.padEnd(24)} ${values.map((v) => (v === undefined || Number.isNaN(v) ? '' : v.toFixed(2)).padStart(21)).join('')}   ${ratio}`);
 }
