@@ -168,3 +168,40 @@ t.test('format 3: a commit whose log outgrows half the page budget checkpoints, 
   await tree.commit();
   t.equal(store.bytes.get('c3') ?? 0, 0, 'a small commit after it does not');
 });
+
+t.test('a close that finds its changes taken by a commit still writing waits for that commit, and notes them itself if it fails', async (t) => {
+  const dir = tempDir(t);
+  const store = new LocalStore(path.join(dir, 'store'));
+  await initDrive(store, PASSPHRASE, { kdfLogN: 10, cacheDir: path.join(dir, 'cache') });
+  const { header, masterKey } = await unlockVault(store, PASSPHRASE);
+  const journal: Buffer[] = [];
+  const notes = { note: async (data: Uint8Array) => void journal.push(Buffer.from(data)), pendingNotes: async () => journal, dropNotes: () => void (journal.length = 0) };
+  const log = new MetaLog(store, subkey(masterKey, 'metadata'), header, new LocalState(path.join(dir, 'state')), notes);
+  // The commit stops where it seals the data it refers to, until let go (or failed).
+  let release: (err?: Error) => void = () => {};
+  const data = { ...noData, seal: () => new Promise<void>((resolve, reject) => (release = (err) => (err ? reject(err) : resolve()))) };
+  const tree = await Tree.load(new PagedFormat(log, 1 << 20), data, () => {}, { packed: true });
+  const ticks = async () => {
+    for (let i = 0; i < 5; i++) await new Promise(setImmediate);
+  };
+
+  for (const fails of [false, true]) {
+    addFiles(tree, fails ? 10 : 0, 3);
+    t.ok(tree.hasUnnoted, 'the files are not noted yet');
+    const committing = tree.commit();
+    await ticks();
+    t.notOk(tree.hasUnnoted, 'the commit took them');
+    let closed = false;
+    const closing = tree.note().then(() => void (closed = true));
+    await ticks();
+    t.notOk(closed, `the close waits for the commit${fails ? ' (to fail)' : ''}`);
+    const noted = journal.length;
+    release(fails ? new Error('injected: store unreachable') : undefined);
+    if (fails) await t.rejects(committing, /injected/, 'the commit fails');
+    else await committing;
+    await closing;
+    t.ok(closed, 'then the close returns');
+    if (fails) t.ok(journal.length > noted && !tree.hasUnnoted, 'after the failed commit, the close noted the changes in the journal itself');
+    else t.equal(journal.length, 0, 'after the commit, nothing was noted: the commit holds them (and dropped older notes)');
+  }
+});

@@ -107,11 +107,11 @@ export function kernelHandlers(fs: Filesystem, { binding: b, log, ttl, live }: K
   /** How log lines name an inode: by its path while it has one. */
   const nameOf = (ino: number) => nodes.pathOf(ino) ?? `inode ${ino} (no name left)`;
   const done = (req: Req) => () => b.replyErr(req, 0);
-  /** reader: the pid that asked, when asking counts as reading attributes (lookup, getattr). */
   const replyAttr = (req: Req, a: Attr) => {
     putAttr(a);
     b.replyAttr(req, ttl);
   };
+  /** reader: the pid that asked, when asking counts as reading attributes (lookup, getattr). */
   const attrReply = (req: Req, reader?: number) => (a: Attr) => {
     if (reader !== undefined) sawAttributesRead(reader, a);
     replyAttr(req, a);

@@ -76,8 +76,12 @@ export class Tree {
   private pendingDeletes: string[] = [];
   private chain: Promise<void> = Promise.resolve();
   private queued: Promise<void> | null = null;
-  /** The note being written: a close whose changes it took must wait for it, not find nothing to note and return. */
-  private noting: Promise<void> | null = null;
+  /**
+   * The last note or commit in the chain while it has not settled. Both
+   * take the unnoted changes when they start: a close that finds nothing
+   * left to note must wait for it, not return before its changes are written.
+   */
+  private writing: Promise<void> | null = null;
   private readonly xattrNames = new Set<string>();
   private evictAt = LIVE_INODES;
   /** Whether something outside the tree still holds an inode (open, or data not yet stored): it must stay the one object. */
@@ -401,13 +405,22 @@ export class Tree {
    * Without a journal (read-only), it commits.
    */
   note(): Promise<void> {
-    if (!this.hasUnnoted) return this.noting ?? Promise.resolve();
+    if (!this.hasUnnoted) {
+      // If what is writing fails, the changes it took are back: note them then.
+      const writing = this.writing;
+      return writing ? writing.then(() => {}, () => this.note()) : Promise.resolve();
+    }
     if (!this.format.canNote) return this.commit();
-    const next = this.chain.catch(() => {}).then(() => this.noteNow());
+    return this.enqueue(() => this.noteNow());
+  }
+
+  /** Runs after everything chained before it, whatever became of that. */
+  private enqueue(run: () => Promise<void>): Promise<void> {
+    const next = this.chain.catch(() => {}).then(run);
     this.chain = next;
-    this.noting = next;
+    this.writing = next;
     const settled = () => {
-      if (this.noting === next) this.noting = null;
+      if (this.writing === next) this.writing = null;
     };
     next.then(settled, settled);
     return next;
@@ -448,13 +461,11 @@ export class Tree {
 
   commit(): Promise<void> {
     if (this.queued) return this.queued;
-    const next = this.chain.catch(() => {}).then(() => {
+    this.queued = this.enqueue(() => {
       this.queued = null;
       return this.commitNow();
     });
-    this.queued = next;
-    this.chain = next;
-    return next;
+    return this.queued;
   }
 
   /** When the last commit reached the journal (ms since the epoch). */
