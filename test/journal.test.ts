@@ -1,6 +1,7 @@
 import t from 'tap';
 import { appendFileSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
+import { PackedSegments } from '../src/data/packed.js';
 import { JournaledStore } from '../src/journal/journaled-store.js';
 import { Wal } from '../src/journal/wal.js';
 import { FaultStore } from '../src/store/fault.js';
@@ -212,5 +213,31 @@ t.test('segments roll over and are deleted once uploaded', async (t) => {
   const keys = left.map((r) => r.key);
   t.ok(keys.includes('d/8') && keys.includes('d/9'), `unreleased records survive reopening (${keys})`);
   t.notOk(keys.includes('d/0'), 'records of deleted segments do not come back');
+  await again.close();
+});
+
+t.test('pieces of a pack that was stored whole later are not taken for an unfinished pack when the journal is opened again', async (t) => {
+  const { journalDir, remote } = setup(t);
+  const key = `p/ab/${'ab'.repeat(16)}`;
+  const whole = Buffer.alloc(3000, 3);
+  const j = await JournaledStore.open(remote, { dir: journalDir, segmentBytes: 4096, log: () => {} });
+  await j.appendPart(key, 0, Buffer.alloc(1000, 1));
+  // Keeps the first segment (and the pieces in it) on disk after the pack is stored.
+  await j.note(Buffer.from('a note no commit holds yet'));
+  await j.put('x/1', Buffer.alloc(5000, 2));
+  await j.put(key, whole);
+  await j.put('x/2', Buffer.alloc(5000, 2));
+  t.ok(await j.drain(10_000), 'everything uploaded');
+  await j.close();
+
+  const again = await JournaledStore.open(remote, { dir: journalDir, segmentBytes: 4096, log: () => {} });
+  t.same((await again.unfinishedObjects()).map((o) => o.key), [key], 'the pieces come back without the put that finished them (its segment is gone)');
+  const logs: string[] = [];
+  await PackedSegments.recover(again, again, (m) => logs.push(m));
+  t.same(await again.get(key), whole, 'the pack is left as it was, not replaced by its first piece');
+  t.ok(await again.drain(10_000));
+  t.same(await remote.get(key), whole, 'in the store too');
+  t.same(await again.unfinishedObjects(), [], 'and the pieces are let go');
+  t.same(logs, [], 'nothing was completed');
   await again.close();
 });

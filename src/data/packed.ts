@@ -11,6 +11,8 @@ import type { DataCodec, DataFile } from './codec.js';
 export interface PartJournal {
   appendPart(key: string, at: number, data: Uint8Array): Promise<void>;
   unfinishedObjects(): Promise<{ key: string; data: Buffer }[]>;
+  /** Lets go of the pieces of an object the store has whole. */
+  dropParts(key: string): void;
 }
 
 interface Pack {
@@ -65,6 +67,12 @@ export class PackedSegments implements DataCodec {
   static async recover(store: ObjectStore, journal: PartJournal, log: (m: string) => void): Promise<void> {
     for (const { key, data } of await journal.unfinishedObjects()) {
       if (!packIdOfKey(key)) continue;
+      // Its put went into a later stretch of the journal, since let go while this one stayed (it held
+      // something else still needed): these pieces are older than the pack in the store, not unfinished.
+      if (await store.stat(key)) {
+        journal.dropParts(key);
+        continue;
+      }
       log(`journal: completing pack ${key} (${Math.ceil(data.length / 1024)} KiB) left by a mount that stopped`);
       await store.put(key, assemblePack([data], data.length));
     }

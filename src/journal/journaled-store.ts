@@ -16,6 +16,8 @@ export interface JournalOptions {
   verifyUploads?: boolean;
   /** Plaintext-free payload bytes kept in memory for uploads not yet done. */
   memoryBytes?: number;
+  /** Size at which the log starts a new segment file (default 64 MiB). */
+  segmentBytes?: number;
   log?: (message: string) => void;
 }
 
@@ -91,7 +93,7 @@ export class JournaledStore implements ObjectStore {
   static async open(remote: ObjectStore, opts: JournalOptions): Promise<JournaledStore> {
     const lock = await acquireLock(opts.dir);
     try {
-      const { wal, records } = await Wal.open(opts.dir, { log: opts.log });
+      const { wal, records } = await Wal.open(opts.dir, { log: opts.log, segmentBytes: opts.segmentBytes });
       const store = new JournaledStore(remote, wal, lock, opts);
       for (const record of records) {
         if (record.op === 'note') store.notes.push(record);
@@ -211,6 +213,10 @@ export class JournaledStore implements ObjectStore {
     this.parts.set(record.key, list);
   }
 
+  dropParts(key: string): void {
+    this.releaseParts(key);
+  }
+
   private releaseParts(key: string): void {
     for (const record of this.parts.get(key) ?? []) this.wal.release(record);
     this.parts.delete(key);
@@ -235,10 +241,14 @@ export class JournaledStore implements ObjectStore {
     return out;
   }
 
-  /** The notes so far are covered by a commit: they may go. */
-  dropNotes(): void {
-    for (const record of this.notes) this.wal.release(record);
-    this.notes = [];
+  get noteCount(): number {
+    return this.notes.length;
+  }
+
+  /** The oldest `count` notes (all by default) are covered by a commit: they may go. */
+  dropNotes(count = this.notes.length): void {
+    for (const record of this.notes.slice(0, count)) this.wal.release(record);
+    this.notes = this.notes.slice(count);
   }
 
   private async append(op: WalOp, data: Uint8Array, key: string): Promise<WalRecord> {

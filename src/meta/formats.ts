@@ -6,7 +6,7 @@ import { putVerified } from '../store/verified-put.js';
 import { Limiter } from '../util/limiter.js';
 import { S_IFDIR, S_IFMT, type InodeRecord } from './inode.js';
 import { type EntryValue, xattrNameKey, entryPrefix, inodeKey, INODE_PREFIX, inoOfKey, packCountKey, prefixEnd, recordsOfKv, recordToKv } from './kv.js';
-import type { MetaLog, Note } from './metalog.js';
+import type { CommitMarker, MetaLog, Note } from './metalog.js';
 import { buildPages, PageTree, type PageContent, type PageIo } from './pagetree.js';
 import { packSegmentCounts } from './refs.js';
 
@@ -32,8 +32,12 @@ export interface MetaFormat {
   readonly canNote: boolean;
   load(): Promise<Loaded>;
   note(changes: Changes): Promise<void>;
+  /** Where the notes a commit will not hold start: taken with its changes, between notes (none without notes). */
+  beginCommit(): CommitMarker | undefined;
+  /** Nothing is left to commit: every note holds only what the store has. */
+  notesCovered(): void;
   /** Commits and applies the changes to the committed map; returns the packs no committed record refers to any more. */
-  commit(changes: Changes, pages: PageTree): Promise<string[]>;
+  commit(changes: Changes, pages: PageTree, marker?: CommitMarker): Promise<string[]>;
   shouldCheckpoint(): boolean;
   checkpoint(pages: PageTree, nextIno: number, inodeCount: number): Promise<void>;
   sync(): Promise<void>;
@@ -109,7 +113,15 @@ export class WholeTreeFormat implements MetaFormat {
     return this.log.noteBody({ nextIno: changes.nextIno, inodeCount: changes.inodeCount, ...pairsOf(changes) });
   }
 
-  async commit(changes: Changes, pages: PageTree): Promise<string[]> {
+  beginCommit(): CommitMarker | undefined {
+    return this.log.canNote ? this.log.beginCommit() : undefined;
+  }
+
+  notesCovered(): void {
+    this.log.dropNotes();
+  }
+
+  async commit(changes: Changes, pages: PageTree, marker?: CommitMarker): Promise<string[]> {
     await applyToPages(pages, changes);
     // These formats store whole records: every inode and directory the changes touch is written again.
     const touched = new Set<number>();
@@ -121,7 +133,7 @@ export class WholeTreeFormat implements MetaFormat {
       if (r) upserts.push(r);
     }
     const removes = [...changes.inodes].filter(([, r]) => !r).map(([ino]) => ino);
-    await this.log.appendBody({ nextIno: changes.nextIno, upserts, removes });
+    await this.log.appendBody({ nextIno: changes.nextIno, upserts, removes }, marker);
     return [];
   }
 
@@ -231,7 +243,15 @@ export class PagedFormat implements MetaFormat {
     return this.log.noteBody({ nextIno: changes.nextIno, inodeCount: changes.inodeCount, ...pairsOf(changes) });
   }
 
-  async commit(changes: Changes, pages: PageTree): Promise<string[]> {
+  beginCommit(): CommitMarker | undefined {
+    return this.log.canNote ? this.log.beginCommit() : undefined;
+  }
+
+  notesCovered(): void {
+    this.log.dropNotes();
+  }
+
+  async commit(changes: Changes, pages: PageTree, marker?: CommitMarker): Promise<string[]> {
     const deltas = new Map<string, number>();
     const add = (r: InodeRecord | undefined, sign: number) => {
       if (r) for (const [pack, n] of packSegmentCounts(r)) deltas.set(pack, (deltas.get(pack) ?? 0) + sign * n);
@@ -249,7 +269,7 @@ export class PagedFormat implements MetaFormat {
       if (count <= 0) unused.push(pack);
     }
     const all: Changes = { ...changes, keys: new Map([...changes.keys, ...counts]) };
-    await this.log.appendBody({ nextIno: changes.nextIno, inodeCount: changes.inodeCount, ...pairsOf(all) });
+    await this.log.appendBody({ nextIno: changes.nextIno, inodeCount: changes.inodeCount, ...pairsOf(all) }, marker);
     await applyToPages(pages, all);
     return unused;
   }
@@ -299,6 +319,12 @@ export class FixedFormat implements MetaFormat {
   note(): Promise<void> {
     return Promise.reject(new Error('a mounted share is read-only'));
   }
+
+  beginCommit(): undefined {
+    return undefined;
+  }
+
+  notesCovered(): void {}
 
   commit(): Promise<string[]> {
     return Promise.reject(new Error('a mounted share is read-only'));

@@ -34,7 +34,18 @@ export interface Note {
 export interface NoteJournal {
   note(data: Uint8Array): Promise<void>;
   pendingNotes(): Promise<Buffer[]>;
-  dropNotes(): void;
+  /** How many notes it holds (written, not dropped). */
+  readonly noteCount: number;
+  /** Drops the oldest `count` notes (default: all). */
+  dropNotes(count?: number): void;
+}
+
+/** Where the notes not in a commit start, taken when the commit takes its changes. */
+export interface CommitMarker {
+  /** The number of the first note (of the current base) written after the commit took its changes. */
+  notesFrom: number;
+  /** How many notes the journal held then: what the commit lets go. */
+  notesBefore: number;
 }
 
 /** Raised when another writer took the next log sequence number first. */
@@ -63,6 +74,10 @@ export class MetaLog {
   checkpointSeq = 0;
   bytesSinceCheckpoint = 0;
   private noteNo = 0;
+  /** Whether a note is being written: a commit takes its changes only between notes. */
+  private noteWriting = false;
+  /** Where the notes after the newest commit start (its batch's notesFrom): repeated by a checkpoint at its seq. */
+  private notesFrom: number | undefined;
   /** Commits between checkpoints: more means less rewriting of the whole tree, longer log replays. */
   checkpointInterval = 128;
 
@@ -134,6 +149,7 @@ export class MetaLog {
     await putVerified(this.store, this.checkpointKey(seq), this.encode('checkpoint', String(seq), { seq, ...fields }), { ifAbsent: true });
     this.seq = seq;
     this.checkpointSeq = seq;
+    this.notesFrom = undefined;
     await this.localState.recordSeq(seq);
   }
 
@@ -165,19 +181,24 @@ export class MetaLog {
     const { checkpoints, logs } = await this.listSeqs();
     if (checkpoints.length === 0) throw new UserError('vault metadata is missing from the store (no checkpoint found); run "veilfs fsck"');
     const cpSeq = checkpoints[checkpoints.length - 1];
-    const state = await start(await this.decode('checkpoint', cpSeq, this.checkpointKey(cpSeq)));
+    const checkpoint = await this.decode<{ seq?: number; notesFrom?: number }>('checkpoint', cpSeq, this.checkpointKey(cpSeq));
+    let notesFrom = checkpoint.notesFrom;
+    const state = await start(checkpoint);
     let seq = cpSeq;
     for (const s of logs.filter((n) => n > cpSeq)) {
       if (s !== seq + 1) throw new UserError(`metadata log has a gap after #${seq} (next is #${s}); run "veilfs fsck"`);
-      await apply(state, await this.decode('log', s, this.logKey(s)));
+      const batch = await this.decode<{ seq?: number; notesFrom?: number }>('log', s, this.logKey(s));
+      await apply(state, batch);
+      notesFrom = batch.notesFrom;
       seq = s;
     }
     const seen = await this.localState.highestSeq();
     if (seq < seen && !opts.allowRollback) {
       throw new UserError(`the store's metadata (#${seq}) is older than what this machine has seen (#${seen}): it was rolled back or lost, or this machine's journal (~/.cache/veilfs) was removed; refusing to mount (see "veilfs fsck")`);
     }
-    const notes = await this.readNotes<N>(seq);
-    this.noteNo = notes.length ? notes[notes.length - 1].no + 1 : 0;
+    const notes = await this.readNotes<N & { base: number }>(seq, notesFrom);
+    this.noteNo = notes.filter((n) => n.base === seq).length;
+    this.notesFrom = notesFrom;
     this.seq = seq;
     this.checkpointSeq = cpSeq;
     this.bytesSinceCheckpoint = 0;
@@ -199,23 +220,37 @@ export class MetaLog {
     return { seq, nextIno: state.nextIno, inodes: state.inodes, notes };
   }
 
-  /** The notes written after commit `seq`, in order; older ones are covered by commits. */
-  async readNotes<T extends { no: number } = Note>(seq: number): Promise<T[]> {
+  /**
+   * The notes that commit `seq` does not hold, in order: those written
+   * while it was under way (base seq - 1, from number `notesFrom` on), then
+   * those written after it. Older ones are covered by commits.
+   */
+  async readNotes<T extends { no: number } = Note>(seq: number, notesFrom?: number): Promise<T[]> {
     if (!this.notes) return [];
-    const out: T[] = [];
-    for (const bytes of await this.notes.pendingNotes()) {
-      const base = Number(bytes.readBigUInt64BE(0));
-      const no = Number(bytes.readBigUInt64BE(8));
-      if (base !== seq) continue;
-      // Notes are a chain: a missing or damaged one ends what can be applied.
-      if (no !== out.length) break;
-      try {
-        out.push(this.decodeBytes<T>('note', `${base}.${no}`, bytes.subarray(NOTE_HEADER)));
-      } catch {
-        break;
+    const all = await this.notes.pendingNotes();
+    const chain = (base: number, first: number): T[] => {
+      const out: T[] = [];
+      for (const bytes of all) {
+        const no = Number(bytes.readBigUInt64BE(8));
+        if (Number(bytes.readBigUInt64BE(0)) !== base || no < first) continue;
+        // Notes are a chain: a missing or damaged one ends what can be applied.
+        if (no !== first + out.length) break;
+        try {
+          out.push(this.decodeBytes<T>('note', `${base}.${no}`, bytes.subarray(NOTE_HEADER)));
+        } catch {
+          break;
+        }
       }
-    }
-    return out;
+      return out;
+    };
+    const during = notesFrom !== undefined && seq > 0 ? chain(seq - 1, notesFrom) : [];
+    return [...during, ...chain(seq, 0)];
+  }
+
+  /** Where the notes not held by the newest state in the store start (its notesFrom). */
+  private async notesFromOf(seq: number, hasBatch: boolean): Promise<number | undefined> {
+    const body = hasBatch ? await this.decode<{ seq?: number; notesFrom?: number }>('log', seq, this.logKey(seq)) : await this.decode<{ seq?: number; notesFrom?: number }>('checkpoint', seq, this.checkpointKey(seq));
+    return body.notesFrom;
   }
 
   /**
@@ -226,7 +261,13 @@ export class MetaLog {
     if (!this.notes) return 0;
     const { checkpoints, logs } = await this.listSeqs();
     const newest = Math.max(-1, ...checkpoints, ...logs);
-    return (await this.notes.pendingNotes()).filter((bytes) => Number(bytes.readBigUInt64BE(0)) >= newest).length;
+    if (newest < 0) return 0;
+    const notesFrom = await this.notesFromOf(newest, logs.includes(newest));
+    const written = await this.notes.pendingNotes();
+    const after = written.filter((bytes) => Number(bytes.readBigUInt64BE(0)) >= newest).length;
+    // Notes written while the newest commit was under way count too (any of them, readable or not).
+    const during = notesFrom === undefined ? 0 : written.filter((bytes) => Number(bytes.readBigUInt64BE(0)) === newest - 1 && Number(bytes.readBigUInt64BE(8)) >= notesFrom).length;
+    return after + during;
   }
 
   /** Continues a log read by other means (fsck) at this state. */
@@ -234,18 +275,43 @@ export class MetaLog {
     this.seq = seq;
     this.checkpointSeq = checkpointSeq;
     this.noteNo = 0;
+    this.notesFrom = undefined;
   }
 
   /** Journals uncommitted changes locally (survives a crash of the daemon): a note of any shape (the format's); base and number are added. */
   async noteBody(body: object): Promise<void> {
     if (!this.notes) throw new Error('no journal for notes');
+    if (this.noteWriting) throw new Error('notes are written one at a time');
+    // A commit may complete while this is written: the note keeps the base it was numbered in.
+    const base = this.seq;
     const no = this.noteNo;
     const header = Buffer.alloc(NOTE_HEADER);
-    header.writeBigUInt64BE(BigInt(this.seq), 0);
+    header.writeBigUInt64BE(BigInt(base), 0);
     header.writeBigUInt64BE(BigInt(no), 8);
-    const sealed = this.encode('note', `${this.seq}.${no}`, { base: this.seq, no, ...body });
-    await this.notes.note(Buffer.concat([header, sealed]));
-    this.noteNo = no + 1;
+    const sealed = this.encode('note', `${base}.${no}`, { base, no, ...body });
+    this.noteWriting = true;
+    try {
+      await this.notes.note(Buffer.concat([header, sealed]));
+    } finally {
+      this.noteWriting = false;
+    }
+    if (this.seq === base) this.noteNo = no + 1;
+  }
+
+  /** Every note holds only what the store has (nothing is left to commit): they may all go. */
+  dropNotes(): void {
+    if (this.noteWriting) throw new Error('notes are dropped between notes');
+    this.notes?.dropNotes();
+  }
+
+  /**
+   * Taken by a commit at the moment it takes its changes, which must be
+   * between notes (the caller waits for the note being written): every
+   * note written before is in the commit, every one after is not.
+   */
+  beginCommit(): CommitMarker {
+    if (this.noteWriting) throw new Error('a commit takes its changes between notes');
+    return { notesFrom: this.noteNo, notesBefore: this.notes?.noteCount ?? 0 };
   }
 
   get canNote(): boolean {
@@ -257,10 +323,16 @@ export class MetaLog {
     await this.appendBody({ nextIno, upserts, removes });
   }
 
-  /** Appends a batch of any shape (the format's); the sequence number is added. */
-  async appendBody(fields: object): Promise<void> {
+  /**
+   * Appends a batch of any shape (the format's); the sequence number is
+   * added, and with a marker, where the notes it does not hold start.
+   * Without one, every note so far is taken as held (no note is written
+   * meanwhile: maintenance, and formats that commit without notes).
+   */
+  async appendBody(fields: object, marker?: CommitMarker): Promise<void> {
     const seq = this.seq + 1;
-    const body = this.encode('log', String(seq), { seq, ...fields });
+    const notesFrom = marker?.notesFrom;
+    const body = this.encode('log', String(seq), { seq, ...fields, ...(notesFrom !== undefined && { notesFrom }) });
     try {
       await this.store.put(this.logKey(seq), body, { ifAbsent: true });
     } catch (err) {
@@ -268,8 +340,10 @@ export class MetaLog {
       throw err;
     }
     this.seq = seq;
+    // Notes written meanwhile (numbered from notesFrom in the old base) stay until the next commit holds them.
     this.noteNo = 0;
-    this.notes?.dropNotes();
+    this.notesFrom = notesFrom;
+    this.notes?.dropNotes(marker?.notesBefore);
     this.bytesSinceCheckpoint += body.length;
     await this.localState.recordSeq(seq);
   }
@@ -300,7 +374,8 @@ export class MetaLog {
     if (seq === previous) return false;
     // Create-only: a checkpoint never changes once written, and a journal
     // uploads a create only after everything it refers to.
-    await this.store.put(this.checkpointKey(seq), this.encode('checkpoint', String(seq), { seq, ...fields }), { ifAbsent: true });
+    const notesFrom = this.notesFrom;
+    await this.store.put(this.checkpointKey(seq), this.encode('checkpoint', String(seq), { seq, ...fields, ...(notesFrom !== undefined && { notesFrom }) }), { ifAbsent: true });
     this.checkpointSeq = seq;
     this.bytesSinceCheckpoint = 0;
     for (let s = previous + 1; s <= seq; s++) await this.store.delete(this.logKey(s));

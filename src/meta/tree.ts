@@ -23,6 +23,14 @@ export interface TreeData {
 /** Directory entry changes not in the committed map yet: directory → name → entry (undefined: removed). */
 type EntryLayer = Map<number, Map<string, EntryValue | undefined>>;
 
+/** Changes taken from the unnoted ones, by a note or by a commit. */
+interface Unnoted {
+  inodes: number[];
+  removed: number[];
+  entries: EntryLayer;
+  names: string[];
+}
+
 function setIn(layer: EntryLayer, dir: number, name: string, ino: EntryValue | undefined): void {
   let names = layer.get(dir);
   if (!names) layer.set(dir, (names = new Map()));
@@ -74,14 +82,22 @@ export class Tree {
   private unnotedNames = new Set<string>();
   /** Objects that the next commit makes unreferenced: deleted after it. */
   private pendingDeletes: string[] = [];
-  private chain: Promise<void> = Promise.resolve();
+  /**
+   * Notes and commits go one at a time each, but notes do not wait for a
+   * commit: a close journals its changes while the commit that took them
+   * is still writing (the batch says which notes it does not hold).
+   */
+  private notes: Promise<void> = Promise.resolve();
+  private commits: Promise<void> = Promise.resolve();
   private queued: Promise<void> | null = null;
   /**
-   * The last note or commit in the chain while it has not settled. Both
-   * take the unnoted changes when they start: a close that finds nothing
-   * left to note must wait for it, not return before its changes are written.
+   * The last note while it has not settled. It took the unnoted changes
+   * when it started: a close that finds nothing left to note must wait for
+   * it, not return before its changes are written.
    */
-  private writing: Promise<void> | null = null;
+  private noting: Promise<void> | null = null;
+  /** What the commit under way took from the unnoted changes, until a note or the commit holds it. */
+  private taken: Unnoted | null = null;
   private readonly xattrNames = new Set<string>();
   private evictAt = LIVE_INODES;
   /** Whether something outside the tree still holds an inode (open, or data not yet stored): it must stay the one object. */
@@ -378,9 +394,27 @@ export class Tree {
     return refs;
   }
 
-  /** Changed since the last note: what a close must journal. */
+  /** Changed since the last note: what a close must journal (also what only a commit under way holds). */
   get hasUnnoted(): boolean {
-    return this.unnoted.size > 0 || this.unnotedRemoved.size > 0 || this.unnotedEntries.size > 0 || this.unnotedNames.size > 0;
+    return this.unnoted.size > 0 || this.unnotedRemoved.size > 0 || this.unnotedEntries.size > 0 || this.unnotedNames.size > 0 || this.taken !== null;
+  }
+
+  /** Takes the unnoted changes (for a note, or a commit). */
+  private takeUnnoted(): Unnoted {
+    const out = { inodes: [...this.unnoted], removed: [...this.unnotedRemoved], entries: this.unnotedEntries, names: [...this.unnotedNames] };
+    this.unnoted.clear();
+    this.unnotedRemoved.clear();
+    this.unnotedEntries = new Map();
+    this.unnotedNames.clear();
+    return out;
+  }
+
+  /** Puts changes back among the unnoted ones (a note or commit that took them failed), under any made since. */
+  private giveBack(changes: Unnoted): void {
+    for (const ino of changes.inodes) if (this.live.has(ino)) this.unnoted.add(ino);
+    for (const ino of changes.removed) this.unnotedRemoved.add(ino);
+    this.unnotedEntries = merge(changes.entries, this.unnotedEntries);
+    for (const name of changes.names) this.unnotedNames.add(name);
   }
 
   get hasChanges(): boolean {
@@ -406,21 +440,16 @@ export class Tree {
    */
   note(): Promise<void> {
     if (!this.hasUnnoted) {
-      // If what is writing fails, the changes it took are back: note them then.
-      const writing = this.writing;
-      return writing ? writing.then(() => {}, () => this.note()) : Promise.resolve();
+      // If the note under way fails, the changes it took are back: note them then.
+      const noting = this.noting;
+      return noting ? noting.then(() => {}, () => this.note()) : Promise.resolve();
     }
     if (!this.format.canNote) return this.commit();
-    return this.enqueue(() => this.noteNow());
-  }
-
-  /** Runs after everything chained before it, whatever became of that. */
-  private enqueue(run: () => Promise<void>): Promise<void> {
-    const next = this.chain.catch(() => {}).then(run);
-    this.chain = next;
-    this.writing = next;
+    const next = this.notes.catch(() => {}).then(() => this.noteNow());
+    this.notes = next;
+    this.noting = next;
     const settled = () => {
-      if (this.writing === next) this.writing = null;
+      if (this.noting === next) this.noting = null;
     };
     next.then(settled, settled);
     return next;
@@ -432,24 +461,17 @@ export class Tree {
   }
 
   private async noteNow(): Promise<void> {
+    // What a commit under way took goes into this note too: a crash before that commit completes keeps it.
+    if (this.taken) this.giveBack(this.taken);
+    this.taken = null;
     if (!this.hasUnnoted) return;
-    const changed = [...this.unnoted];
-    const removed = [...this.unnotedRemoved];
-    const entries = this.unnotedEntries;
-    const names = [...this.unnotedNames];
-    const changes = this.changes(new Set(changed), new Set(removed), entries, new Set(names));
-    this.unnoted.clear();
-    this.unnotedRemoved.clear();
-    this.unnotedEntries = new Map();
-    this.unnotedNames.clear();
+    const taken = this.takeUnnoted();
+    const changes = this.changes(new Set(taken.inodes), new Set(taken.removed), taken.entries, new Set(taken.names));
     try {
       await this.data.persist();
       await this.format.note(changes);
     } catch (err) {
-      for (const ino of changed) if (this.live.has(ino)) this.unnoted.add(ino);
-      for (const ino of removed) this.unnotedRemoved.add(ino);
-      this.unnotedEntries = merge(entries, this.unnotedEntries);
-      for (const name of names) this.unnotedNames.add(name);
+      this.giveBack(taken);
       throw err;
     }
   }
@@ -461,18 +483,27 @@ export class Tree {
 
   commit(): Promise<void> {
     if (this.queued) return this.queued;
-    this.queued = this.enqueue(() => {
+    const next = this.commits.catch(() => {}).then(() => {
       this.queued = null;
       return this.commitNow();
     });
-    return this.queued;
+    this.commits = next;
+    this.queued = next;
+    return next;
   }
 
   /** When the last commit reached the journal (ms since the epoch). */
   lastCommitAt: number | undefined;
 
   private async commitNow(): Promise<void> {
-    if (!this.hasChanges) return;
+    // Changes are taken between notes: each note is then wholly in the commit, or wholly after it.
+    while (this.noting) await this.noting.catch(() => {});
+    if (!this.hasChanges) {
+      // Notes written while the last commit was under way hold nothing newer than it: they stay no longer.
+      this.format.notesCovered();
+      return;
+    }
+    const marker = this.format.beginCommit();
     const dirty = this.dirty;
     const removed = this.removed;
     const names = this.newNames;
@@ -487,28 +518,24 @@ export class Tree {
     this.removed = new Set();
     this.newNames = new Set();
     this.pendingDeletes = [];
-    // A commit covers what notes hold: the notes are dropped with it.
-    const unnoted = { inodes: [...this.unnoted], removed: [...this.unnotedRemoved], entries: this.unnotedEntries, names: [...this.unnotedNames] };
-    this.unnoted.clear();
-    this.unnotedRemoved.clear();
-    this.unnotedEntries = new Map();
-    this.unnotedNames.clear();
+    // The commit holds the unnoted changes once it completes; until then a close notes them (noteNow).
+    const taken = this.takeUnnoted();
+    this.taken = taken.inodes.length || taken.removed.length || taken.entries.size || taken.names.length ? taken : null;
     let unused: string[] = [];
     try {
       if (changes.inodes.size || changes.keys.size) {
         // The records refer only to data stored so far: sealing now puts it ahead of the batch.
         await this.data.seal();
-        unused = await this.format.commit(changes, this.pages);
+        unused = await this.format.commit(changes, this.pages, marker);
       }
+      this.taken = null;
     } catch (err) {
       for (const ino of dirty) if (this.live.has(ino)) this.dirty.add(ino);
       for (const ino of removed) this.removed.add(ino);
       this.entries = merge(this.committing, this.entries);
       for (const name of names) this.newNames.add(name);
-      for (const ino of unnoted.inodes) if (this.live.has(ino)) this.unnoted.add(ino);
-      for (const ino of unnoted.removed) this.unnotedRemoved.add(ino);
-      this.unnotedEntries = merge(unnoted.entries, this.unnotedEntries);
-      for (const name of unnoted.names) this.unnotedNames.add(name);
+      if (this.taken) this.giveBack(this.taken);
+      this.taken = null;
       this.pendingDeletes.unshift(...deletes);
       throw err;
     } finally {
