@@ -99,7 +99,7 @@ export class JournaledStore implements ObjectStore {
         if (record.op === 'note') store.notes.push(record);
         else if (record.op === 'part') store.addPart(record);
         else {
-          if (record.op === 'put') store.releaseParts(record.key);
+          if (record.op === 'put') store.dropParts(record.key);
           store.enqueue(record);
         }
       }
@@ -176,7 +176,7 @@ export class JournaledStore implements ObjectStore {
     if (options.ifAbsent && entry && entry.record.op === 'put') throw new ConflictError(key);
     if (!options.ifAbsent) await this.waitForSpace(key, data.length);
     const record = await this.append({ op: 'put', key, ifAbsent: options.ifAbsent || undefined }, data, key);
-    this.releaseParts(key);
+    this.dropParts(key);
     this.enqueue(record, data);
     this.pump();
   }
@@ -213,11 +213,8 @@ export class JournaledStore implements ObjectStore {
     this.parts.set(record.key, list);
   }
 
+  /** Lets go of the pieces of an object: its put holds them, or the store has it whole. */
   dropParts(key: string): void {
-    this.releaseParts(key);
-  }
-
-  private releaseParts(key: string): void {
     for (const record of this.parts.get(key) ?? []) this.wal.release(record);
     this.parts.delete(key);
   }

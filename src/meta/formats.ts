@@ -114,7 +114,7 @@ export class WholeTreeFormat implements MetaFormat {
   }
 
   beginCommit(): CommitMarker | undefined {
-    return this.log.canNote ? this.log.beginCommit() : undefined;
+    return this.log.beginCommit();
   }
 
   notesCovered(): void {
@@ -244,7 +244,7 @@ export class PagedFormat implements MetaFormat {
   }
 
   beginCommit(): CommitMarker | undefined {
-    return this.log.canNote ? this.log.beginCommit() : undefined;
+    return this.log.beginCommit();
   }
 
   notesCovered(): void {

@@ -57,6 +57,8 @@ export class CommitConflictError extends Error {
 }
 
 type Kind = 'log' | 'checkpoint' | 'note' | 'page';
+/** What every batch and checkpoint may carry besides its format's fields. */
+type Stamped = { seq?: number; notesFrom?: number };
 const MIN_PAD = 1024;
 const NOTE_HEADER = 16;
 
@@ -74,8 +76,6 @@ export class MetaLog {
   checkpointSeq = 0;
   bytesSinceCheckpoint = 0;
   private noteNo = 0;
-  /** Whether a note is being written: a commit takes its changes only between notes. */
-  private noteWriting = false;
   /** Where the notes after the newest commit start (its batch's notesFrom): repeated by a checkpoint at its seq. */
   private notesFrom: number | undefined;
   /** Commits between checkpoints: more means less rewriting of the whole tree, longer log replays. */
@@ -181,13 +181,13 @@ export class MetaLog {
     const { checkpoints, logs } = await this.listSeqs();
     if (checkpoints.length === 0) throw new UserError('vault metadata is missing from the store (no checkpoint found); run "veilfs fsck"');
     const cpSeq = checkpoints[checkpoints.length - 1];
-    const checkpoint = await this.decode<{ seq?: number; notesFrom?: number }>('checkpoint', cpSeq, this.checkpointKey(cpSeq));
+    const checkpoint = await this.decode<Stamped>('checkpoint', cpSeq, this.checkpointKey(cpSeq));
     let notesFrom = checkpoint.notesFrom;
     const state = await start(checkpoint);
     let seq = cpSeq;
     for (const s of logs.filter((n) => n > cpSeq)) {
       if (s !== seq + 1) throw new UserError(`metadata log has a gap after #${seq} (next is #${s}); run "veilfs fsck"`);
-      const batch = await this.decode<{ seq?: number; notesFrom?: number }>('log', s, this.logKey(s));
+      const batch = await this.decode<Stamped>('log', s, this.logKey(s));
       await apply(state, batch);
       notesFrom = batch.notesFrom;
       seq = s;
@@ -249,7 +249,7 @@ export class MetaLog {
 
   /** Where the notes not held by the newest state in the store start (its notesFrom). */
   private async notesFromOf(seq: number, hasBatch: boolean): Promise<number | undefined> {
-    const body = hasBatch ? await this.decode<{ seq?: number; notesFrom?: number }>('log', seq, this.logKey(seq)) : await this.decode<{ seq?: number; notesFrom?: number }>('checkpoint', seq, this.checkpointKey(seq));
+    const body = hasBatch ? await this.decode<Stamped>('log', seq, this.logKey(seq)) : await this.decode<Stamped>('checkpoint', seq, this.checkpointKey(seq));
     return body.notesFrom;
   }
 
@@ -281,7 +281,6 @@ export class MetaLog {
   /** Journals uncommitted changes locally (survives a crash of the daemon): a note of any shape (the format's); base and number are added. */
   async noteBody(body: object): Promise<void> {
     if (!this.notes) throw new Error('no journal for notes');
-    if (this.noteWriting) throw new Error('notes are written one at a time');
     // A commit may complete while this is written: the note keeps the base it was numbered in.
     const base = this.seq;
     const no = this.noteNo;
@@ -289,18 +288,12 @@ export class MetaLog {
     header.writeBigUInt64BE(BigInt(base), 0);
     header.writeBigUInt64BE(BigInt(no), 8);
     const sealed = this.encode('note', `${base}.${no}`, { base, no, ...body });
-    this.noteWriting = true;
-    try {
-      await this.notes.note(Buffer.concat([header, sealed]));
-    } finally {
-      this.noteWriting = false;
-    }
+    await this.notes.note(Buffer.concat([header, sealed]));
     if (this.seq === base) this.noteNo = no + 1;
   }
 
   /** Every note holds only what the store has (nothing is left to commit): they may all go. */
   dropNotes(): void {
-    if (this.noteWriting) throw new Error('notes are dropped between notes');
     this.notes?.dropNotes();
   }
 
@@ -309,9 +302,8 @@ export class MetaLog {
    * between notes (the caller waits for the note being written): every
    * note written before is in the commit, every one after is not.
    */
-  beginCommit(): CommitMarker {
-    if (this.noteWriting) throw new Error('a commit takes its changes between notes');
-    return { notesFrom: this.noteNo, notesBefore: this.notes?.noteCount ?? 0 };
+  beginCommit(): CommitMarker | undefined {
+    return this.notes && { notesFrom: this.noteNo, notesBefore: this.notes.noteCount };
   }
 
   get canNote(): boolean {

@@ -23,13 +23,16 @@ export interface TreeData {
 /** Directory entry changes not in the committed map yet: directory → name → entry (undefined: removed). */
 type EntryLayer = Map<number, Map<string, EntryValue | undefined>>;
 
-/** Changes taken from the unnoted ones, by a note or by a commit. */
+/** Changes not yet in a note (or taken from those by a note or a commit under way). */
 interface Unnoted {
-  inodes: number[];
-  removed: number[];
+  inodes: Set<number>;
+  removed: Set<number>;
   entries: EntryLayer;
-  names: string[];
+  names: Set<string>;
 }
+
+const noUnnoted = (): Unnoted => ({ inodes: new Set(), removed: new Set(), entries: new Map(), names: new Set() });
+const isEmpty = (u: Unnoted) => u.inodes.size === 0 && u.removed.size === 0 && u.entries.size === 0 && u.names.size === 0;
 
 function setIn(layer: EntryLayer, dir: number, name: string, ino: EntryValue | undefined): void {
   let names = layer.get(dir);
@@ -76,10 +79,7 @@ export class Tree {
   private committing: EntryLayer = new Map();
   private newNames = new Set<string>();
   /** Changed since the last note (or commit). */
-  private readonly unnoted = new Set<number>();
-  private readonly unnotedRemoved = new Set<number>();
-  private unnotedEntries: EntryLayer = new Map();
-  private unnotedNames = new Set<string>();
+  private unnoted = noUnnoted();
   /** Objects that the next commit makes unreferenced: deleted after it. */
   private pendingDeletes: string[] = [];
   /**
@@ -200,7 +200,7 @@ export class Tree {
   setEntry(dir: Inode, name: string, node: Inode | undefined): void {
     const value = node && entryValue(node.ino, node.mode);
     setIn(this.entries, dir.ino, name, value);
-    setIn(this.unnotedEntries, dir.ino, name, value);
+    setIn(this.unnoted.entries, dir.ino, name, value);
   }
 
   /** The layers of entry changes above the map, oldest first, as they are now. */
@@ -347,16 +347,16 @@ export class Tree {
 
   changed(node: Inode): void {
     this.dirty.add(node.ino);
-    this.unnoted.add(node.ino);
+    this.unnoted.inodes.add(node.ino);
   }
 
   /** Forgets an inode whose last link and last handle are gone. */
   destroy(node: Inode): void {
     this.live.delete(node.ino);
     this.dirty.delete(node.ino);
-    this.unnoted.delete(node.ino);
+    this.unnoted.inodes.delete(node.ino);
     this.removed.add(node.ino);
-    this.unnotedRemoved.add(node.ino);
+    this.unnoted.removed.add(node.ino);
     this.inodeCount--;
     for (const objectId of node.blocks.values()) this.pendingDeletes.push(objectId);
   }
@@ -379,7 +379,7 @@ export class Tree {
     if (this.xattrNames.has(name)) return false;
     this.xattrNames.add(name);
     this.newNames.add(name);
-    this.unnotedNames.add(name);
+    this.unnoted.names.add(name);
     return true;
   }
 
@@ -396,25 +396,22 @@ export class Tree {
 
   /** Changed since the last note: what a close must journal (also what only a commit under way holds). */
   get hasUnnoted(): boolean {
-    return this.unnoted.size > 0 || this.unnotedRemoved.size > 0 || this.unnotedEntries.size > 0 || this.unnotedNames.size > 0 || this.taken !== null;
+    return !isEmpty(this.unnoted) || this.taken !== null;
   }
 
-  /** Takes the unnoted changes (for a note, or a commit). */
+  /** Takes the unnoted changes (for a note, or a commit): handed over whole, not copied. */
   private takeUnnoted(): Unnoted {
-    const out = { inodes: [...this.unnoted], removed: [...this.unnotedRemoved], entries: this.unnotedEntries, names: [...this.unnotedNames] };
-    this.unnoted.clear();
-    this.unnotedRemoved.clear();
-    this.unnotedEntries = new Map();
-    this.unnotedNames.clear();
+    const out = this.unnoted;
+    this.unnoted = noUnnoted();
     return out;
   }
 
   /** Puts changes back among the unnoted ones (a note or commit that took them failed), under any made since. */
   private giveBack(changes: Unnoted): void {
-    for (const ino of changes.inodes) if (this.live.has(ino)) this.unnoted.add(ino);
-    for (const ino of changes.removed) this.unnotedRemoved.add(ino);
-    this.unnotedEntries = merge(changes.entries, this.unnotedEntries);
-    for (const name of changes.names) this.unnotedNames.add(name);
+    for (const ino of changes.inodes) if (this.live.has(ino)) this.unnoted.inodes.add(ino);
+    for (const ino of changes.removed) this.unnoted.removed.add(ino);
+    this.unnoted.entries = merge(changes.entries, this.unnoted.entries);
+    for (const name of changes.names) this.unnoted.names.add(name);
   }
 
   get hasChanges(): boolean {
@@ -466,7 +463,7 @@ export class Tree {
     this.taken = null;
     if (!this.hasUnnoted) return;
     const taken = this.takeUnnoted();
-    const changes = this.changes(new Set(taken.inodes), new Set(taken.removed), taken.entries, new Set(taken.names));
+    const changes = this.changes(taken.inodes, taken.removed, taken.entries, taken.names);
     try {
       await this.data.persist();
       await this.format.note(changes);
@@ -520,7 +517,7 @@ export class Tree {
     this.pendingDeletes = [];
     // The commit holds the unnoted changes once it completes; until then a close notes them (noteNow).
     const taken = this.takeUnnoted();
-    this.taken = taken.inodes.length || taken.removed.length || taken.entries.size || taken.names.length ? taken : null;
+    this.taken = isEmpty(taken) ? null : taken;
     let unused: string[] = [];
     try {
       if (changes.inodes.size || changes.keys.size) {
@@ -570,7 +567,7 @@ export class Tree {
     if (this.live.size <= this.evictAt) return;
     for (const [ino, node] of this.live) {
       if (this.live.size <= LIVE_INODES * 0.9) break;
-      if (ino === ROOT_INO || this.dirty.has(ino) || this.unnoted.has(ino) || this.committingInodes.has(ino) || this.inUse(node)) continue;
+      if (ino === ROOT_INO || this.dirty.has(ino) || this.unnoted.inodes.has(ino) || this.committingInodes.has(ino) || this.inUse(node)) continue;
       this.live.delete(ino);
     }
     // What is pinned stays until the next commit: no new pass over it before the set has grown by half.
