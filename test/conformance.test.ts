@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap';
 import { execFile } from 'node:child_process';
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cliEnv, mountDrive, sh, veilfs } from './lib/cli.js';
@@ -21,15 +21,10 @@ if (process.getuid?.() !== 0) {
   t.plan(0, 'needs root: switches users and mounts');
 } else {
   t.test('system calls on the mount give what they give on ext4', async (t) => {
-    const { ref, mnt } = await mountedPair(t);
-    for (const [name, steps] of Object.entries(CASES)) {
-      const dir = name.replace(/[^a-z]+/gi, '-').slice(0, 40);
-      const expected = normalize(await probe(path.join(ref, dir), steps));
-      const actual = normalize(await probe(path.join(mnt, dir), steps));
-      t.test(name, async (t) => {
-        steps.forEach((step, i) => t.same(actual[i], expected[i], `${i}: ${JSON.stringify(step).slice(0, 120)}`));
-      });
-    }
+    const { ref, mnt } = await mountedPair(t, ['--allow-other']);
+    t.ok(mountOptionsOf(mnt).includes('default_permissions'), 'several users: the kernel checks permissions');
+    await compareCases(t, ref, mnt, (steps) => steps);
+
     // Where the mount differs from ext4 on purpose: ACLs are not kept (the
     // kernel would not enforce them), so they are unsupported, as on ext4
     // mounted without them; so are SELinux labels while no file has one.
@@ -41,6 +36,15 @@ if (process.getuid?.() !== 0) {
       ['alice', 'getxattr', '.', 'system.posix_acl_default', 100], ['alice', 'getxattr', 'f', 'security.selinux', 100],
     ] as Step[]);
     t.same([acl, defaultAcl, label], [{ err: 'ENOTSUP' }, { err: 'ENOTSUP' }, { err: 'ENOTSUP' }], 'ACLs and absent SELinux labels are unsupported');
+  });
+
+  // Mounted by root without --allow-other, only root reaches the mount and
+  // the daemon answers access(2) itself (mount.ts says why): every case, all
+  // of its calls made by root, must still give what ext4 gives root.
+  t.test('as root on a mount only root reaches, system calls give what they give on ext4', async (t) => {
+    const { ref, mnt } = await mountedPair(t, []);
+    t.notOk(mountOptionsOf(mnt).includes('default_permissions'), 'root alone: the daemon checks access(2)');
+    await compareCases(t, ref, mnt, (steps) => steps.map(([, ...call]) => ['root', ...call] as Step));
   });
 
   t.test('cp -a, rsync -aX and tar --xattrs keep modes, owners, times and xattrs, also across a remount', async (t) => {
@@ -67,7 +71,25 @@ if (process.getuid?.() !== 0) {
   });
 }
 
-async function mountedPair(t: Test): Promise<{ ref: string; mnt: string }> {
+async function compareCases(t: Test, ref: string, mnt: string, as: (steps: Step[]) => Step[]): Promise<void> {
+  for (const [name, original] of Object.entries(CASES)) {
+    const steps = as(original);
+    const dir = name.replace(/[^a-z]+/gi, '-').slice(0, 40);
+    const expected = normalize(await probe(path.join(ref, dir), steps));
+    const actual = normalize(await probe(path.join(mnt, dir), steps));
+    t.test(name, async (t) => {
+      steps.forEach((step, i) => t.same(actual[i], expected[i], `${i}: ${JSON.stringify(step).slice(0, 120)}`));
+    });
+  }
+}
+
+/** The options /proc/mounts shows for a mount point. */
+function mountOptionsOf(mnt: string): string[] {
+  const line = readFileSync('/proc/self/mounts', 'utf8').split('\n').find((l) => l.split(' ')[1] === mnt);
+  return line?.split(' ')[3]?.split(',') ?? [];
+}
+
+async function mountedPair(t: Test, mountArgs: string[]): Promise<{ ref: string; mnt: string }> {
   const cli = cliEnv(t);
   // Other users must reach both trees.
   chmodSync(cli.dir, 0o755);
@@ -75,7 +97,7 @@ async function mountedPair(t: Test): Promise<{ ref: string; mnt: string }> {
   mkdirSync(ref, { mode: 0o777 });
   t.equal((await veilfs(['init', '--store', cli.store], cli.env)).code, 0, 'init');
   const mnt = path.join(cli.dir, 'mnt');
-  await mountDrive(t, cli, mnt, ['--allow-other']);
+  await mountDrive(t, cli, mnt, mountArgs);
   for (const root of [ref, mnt]) {
     chmodSync(root, 0o777);
     for (const name of Object.keys(CASES)) {

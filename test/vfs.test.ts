@@ -2,6 +2,8 @@ import t from 'tap';
 import { randomBytes } from 'node:crypto';
 import { O_APPEND, O_RDWR, O_TRUNC, O_WRONLY, UTIME_NOW, UTIME_OMIT, type Filesystem } from '../src/vfs/filesystem.js';
 import { XATTR_CREATE, XATTR_REPLACE } from '../src/vfs/xattrs.js';
+import { R_OK, W_OK, X_OK } from '../src/vfs/access.js';
+import { kernelChecksPermissions } from '../src/fuse/mount.js';
 import { testVault } from './lib/drive.js';
 
 const code = (c: string) => ({ code: c });
@@ -381,4 +383,38 @@ t.test('the clock never repeats or goes back: changes in one millisecond stay or
     before = next;
   }
   t.ok(ordered, '10,000 readings strictly increase');
+});
+
+t.test('access(2): root runs only what has an execute bit; others get their class of bits', async (t) => {
+  const drive = await (await testVault(t)).open();
+  const { fs } = drive;
+  await write(fs, '/f', 'x');
+  await fs.mkdir('/d', 0o700);
+  const ino = async (path: string) => (await fs.getattr(path)).ino;
+  const f = await ino('/f');
+  const root = { uid: 0, gid: 0 };
+  await fs.chmod('/f', 0o644);
+  await t.resolves(fs.inodeAccess(f, R_OK | W_OK, root), 'root reads and writes whatever the mode');
+  await t.rejects(fs.inodeAccess(f, X_OK, root), code('EACCES'), 'root runs nothing without an execute bit');
+  await fs.chmod('/f', 0o001);
+  await t.resolves(fs.inodeAccess(f, X_OK, root), "any execute bit lets root run it, even only others'");
+  await fs.chmod('/d', 0o000);
+  await t.resolves(fs.inodeAccess(await ino('/d'), X_OK | R_OK | W_OK, root), 'root enters and lists any directory');
+  await fs.chown('/f', 1001, 3000);
+  await fs.chmod('/f', 0o640);
+  const owner = { uid: 1001, gid: 5 }, member = { uid: 1002, gid: 3000 }, other = { uid: 1003, gid: 4 };
+  await t.resolves(fs.inodeAccess(f, R_OK | W_OK, owner), 'the owner: the owner bits');
+  await t.rejects(fs.inodeAccess(f, W_OK, member), code('EACCES'), 'the group may read only');
+  await t.resolves(fs.inodeAccess(f, R_OK, member));
+  await t.rejects(fs.inodeAccess(f, R_OK, other), code('EACCES'), 'others: nothing');
+  await t.resolves(fs.inodeAccess(f, 0, other), 'F_OK: it exists');
+  await fs.chmod('/f', 0o047);
+  await t.rejects(fs.inodeAccess(f, R_OK, owner), code('EACCES'), 'the owner is held to the owner bits even when others have more');
+  await drive.close();
+});
+
+t.test('the kernel checks permissions unless root alone can reach the mount', async (t) => {
+  t.equal(kernelChecksPermissions({ allowOther: false }, 0), false, 'root, no allow_other: the daemon answers access(2)');
+  t.equal(kernelChecksPermissions({ allowOther: true }, 0), true, 'root with allow_other: other users need the kernel to check');
+  t.equal(kernelChecksPermissions({ allowOther: false }, 1000), true, "a user's own mode bits bind them");
 });

@@ -56,8 +56,27 @@ const PRUNE_PROTOCOL_MINOR = 45;
  */
 const CACHE_TTL_S = 600;
 
+/**
+ * Whether the kernel checks permissions (default_permissions), or leaves
+ * them to the daemon. With it, the kernel drops a directory's attributes
+ * after every change in it and asks for them again before the next check:
+ * one more round trip per create, unlink or rename. A mount without
+ * allow_other serves only processes whose user and group ids are all the
+ * mounting user's; when that user is root, the kernel's check lets
+ * everything through but running a file with no execute bit, which the
+ * kernel checks without default_permissions too, and access(2), which
+ * then comes to the daemon (checkAccess). Any other user keeps the
+ * kernel's check: their own mode bits bind them. What is lost: a root
+ * process that gave up CAP_DAC_OVERRIDE or CAP_FOWNER is not held to modes
+ * and owners here (README lists it).
+ */
+export function kernelChecksPermissions(opts: Pick<MountOptions, 'allowOther'>, uid = process.getuid?.() ?? -1): boolean {
+  return Boolean(opts.allowOther) || uid !== 0;
+}
+
 function mountOptions(opts: MountOptions): string {
-  const options = ['fsname=veilfs', 'subtype=veilfs', 'default_permissions', `max_read=${MAX_IO}`, 'big_writes', `max_write=${MAX_IO}`];
+  const options = ['fsname=veilfs', 'subtype=veilfs', `max_read=${MAX_IO}`, 'big_writes', `max_write=${MAX_IO}`];
+  if (kernelChecksPermissions(opts)) options.push('default_permissions');
   if (opts.readOnly) options.push('ro');
   if (opts.allowOther) options.push('allow_other');
   return options.join(',');

@@ -249,7 +249,10 @@ export function kernelHandlers(fs: Filesystem, { binding: b, log, ttl, live }: K
       fsyncdir: (req: Req) => answer(req, 'fsyncdir', () => 'directory', () => fs.sync(), done(req)),
       statfs: (req: Req) => answer(req, 'statfs', () => '/', () => fs.statfs(), (s) =>
         b.replyStatfs(req, s.bsize, s.frsize, s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.favail, s.namemax)),
-      access: (req: Req, ino: number) => answer(req, 'access', () => nameOf(ino), () => fs.inodeAttr(ino), done(req)),
+      access: (req: Req, ino: number, mask: number) => {
+        const caller = currentCaller();
+        answer(req, 'access', () => nameOf(ino), () => fs.inodeAccess(ino, mask, caller), done(req));
+      },
       setxattr: (req: Req, ino: number, name: string, value: Buffer, flags: number) =>
         answer(req, 'setxattr', () => nameOf(ino), () => fs.xattrs.set(pathOf(ino), name, value, flags), done(req)),
       getxattr: (req: Req, ino: number, name: string, size: number) => {

@@ -4,6 +4,7 @@ import type { Readahead } from '../cache/readahead.js';
 import { Inode, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK, S_ISGID } from '../meta/inode.js';
 import { fromTimespec, now, type Time } from '../meta/time.js';
 import type { Tree } from '../meta/tree.js';
+import { checkAccess } from './access.js';
 import { attrOf, type Attr } from './attr.js';
 import { checkName, isWithin, PATH_MAX, splitPath } from './paths.js';
 import { Xattrs } from './xattrs.js';
@@ -178,8 +179,9 @@ export class Filesystem {
     return this.attr(this.handle(fd).node);
   }
 
-  async access(path: string): Promise<void> {
-    await this.lookup(path);
+  /** access(2) of an inode for a caller; EACCES when its mode refuses (access.ts says how). */
+  async inodeAccess(ino: number, mask: number, caller: Caller): Promise<void> {
+    checkAccess(await this.inode(ino), mask, caller);
   }
 
   async chmod(path: string, mode: number): Promise<void> {

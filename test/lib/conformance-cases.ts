@@ -49,6 +49,19 @@ export const CASES: Record<string, Step[]> = {
     a('creat', 'x', 0o700), b('access', 'x', 4), a('access', 'x', 7), b('access', '.', 2),
     r('chmod', '.', 0o755), b('creat', 'nope', 0o644), r('chmod', '.', 0o777),
   ],
+  'access(2), chdir and exec for the owner, the group, others and root': [
+    r('creat', 'run', 0o755), r('write', 'run', '#!/bin/sh\nexit 3\n'), r('chown', 'run', 1001, 3000),
+    r('mkdir', 'd', 0o700), r('chown', 'd', 1001, 1001),
+    ...[0o000, 0o100, 0o010, 0o001, 0o644, 0o755].flatMap((mode) => [
+      r('chmod', 'run', mode),
+      r('access', 'run', 1), a('access', 'run', 1), b('access', 'run', 1), r('access', 'run', 6), a('access', 'run', 4), b('access', 'run', 2),
+      r('exec', 'run'), a('exec', 'run'), b('exec', 'run'),
+    ]),
+    ...[0o000, 0o100, 0o700].flatMap((mode) => [
+      r('chmod', 'd', mode),
+      r('access', 'd', 1), a('access', 'd', 7), b('access', 'd', 1), r('chdir', 'd'), a('chdir', 'd'), b('chdir', 'd'),
+    ]),
+  ],
   'timestamps: explicit, UTIME_NOW, UTIME_OMIT, nanoseconds, any year': [
     a('creat', 'f', 0o644), a('stat', 'f'),
     a('utimens', 'f', [1_000_000_000, 123_456_789], [1_500_000_000, 987_654_321]), a('stat', 'f'),

@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import socket
+import subprocess
 import stat
 import sys
 import time
@@ -130,6 +131,20 @@ def open_close(path, flags):
     os.close(fd)
 
 
+def change_dir(path):
+    back = os.open('.', os.O_RDONLY)
+    try:
+        os.chdir(path)
+    finally:
+        os.fchdir(back)
+        os.close(back)
+
+
+def run(path):
+    """Runs a file; its exit status, or the errno execve(2) gave."""
+    return subprocess.run([os.path.join('.', path)], stdin=subprocess.DEVNULL, capture_output=True).returncode
+
+
 def bind_socket(path):
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
@@ -162,6 +177,8 @@ OPS = {
     'stat': lambda p: describe(os.stat(p)),
     'lstat': lambda p: describe(os.lstat(p)),
     'access': lambda p, mode: os.access(p, mode, effective_ids=True),
+    'chdir': change_dir,
+    'exec': run,
     'listdir': lambda p: sorted(os.listdir(p)),
     'setxattr': lambda p, n, v, flags=0: os.setxattr(p, n, v.encode('latin1'), flags, follow_symlinks=False),
     'getxattr': getxattr,
