@@ -1,7 +1,8 @@
 #!/usr/bin/env node
-// Builds veilfs's FUSE binding (native/) at install time. Offline: npm's
-// bundled node-gyp against the headers of the Node that runs this and the
-// system's libfuse 2 (libfuse-dev), nothing downloaded.
+// Builds veilfs's addons (native/) at install time: the FUSE binding and
+// the cipher (on the OpenSSL inside Node). Offline: npm's bundled node-gyp
+// against the headers of the Node that runs this and the system's libfuse 2
+// (libfuse-dev), nothing downloaded.
 'use strict';
 const { execFileSync } = require('node:child_process');
 const { existsSync } = require('node:fs');
@@ -28,7 +29,7 @@ function nodeHeaders() {
 }
 
 function fail(message) {
-  process.stderr.write(`veilfs: building the FUSE binding failed: ${message}\n`);
+  process.stderr.write(`veilfs: building the native addons failed: ${message}\n`);
   process.exit(1);
 }
 
@@ -40,6 +41,11 @@ try {
 } catch (err) {
   const detail = String(err.stderr ?? err.message).split('\n').filter((l) => /error/i.test(l)).slice(0, 5).join('\n');
   fail(`node-gyp rebuild in ${pkg} failed (needs g++, make, python3 and libfuse 2's headers: apt-get install build-essential python3 libfuse-dev)\n${detail}`);
+}
+try {
+  require(path.join(pkg, 'build/Release/veilfs_crypto.node'));
+} catch (err) {
+  fail(err.message);
 }
 try {
   require(path.join(pkg, 'build/Release/veilfs_fuse.node'));

@@ -6,5 +6,9 @@
     "defines": ["_FILE_OFFSET_BITS=64"],
     "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
     "libraries": ["-lfuse", "-pthread"]
+  }, {
+    "target_name": "veilfs_crypto",
+    "sources": ["veilfs-crypto.c"],
+    "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"]
   }]
 }

@@ -35,6 +35,27 @@ t.test('wrong key, wrong AAD and any flipped bit fail authentication', async (t)
   t.throws(() => open(key, sealed.subarray(0, sealed.length - 1), aad), IntegrityError, 'truncated');
 });
 
+t.test('views into larger buffers are read and written where they point, and each call stands alone', async (t) => {
+  const key = randomBytes(32);
+  const nonce = randomBytes(NONCE_BYTES);
+  const backing = randomBytes(4096);
+  // Views at odd offsets of one allocation, as Buffer's pool hands out.
+  const plain = backing.subarray(13, 13 + 1000);
+  const aad = backing.subarray(2001, 2001 + 33);
+  const keyView = Buffer.concat([randomBytes(7), key]).subarray(7);
+  const sealed = seal(keyView, plain, aad, nonce);
+  t.same(Buffer.compare(sealed.subarray(NONCE_BYTES), Buffer.from(xchacha20poly1305(key, nonce, Buffer.from(aad)).encrypt(Buffer.from(plain)))), 0, 'the same bytes as from copies');
+  const inBig = Buffer.concat([randomBytes(5), sealed, randomBytes(5)]);
+  t.same(Buffer.compare(open(key, inBig.subarray(5, 5 + sealed.length), aad), plain), 0, 'opened from a view');
+  // A failed open leaves no state behind for the next one (the context is reused).
+  const bad = Buffer.from(sealed);
+  bad[NONCE_BYTES + 3] ^= 0x80;
+  t.throws(() => open(key, bad, aad), IntegrityError);
+  t.same(Buffer.compare(open(key, sealed, aad), plain), 0, 'the next open still succeeds');
+  t.throws(() => seal(randomBytes(16), plain, aad), /32-byte key/, 'a short key is refused');
+  t.throws(() => open(randomBytes(31), sealed, aad), /32-byte key/);
+});
+
 t.test('two encryptions of the same plaintext differ (random nonces)', async (t) => {
   const key = randomBytes(32);
   const a = seal(key, Buffer.from('same'), Buffer.alloc(0));

@@ -1,7 +1,4 @@
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { loadAddon } from '../util/native-addon.js';
 import type { Attr } from '../vfs/attr.js';
 import type { Caller } from '../vfs/filesystem.js';
 
@@ -43,7 +40,6 @@ export interface FuseBinding {
 
 /** The contract version of native/veilfs-fuse.c this code speaks. */
 const CONTRACT = 3;
-const ADDON = 'native/build/Release/veilfs_fuse.node';
 
 const attrSlot = new Float64Array(15);
 const contextSlot = new Float64Array(4);
@@ -53,19 +49,10 @@ let loaded: FuseBinding | undefined;
 /** Loads the addon built by `npm ci` (bin/build-native.cjs); throws with the reason. */
 export function loadBinding(): FuseBinding {
   if (loaded) return loaded;
-  const binding = createRequire(import.meta.url)(addonPath()) as FuseBinding;
+  const binding = loadAddon<FuseBinding>('veilfs_fuse');
   if (binding.contract !== CONTRACT) throw new Error(`native/veilfs-fuse.c speaks contract ${binding.contract}, this code ${CONTRACT}: rebuild it with "npm ci"`);
   binding.setSlots(attrSlot, contextSlot);
   return (loaded = binding);
-}
-
-/** The addon sits in the package's native/ build, above dist/ (or dist-bench/src/ for benchmarks). */
-function addonPath(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  for (let up = 0; up < 4; up++, dir = path.dirname(dir)) {
-    if (existsSync(path.join(dir, 'native', 'binding.gyp'))) return path.join(dir, ADDON);
-  }
-  throw new Error('Cannot find module native/build/Release/veilfs_fuse.node');
 }
 
 /** Numbers per entry of replyDirPlus: the attributes, then the cookie. */
