@@ -111,21 +111,33 @@ static int run(EVP_CIPHER_CTX *ctx, int encrypt, const bytes_t *key, const bytes
   return 1;
 }
 
+// The call's arguments as byte ranges, all `count` of them Uint8Arrays, and
+// this thread's contexts; NULL (an exception pending) otherwise.
+static contexts_t *arguments(napi_env env, napi_callback_info info, size_t count, bytes_t *args, const char *usage) {
+  size_t argc = 6;
+  napi_value argv[6];
+  contexts_t *c = NULL;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  napi_get_instance_data(env, (void **)&c);
+  for (size_t i = 0; i < count; i++) {
+    if (i >= argc || !get_bytes(env, argv[i], &args[i])) {
+      throw_error(env, "ERR_INVALID_ARG_TYPE", usage);
+      return NULL;
+    }
+  }
+  return c;
+}
+
 // seal(key, nonce, plaintext, aad, out): out (plaintext + 16 bytes) gets
 // the ciphertext, then the tag.
 static napi_value seal(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5];
-  contexts_t *c;
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  napi_get_instance_data(env, (void **)&c);
-  bytes_t key, nonce, plain, aad, out;
-  if (argc < 5 || !get_bytes(env, argv[0], &key) || !get_bytes(env, argv[1], &nonce) || !get_bytes(env, argv[2], &plain) ||
-      !get_bytes(env, argv[3], &aad) || !get_bytes(env, argv[4], &out))
-    return throw_error(env, "ERR_INVALID_ARG_TYPE", "seal(key, nonce, plaintext, aad, out) takes Uint8Arrays");
-  if (key.length != KEY_BYTES || nonce.length != NONCE_BYTES || out.length != plain.length + TAG_BYTES || plain.length > INT32_MAX)
+  enum { KEY, NONCE, PLAIN, AAD, OUT, COUNT };
+  bytes_t a[COUNT];
+  contexts_t *c = arguments(env, info, COUNT, a, "seal(key, nonce, plaintext, aad, out) takes Uint8Arrays");
+  if (!c) return NULL;
+  if (a[KEY].length != KEY_BYTES || a[NONCE].length != NONCE_BYTES || a[OUT].length != a[PLAIN].length + TAG_BYTES || a[PLAIN].length > INT32_MAX)
     return throw_error(env, "ERR_INVALID_ARG_VALUE", "seal: a 32-byte key, a 24-byte nonce, and room for the plaintext and its tag");
-  if (run(c->seal, 1, &key, &nonce, &aad, &plain, out.data, out.data + plain.length) != 1)
+  if (run(c->seal, 1, &a[KEY], &a[NONCE], &a[AAD], &a[PLAIN], a[OUT].data, a[OUT].data + a[PLAIN].length) != 1)
     return throw_error(env, "ERR_CRYPTO", "ChaCha20-Poly1305 failed in OpenSSL");
   return NULL;
 }
@@ -133,23 +145,19 @@ static napi_value seal(napi_env env, napi_callback_info info) {
 // open(key, nonce, ciphertext, tag, aad, out): true and out = plaintext
 // when the tag verifies, false (out zeroed) when it does not.
 static napi_value open_sealed(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6];
-  contexts_t *c;
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  napi_get_instance_data(env, (void **)&c);
-  bytes_t key, nonce, sealed, tag, aad, out;
-  if (argc < 6 || !get_bytes(env, argv[0], &key) || !get_bytes(env, argv[1], &nonce) || !get_bytes(env, argv[2], &sealed) ||
-      !get_bytes(env, argv[3], &tag) || !get_bytes(env, argv[4], &aad) || !get_bytes(env, argv[5], &out))
-    return throw_error(env, "ERR_INVALID_ARG_TYPE", "open(key, nonce, ciphertext, tag, aad, out) takes Uint8Arrays");
-  if (key.length != KEY_BYTES || nonce.length != NONCE_BYTES || tag.length != TAG_BYTES || out.length != sealed.length || sealed.length > INT32_MAX)
+  enum { KEY, NONCE, SEALED, TAG, AAD, OUT, COUNT };
+  bytes_t a[COUNT];
+  contexts_t *c = arguments(env, info, COUNT, a, "open(key, nonce, ciphertext, tag, aad, out) takes Uint8Arrays");
+  if (!c) return NULL;
+  if (a[KEY].length != KEY_BYTES || a[NONCE].length != NONCE_BYTES || a[TAG].length != TAG_BYTES || a[OUT].length != a[SEALED].length ||
+      a[SEALED].length > INT32_MAX)
     return throw_error(env, "ERR_INVALID_ARG_VALUE", "open: a 32-byte key, a 24-byte nonce, a 16-byte tag, and room for the plaintext");
-  uint8_t tag_copy[TAG_BYTES];
-  memcpy(tag_copy, tag.data, TAG_BYTES);
-  int result = run(c->open, 0, &key, &nonce, &aad, &sealed, out.data, tag_copy);
+  uint8_t tag[TAG_BYTES];
+  memcpy(tag, a[TAG].data, TAG_BYTES);
+  int result = run(c->open, 0, &a[KEY], &a[NONCE], &a[AAD], &a[SEALED], a[OUT].data, tag);
   if (result < 0) return throw_error(env, "ERR_CRYPTO", "ChaCha20-Poly1305 failed in OpenSSL");
   // Nothing of a forgery leaves this function.
-  if (result == 0) memset(out.data, 0, out.length);
+  if (result == 0) memset(a[OUT].data, 0, a[OUT].length);
   napi_value verdict;
   napi_get_boolean(env, result == 1, &verdict);
   return verdict;
