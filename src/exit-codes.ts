@@ -16,7 +16,7 @@ export const EXIT = {
   DAMAGED: 65,
   /** Bad command line. */
   USAGE: 64,
-  /** Something this machine lacks: /dev/fuse, libfuse, the FUSE binding. */
+  /** Something this machine lacks: /dev/fuse, libfuse, the FUSE binding, the cipher. */
   UNAVAILABLE: 69,
   /** A bug: the message says what happened; VEILFS_DEBUG=1 shows the stack. */
   INTERNAL: 70,
