@@ -135,7 +135,7 @@ static napi_value seal(napi_env env, napi_callback_info info) {
   bytes_t a[COUNT];
   contexts_t *c = arguments(env, info, COUNT, a, "seal(key, nonce, plaintext, aad, out) takes Uint8Arrays");
   if (!c) return NULL;
-  if (a[KEY].length != KEY_BYTES || a[NONCE].length != NONCE_BYTES || a[OUT].length != a[PLAIN].length + TAG_BYTES || a[PLAIN].length > INT32_MAX)
+  if (a[KEY].length != KEY_BYTES || a[NONCE].length != NONCE_BYTES || a[OUT].length != a[PLAIN].length + TAG_BYTES || a[PLAIN].length > INT32_MAX || a[AAD].length > INT32_MAX)
     return throw_error(env, "ERR_INVALID_ARG_VALUE", "seal: a 32-byte key, a 24-byte nonce, and room for the plaintext and its tag");
   if (run(c->seal, 1, &a[KEY], &a[NONCE], &a[AAD], &a[PLAIN], a[OUT].data, a[OUT].data + a[PLAIN].length) != 1)
     return throw_error(env, "ERR_CRYPTO", "ChaCha20-Poly1305 failed in OpenSSL");
@@ -150,7 +150,7 @@ static napi_value open_sealed(napi_env env, napi_callback_info info) {
   contexts_t *c = arguments(env, info, COUNT, a, "open(key, nonce, ciphertext, tag, aad, out) takes Uint8Arrays");
   if (!c) return NULL;
   if (a[KEY].length != KEY_BYTES || a[NONCE].length != NONCE_BYTES || a[TAG].length != TAG_BYTES || a[OUT].length != a[SEALED].length ||
-      a[SEALED].length > INT32_MAX)
+      a[SEALED].length > INT32_MAX || a[AAD].length > INT32_MAX)
     return throw_error(env, "ERR_INVALID_ARG_VALUE", "open: a 32-byte key, a 24-byte nonce, a 16-byte tag, and room for the plaintext");
   uint8_t tag[TAG_BYTES];
   memcpy(tag, a[TAG].data, TAG_BYTES);

@@ -241,3 +241,22 @@ t.test('pieces of a pack that was stored whole later are not taken for an unfini
   t.same(logs, [], 'nothing was completed');
   await again.close();
 });
+
+t.test('a note written while a commit drops the notes before it is kept, and let go by the next drop', async (t) => {
+  const { journalDir, remote } = setup(t);
+  const j = await JournaledStore.open(remote, { dir: journalDir, log: () => {} });
+  await j.note(Buffer.from('held by the commit'));
+  // A commit drops what it holds while the next note is being written.
+  const writing = j.note(Buffer.from('written during the commit'));
+  j.dropNotes(1);
+  await writing;
+  t.equal(j.noteCount, 1, 'the note written meanwhile is still pending');
+  t.same((await j.pendingNotes()).map(String), ['written during the commit']);
+  j.dropNotes();
+  t.equal(j.noteCount, 0);
+  await j.close();
+  t.same(readdirSync(journalDir).filter((n) => n.endsWith('.wal')), [], 'every note let go: a clean close leaves no journal to resume');
+  const again = await JournaledStore.open(remote, { dir: journalDir, log: () => {} });
+  t.same(await again.pendingNotes(), [], 'and nothing comes back at the next open');
+  await again.close();
+});

@@ -194,7 +194,9 @@ export class JournaledStore implements ObjectStore {
    */
   async note(data: Uint8Array): Promise<void> {
     this.checkOpen();
-    this.notes.push(await this.append({ op: 'note', key: '' }, data, 'note'));
+    const record = await this.append({ op: 'note', key: '' }, data, 'note');
+    // Into the list as it is now: a commit may have replaced it while this was written.
+    this.notes.push(record);
   }
 
   /**
