@@ -1,4 +1,4 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { isMounted } from '../src/fuse/mounts.js';
@@ -13,7 +13,8 @@ import { cliEnv, sh, veilfs } from './lib/cli.js';
 const CYCLES = Number(process.env.VEILFS_UNMOUNT_CYCLES ?? 20);
 const UNMOUNT_LIMIT_MS = 60_000;
 
-t.test(`${CYCLES} cycles of mount --daemon, write, df, unmount`, { timeout: 60_000 + CYCLES * 15_000 }, async (t) => {
+/** A new vault and a mount point for it, unmounted at the end of the test whatever happened. */
+async function freshVault(t: Test) {
   const cli = cliEnv(t);
   t.equal((await veilfs(['init', '--store', cli.store], cli.env)).code, 0, 'init');
   const m = path.join(cli.dir, 'mnt');
@@ -21,6 +22,11 @@ t.test(`${CYCLES} cycles of mount --daemon, write, df, unmount`, { timeout: 60_0
   t.teardown(async () => {
     if (await isMounted(m)) await veilfs(['unmount', m], cli.env);
   });
+  return { cli, m };
+}
+
+t.test(`${CYCLES} cycles of mount --daemon, write, df, unmount`, { timeout: 60_000 + CYCLES * 15_000 }, async (t) => {
+  const { cli, m } = await freshVault(t);
   let failures = 0;
   for (let i = 1; i <= CYCLES && failures === 0; i++) {
     const mounted = await veilfs(['mount', '--daemon', '--store', cli.store, m], cli.env);
@@ -54,13 +60,7 @@ t.test(`${CYCLES} cycles of mount --daemon, write, df, unmount`, { timeout: 60_0
 // the next mount replayed every change since the mount (1,000,000 files:
 // no mount within 120 s).
 t.test('after 10,000 closes during commits, a clean unmount leaves no journal to replay', { timeout: 180_000 }, async (t) => {
-  const cli = cliEnv(t);
-  t.equal((await veilfs(['init', '--store', cli.store], cli.env)).code, 0, 'init');
-  const m = path.join(cli.dir, 'mnt');
-  await sh(`mkdir -p ${m}`);
-  t.teardown(async () => {
-    if (await isMounted(m)) await veilfs(['unmount', m], cli.env);
-  });
+  const { cli, m } = await freshVault(t);
   t.equal((await veilfs(['mount', '--daemon', '--store', cli.store, m], cli.env)).code, 0, 'mounted');
   t.equal((await sh(`cd ${m} && seq -f 'f%.0f' 1 10000 | xargs touch`)).code, 0, '10,000 files created');
   t.equal((await veilfs(['unmount', m], cli.env)).code, 0, 'unmounted');

@@ -53,7 +53,7 @@ export class JournaledStore implements ObjectStore {
   /** Unordered puts ready to go. */
   private readonly ready: Entry[] = [];
   /** Local-only records, oldest first, until dropNotes(). */
-  private notes: WalRecord[] = [];
+  private readonly notes: WalRecord[] = [];
   /** Pieces of objects still being filled, by key, until their put. */
   private readonly parts = new Map<string, WalRecord[]>();
   private nextId = 0;
@@ -194,9 +194,7 @@ export class JournaledStore implements ObjectStore {
    */
   async note(data: Uint8Array): Promise<void> {
     this.checkOpen();
-    const record = await this.append({ op: 'note', key: '' }, data, 'note');
-    // Into the list as it is now: a commit may have replaced it while this was written.
-    this.notes.push(record);
+    this.notes.push(await this.append({ op: 'note', key: '' }, data, 'note'));
   }
 
   /**
@@ -246,8 +244,8 @@ export class JournaledStore implements ObjectStore {
 
   /** The oldest `count` notes (all by default) are covered by a commit: they may go. */
   dropNotes(count = this.notes.length): void {
-    for (const record of this.notes.slice(0, count)) this.wal.release(record);
-    this.notes = this.notes.slice(count);
+    // In place: a note being written holds this list and pushes into it when its write completes.
+    for (const record of this.notes.splice(0, count)) this.wal.release(record);
   }
 
   private async append(op: WalOp, data: Uint8Array, key: string): Promise<WalRecord> {
