@@ -88,6 +88,27 @@ t.test('random sets, deletes and scans match a plain map, across flushes, reopen
   t.ok(tree.depth >= 2, `the tree has inner pages (depth ${tree.depth})`);
 });
 
+t.test('leaves past the budget that are all dirty stay; a flush, and loads, let eviction work again', async (t) => {
+  const io = new MemoryPages();
+  const budget = 64 * 1024;
+  let tree = PageTree.empty(io, budget);
+  const value = (i: number) => ({ ino: i, pad: 'y'.repeat(100) });
+  for (let i = 0; i < 3000; i++) await tree.set(key(i), value(i));
+  t.ok(tree.residentBytes > budget, `unflushed changes stay in memory (${tree.residentBytes} bytes)`);
+  let { root, height } = await tree.flush();
+  t.ok(tree.residentBytes <= budget, `after the flush, clean leaves go (${tree.residentBytes} bytes)`);
+  for (let i = 3000; i < 6000; i++) await tree.set(key(i), value(i));
+  t.ok(tree.residentBytes > budget, 'new changes past the budget stay too');
+  ({ root, height } = await tree.flush());
+  t.ok(tree.residentBytes <= budget, `the next flush lets them go as well (${tree.residentBytes} bytes)`);
+  tree = PageTree.open(io, root, height, budget);
+  // Changes first, past the budget; then reads that load clean leaves: those are what can go.
+  for (let i = 6000; i < 9000; i++) await tree.set(key(i), value(i));
+  const dirtyBytes = tree.residentBytes;
+  for (let i = 0; i < 6000; i += 7) t.same(await tree.get(key(i)), value(i), `key ${i}`, { diagnostic: false });
+  t.ok(tree.residentBytes < dirtyBytes + budget / 2, `loaded leaves are evicted although the dirty ones exceed the budget (${tree.residentBytes} bytes, ${dirtyBytes} dirty)`);
+});
+
 t.test('a flush writes only the changed path, and a read loads only its path', async (t) => {
   const io = new MemoryPages();
   let tree = PageTree.empty(io);

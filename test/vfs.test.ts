@@ -225,6 +225,43 @@ t.test('open-unlinked files stay readable until released', async (t) => {
   await drive.close();
 });
 
+t.test('names by directory number and inodes by number: what the kernel hands over, with no walk from the root', async (t) => {
+  const drive = await (await testVault(t)).open();
+  const { fs } = drive;
+  await fs.mkdir('/d', 0o755);
+  const dir = (await fs.getattr('/d')).ino;
+  t.equal(await fs.lookupIn(dir, 'f'), undefined, 'a missing name is an answer, not an error');
+  const fd = await fs.create({ dir, name: 'f' }, 0o644);
+  await fs.write(fd, Buffer.from('abc'), 0);
+  const ino = fs.fgetattr(fd).ino;
+  t.equal((await fs.lookupIn(dir, 'f'))?.ino, ino, 'made where the number said');
+  t.equal((await fs.getattr('/d/f')).ino, ino, 'and found there by path');
+  await fs.mkdir({ dir, name: 'sub' }, 0o700);
+  await fs.symlink('f', { dir, name: 'l' });
+  await fs.link(ino, { dir, name: 'hard' });
+  t.equal((await fs.attrIn({ dir, name: 'hard' })).nlink, 2, 'a hard link by numbers');
+  t.equal(await fs.readlink((await fs.attrIn({ dir, name: 'l' })).ino), 'f');
+  t.equal(await fs.unlink({ dir, name: 'hard' }), ino, 'unlink names the inode it removed');
+  await t.rejects(fs.create({ dir: ino, name: 'x' }, 0o644), code('ENOTDIR'), 'a file is no directory');
+  await t.rejects(fs.create({ dir: 999_999, name: 'x' }, 0o644), code('ENOENT'), 'an inode that does not exist');
+  await t.rejects(fs.create({ dir, name: 'f' }, 0o644), code('EEXIST'));
+  // Through the descriptor once the name is gone, as fchmod, fchown, futimens and fsetxattr do.
+  await fs.unlink({ dir, name: 'f' });
+  await fs.chmod(ino, 0o600);
+  await fs.chown(ino, 1001, 1002);
+  await fs.utimens(ino, [1_000_000_000, 7], [0, UTIME_OMIT]);
+  await fs.xattrs.set(ino, 'user.k', Buffer.from('v'), 0);
+  const gone = fs.fgetattr(fd);
+  t.same([gone.mode & 0o7777, gone.uid, gone.gid, gone.atime], [0o600, 1001, 1002, [1_000_000_000, 7]], 'changed with no name left');
+  t.equal((await fs.xattrs.get(ino, 'user.k')).toString(), 'v');
+  fs.release(fd);
+  await t.rejects(fs.chmod(ino, 0o644), code('ENOENT'), 'released and unlinked: gone');
+  const sub = (await fs.getattr('/d/sub')).ino;
+  await fs.rmdir({ dir, name: 'sub' });
+  await t.rejects(fs.create({ dir: sub, name: 'x' }, 0o644), code('ENOENT'), 'nothing is made in a removed directory');
+  await drive.close();
+});
+
 t.test('statfs reports sane numbers', async (t) => {
   const drive = await (await testVault(t)).open();
   const s = await drive.fs.statfs();

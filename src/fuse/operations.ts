@@ -1,7 +1,7 @@
 import { FsError } from '../errors.js';
 import { S_IFDIR, S_IFMT } from '../meta/inode.js';
 import type { Attr } from '../vfs/attr.js';
-import { UTIME_NOW, UTIME_OMIT, type Filesystem, type Timespec } from '../vfs/filesystem.js';
+import { UTIME_NOW, UTIME_OMIT, type Filesystem, type Place, type Timespec } from '../vfs/filesystem.js';
 import { missingXattrError } from '../vfs/xattrs.js';
 import { AttributeReaders } from './attribute-readers.js';
 import { currentCaller, currentPid, PLUS_FIELDS, putAttr, type FuseBinding, type Req } from './binding.js';
@@ -20,6 +20,7 @@ const SET_MTIME_NOW = 1 << 8;
 /** The kernel never asks for more in one read (mount.ts sets max_read to it). */
 export const MAX_READ = 128 * 1024;
 const READ_BUFFERS_KEPT = 16;
+const ENOENT = errnoOf('ENOENT');
 
 /** What the adapter needs besides the filesystem. */
 export interface KernelLink {
@@ -84,11 +85,6 @@ export function kernelHandlers(fs: Filesystem, { binding: b, log, ttl, live }: K
       failed(err);
     }
   }
-  const pathOf = (ino: number): string => {
-    const path = nodes.pathOf(ino);
-    if (path === undefined) throw new FsError('ENOENT');
-    return path;
-  };
   const childOf = (parent: number, name: string): string => {
     const path = nodes.childPath(parent, name);
     if (path === undefined) throw new FsError('ENOENT');
@@ -123,20 +119,20 @@ export function kernelHandlers(fs: Filesystem, { binding: b, log, ttl, live }: K
     putAttr(a);
     b.replyEntry(req, ttl);
   };
+  /** How log lines name parent/name. */
+  const childName = (parent: number, name: string) => () => nodes.childPath(parent, name) ?? name;
   /** Makes something at parent/name and answers with what it made. */
-  const make = (req: Req, op: string, parent: number, name: string, run: (path: string) => Promise<void>) => {
-    let path = '';
-    answer(req, op, () => path, async () => {
-      path = childOf(parent, name);
-      await run(path);
-      return fs.getattr(path);
+  const make = (req: Req, op: string, parent: number, name: string, run: (place: Place) => Promise<void>) => {
+    answer(req, op, childName(parent, name), async () => {
+      const place = { dir: parent, name };
+      await run(place);
+      return fs.attrIn(place);
     }, entryReply(req, parent, name));
   };
 
   /** Removes parent/name; the kernel keeps the inode (by number) until it forgets it. */
-  const remove = (req: Req, op: string, parent: number, name: string, run: (path: string) => Promise<number>) => {
-    let path = '';
-    answer(req, op, () => path, async () => nodes.removed(await run((path = childOf(parent, name))), parent, name), done(req));
+  const remove = (req: Req, op: string, parent: number, name: string, run: (place: Place) => Promise<number>) => {
+    answer(req, op, childName(parent, name), async () => nodes.removed(await run({ dir: parent, name }), parent, name), done(req));
   };
 
   return {
@@ -144,20 +140,20 @@ export function kernelHandlers(fs: Filesystem, { binding: b, log, ttl, live }: K
     setXattrNames,
     handlers: {
       init: onInit,
-      lookup: (req: Req, parent: number, name: string) =>
-        answer(req, 'lookup', () => nodes.childPath(parent, name) ?? name, () => fs.lookupIn(parent, name), entryReply(req, parent, name, currentPid())),
+      lookup: (req: Req, parent: number, name: string) => {
+        const found = entryReply(req, parent, name, currentPid());
+        answer(req, 'lookup', childName(parent, name), () => fs.lookupIn(parent, name), (a) => (a ? found(a) : b.replyErr(req, ENOENT)));
+      },
       forget: (ino: number, count: number) => nodes.forget(ino, count),
       getattr: (req: Req, ino: number) => answer(req, 'getattr', () => nameOf(ino), () => fs.inodeAttr(ino), attrReply(req, currentPid())),
       setattr: (req: Req, ino: number, fh: number, valid: number, mode: number, uid: number, gid: number, size: number,
         atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number) => {
         answer(req, 'setattr', () => nameOf(ino), async () => {
-          // Only an ftruncate of a file that lost its name needs no path.
-          const at = () => pathOf(ino);
-          if (valid & SET_MODE) await fs.chmod(at(), mode);
-          if (valid & (SET_UID | SET_GID)) await fs.chown(at(), valid & SET_UID ? uid : -1, valid & SET_GID ? gid : -1);
-          if (valid & SET_SIZE) await (fh >= 0 ? fs.ftruncate(fh, size) : fs.truncate(at(), size));
+          if (valid & SET_MODE) await fs.chmod(ino, mode);
+          if (valid & (SET_UID | SET_GID)) await fs.chown(ino, valid & SET_UID ? uid : -1, valid & SET_GID ? gid : -1);
+          if (valid & SET_SIZE) await (fh >= 0 ? fs.ftruncate(fh, size) : fs.truncate(ino, size));
           if (valid & (SET_ATIME | SET_MTIME | SET_ATIME_NOW | SET_MTIME_NOW)) {
-            await fs.utimens(at(), timeOf(valid, SET_ATIME, SET_ATIME_NOW, atimeSec, atimeNsec), timeOf(valid, SET_MTIME, SET_MTIME_NOW, mtimeSec, mtimeNsec));
+            await fs.utimens(ino, timeOf(valid, SET_ATIME, SET_ATIME_NOW, atimeSec, atimeNsec), timeOf(valid, SET_MTIME, SET_MTIME_NOW, mtimeSec, mtimeNsec));
           }
           return fh >= 0 ? fs.fgetattr(fh) : fs.inodeAttr(ino);
         }, (a) => {
@@ -165,22 +161,22 @@ export function kernelHandlers(fs: Filesystem, { binding: b, log, ttl, live }: K
           fs.noteAhead(ino);
         });
       },
-      readlink: (req: Req, ino: number) => answer(req, 'readlink', () => nameOf(ino), () => fs.readlink(pathOf(ino)), (t) => b.replyReadlink(req, t)),
+      readlink: (req: Req, ino: number) => answer(req, 'readlink', () => nameOf(ino), () => fs.readlink(ino), (t) => b.replyReadlink(req, t)),
       mknod: (req: Req, parent: number, name: string, mode: number, rdev: number) => {
         const caller = currentCaller();
-        make(req, 'mknod', parent, name, (path) => fs.mknod(path, mode, rdev, caller));
+        make(req, 'mknod', parent, name, (place) => fs.mknod(place, mode, rdev, caller));
       },
       mkdir: (req: Req, parent: number, name: string, mode: number) => {
         const caller = currentCaller();
-        make(req, 'mkdir', parent, name, (path) => fs.mkdir(path, mode, caller));
+        make(req, 'mkdir', parent, name, (place) => fs.mkdir(place, mode, caller));
       },
       symlink: (req: Req, target: string, parent: number, name: string) => {
         const caller = currentCaller();
-        make(req, 'symlink', parent, name, (path) => fs.symlink(target, path, caller));
+        make(req, 'symlink', parent, name, (place) => fs.symlink(target, place, caller));
       },
-      link: (req: Req, ino: number, parent: number, name: string) => make(req, 'link', parent, name, (path) => fs.link(pathOf(ino), path)),
-      unlink: (req: Req, parent: number, name: string) => remove(req, 'unlink', parent, name, (path) => fs.unlink(path)),
-      rmdir: (req: Req, parent: number, name: string) => remove(req, 'rmdir', parent, name, (path) => fs.rmdir(path)),
+      link: (req: Req, ino: number, parent: number, name: string) => make(req, 'link', parent, name, (place) => fs.link(ino, place)),
+      unlink: (req: Req, parent: number, name: string) => remove(req, 'unlink', parent, name, (place) => fs.unlink(place)),
+      rmdir: (req: Req, parent: number, name: string) => remove(req, 'rmdir', parent, name, (place) => fs.rmdir(place)),
       rename: (req: Req, parent: number, name: string, newParent: number, newName: string) => {
         let path = '';
         answer(req, 'rename', () => path, async () => {
@@ -191,8 +187,7 @@ export function kernelHandlers(fs: Filesystem, { binding: b, log, ttl, live }: K
       },
       create: (req: Req, parent: number, name: string, mode: number, flags: number) => {
         const caller = currentCaller();
-        let path = '';
-        answer(req, 'create', () => path, () => fs.create((path = childOf(parent, name)), mode, flags, caller), (fd) => {
+        answer(req, 'create', childName(parent, name), () => fs.create({ dir: parent, name }, mode, flags, caller), (fd) => {
           const a = fs.fgetattr(fd);
           nodes.remember(parent, name, a.ino);
           putAttr(a);
@@ -254,22 +249,22 @@ export function kernelHandlers(fs: Filesystem, { binding: b, log, ttl, live }: K
         answer(req, 'access', () => nameOf(ino), () => fs.inodeAccess(ino, mask, caller), done(req));
       },
       setxattr: (req: Req, ino: number, name: string, value: Buffer, flags: number) =>
-        answer(req, 'setxattr', () => nameOf(ino), () => fs.xattrs.set(pathOf(ino), name, value, flags), done(req)),
+        answer(req, 'setxattr', () => nameOf(ino), () => fs.xattrs.set(ino, name, value, flags), done(req)),
       getxattr: (req: Req, ino: number, name: string, size: number) => {
         readsAttributes();
         // The kernel asks for security.* and ACL names on every write and
         // every ls -l; names no file has are answered without a lookup.
         if (!knownXattrs.has(name)) return b.replyErr(req, errnoOf(missingXattrError(name, false)));
-        answer(req, 'getxattr', () => nameOf(ino), () => fs.xattrs.get(pathOf(ino), name), (v) => xattrReply(req, v, size));
+        answer(req, 'getxattr', () => nameOf(ino), () => fs.xattrs.get(ino, name), (v) => xattrReply(req, v, size));
       },
       listxattr: (req: Req, ino: number, size: number) => {
         readsAttributes();
         const caller = currentCaller();
-        answer(req, 'listxattr', () => nameOf(ino), () => fs.xattrs.list(pathOf(ino), caller.uid),
+        answer(req, 'listxattr', () => nameOf(ino), () => fs.xattrs.list(ino, caller.uid),
           (names) => xattrReply(req, Buffer.from(names.map((n) => `${n}\0`).join('')), size));
       },
       removexattr: (req: Req, ino: number, name: string) =>
-        answer(req, 'removexattr', () => nameOf(ino), () => fs.xattrs.remove(pathOf(ino), name), done(req)),
+        answer(req, 'removexattr', () => nameOf(ino), () => fs.xattrs.remove(ino, name), done(req)),
     },
   };
 

@@ -109,6 +109,14 @@ export class PageTree {
   private height: number;
   private clock = 0;
   private loadedLeafBytes = 0;
+  /**
+   * False once a walk for leaves to evict found too few clean ones: until a
+   * flush cleans some or a load brings one, another walk would find none
+   * either, and walking every loaded page on each operation makes an
+   * operation cost the tree (writes outrunning commits, or a store that is
+   * unreachable, keep every leaf dirty).
+   */
+  private cleanLeavesMayHelp = true;
   private replaced: string[] = [];
   /** The last leaf loaded on demand, to tell a walk in key order. */
   private lastLoad: { parent?: Inner; index: number } = { index: -1 };
@@ -159,6 +167,7 @@ export class PageTree {
       const sizes = content.leaf.map(([k, v]) => k.length + JSON.stringify(v).length + 6);
       const bytes = sizes.reduce((a, b) => a + b, 0);
       this.loadedLeafBytes += bytes;
+      this.cleanLeavesMayHelp = true;
       return { leaf: true, keys: content.leaf.map(([k]) => k), values: content.leaf.map(([, v]) => v), sizes, bytes };
     }
     return { leaf: false, keys: content.node.map(([k]) => k), children: content.node.map(([, id]) => ({ id, dirty: false, gen: 0, used: 0 })) };
@@ -401,13 +410,14 @@ export class PageTree {
       p.child.id = p.id;
       if (p.child.gen === p.gen) p.child.dirty = false;
     }
+    this.cleanLeavesMayHelp = true;
     this.evict();
     return { root: rootId, height, replaced };
   }
 
   /** Drops clean leaves, least recently used first, while over budget. */
   private evict(): void {
-    if (this.loadedLeafBytes <= this.budgetBytes) return;
+    if (this.loadedLeafBytes <= this.budgetBytes || !this.cleanLeavesMayHelp) return;
     const leaves: { child: Child; leaf: Leaf }[] = [];
     const collect = (child: Child) => {
       const node = child.node;
@@ -426,6 +436,7 @@ export class PageTree {
       child.node = undefined;
       this.loadedLeafBytes -= leaf.bytes;
     }
+    if (this.loadedLeafBytes > this.budgetBytes) this.cleanLeavesMayHelp = false;
   }
 }
 

@@ -6,9 +6,11 @@ import { fromTimespec, now, type Time } from '../meta/time.js';
 import type { Tree } from '../meta/tree.js';
 import { checkAccess } from './access.js';
 import { attrOf, type Attr } from './attr.js';
-import { checkName, isWithin, PATH_MAX, splitPath } from './paths.js';
+import { checkName, isWithin, PATH_MAX, splitPath, type Place, type Target } from './paths.js';
 import { Xattrs } from './xattrs.js';
 import { DirStreams, type DirPiece, type PlusListing } from './dir-streams.js';
+
+export type { Place, Target } from './paths.js';
 
 export const O_ACCMODE = 0o3;
 export const O_WRONLY = 0o1;
@@ -98,10 +100,11 @@ export class Filesystem {
 
   // ---- lookup ----
 
-  /** @internal the inode a path names (for the operation families split into their own files). */
-  async lookup(path: string): Promise<Inode> {
+  /** @internal the inode a path or an inode number names (for the operation families split into their own files). */
+  async lookup(target: Target): Promise<Inode> {
+    if (typeof target === 'number') return this.inode(target);
     let node = this.tree.root;
-    for (const name of splitPath(path)) node = await this.child(node, name);
+    for (const name of splitPath(target)) node = await this.child(node, name);
     return node;
   }
 
@@ -119,6 +122,15 @@ export class Filesystem {
     const node = await this.tree.get(ino);
     if (!node) throw new FsError('EIO', `directory entry "${name}" names inode ${ino}, which is missing (run "veilfs fsck")`);
     return node;
+  }
+
+  /** The directory and name a place names; a directory given by number must still be one, and still linked. */
+  private async placeOf(place: Place): Promise<{ dir: Inode; name: string }> {
+    if (typeof place === 'string') return this.parentOf(place);
+    const dir = await this.inode(place.dir);
+    if (!dir.isDir) throw new FsError('ENOTDIR');
+    if (dir.nlink === 0) throw new FsError('ENOENT', 'the directory was removed');
+    return { dir, name: place.name };
   }
 
   private async parentOf(path: string): Promise<{ dir: Inode; name: string; names: string[] }> {
@@ -158,16 +170,29 @@ export class Filesystem {
     return this.attr(await this.lookup(path));
   }
 
-  /** The kernel's lookup: a name in a directory it holds by inode number. */
-  async lookupIn(dirIno: number, name: string): Promise<Attr> {
+  /**
+   * The kernel's lookup of a name in a directory it holds by number: its
+   * attributes, or undefined when there is no such entry (an answer, not an
+   * error: every create asks it first).
+   */
+  async lookupIn(dirIno: number, name: string): Promise<Attr | undefined> {
     checkName(name);
-    return this.attr(await this.child(await this.inode(dirIno), name));
+    const dir = await this.inode(dirIno);
+    if (!dir.isDir) throw new FsError('ENOTDIR');
+    const node = await this.entry(dir, name);
+    return node && this.attr(node);
   }
 
   private async inode(ino: number): Promise<Inode> {
     const node = await this.tree.get(ino);
     if (!node) throw new FsError('ENOENT');
     return node;
+  }
+
+  /** Attributes of what a place names. */
+  async attrIn(place: Place): Promise<Attr> {
+    const { dir, name } = await this.placeOf(place);
+    return this.attr(await this.child(dir, name));
   }
 
   /** Attributes of an inode that may have no name left (open and unlinked). */
@@ -184,16 +209,16 @@ export class Filesystem {
     checkAccess(await this.inode(ino), mask, caller);
   }
 
-  async chmod(path: string, mode: number): Promise<void> {
+  async chmod(target: Target, mode: number): Promise<void> {
     this.writable();
-    const node = await this.lookup(path);
+    const node = await this.lookup(target);
     node.mode = (node.mode & S_IFMT) | (mode & 0o7777);
     this.touch(node, now(), false);
   }
 
-  async chown(path: string, uid: number, gid: number): Promise<void> {
+  async chown(target: Target, uid: number, gid: number): Promise<void> {
     this.writable();
-    const node = await this.lookup(path);
+    const node = await this.lookup(target);
     // (uid_t)-1 means "leave unchanged".
     if (uid !== -1 && uid !== 0xffffffff) node.uid = uid;
     if (gid !== -1 && gid !== 0xffffffff) node.gid = gid;
@@ -201,9 +226,9 @@ export class Filesystem {
   }
 
   /** utimensat(2): each time given, UTIME_NOW or UTIME_OMIT (permission checks are the kernel's). */
-  async utimens(path: string, atime: Timespec, mtime: Timespec): Promise<void> {
+  async utimens(target: Target, atime: Timespec, mtime: Timespec): Promise<void> {
     this.writable();
-    const node = await this.lookup(path);
+    const node = await this.lookup(target);
     if (atime[1] === UTIME_OMIT && mtime[1] === UTIME_OMIT) return;
     const time = now();
     const pick = ([sec, nsec]: Timespec, old: Time) => (nsec === UTIME_OMIT ? old : nsec === UTIME_NOW ? time : fromTimespec(sec, nsec));
@@ -277,9 +302,9 @@ export class Filesystem {
    * applied the umask and stripped set-group-ID where the caller may not
    * set it.)
    */
-  private async makeNode(path: string, mode: number, caller: Caller = this.owner): Promise<Inode> {
+  private async makeNode(place: Place, mode: number, caller: Caller = this.owner): Promise<Inode> {
     this.writable();
-    const { dir, name } = await this.parentOf(path);
+    const { dir, name } = await this.placeOf(place);
     checkName(name);
     if ((await this.tree.lookup(dir.ino, name)) !== undefined) throw new FsError('EEXIST');
     let gid = caller.gid;
@@ -292,22 +317,22 @@ export class Filesystem {
     return node;
   }
 
-  async mkdir(path: string, mode: number, caller?: Caller): Promise<void> {
-    await this.makeNode(path, S_IFDIR | (mode & 0o7777), caller);
+  async mkdir(place: Place, mode: number, caller?: Caller): Promise<void> {
+    await this.makeNode(place, S_IFDIR | (mode & 0o7777), caller);
   }
 
   /** FIFOs, sockets, character and block devices (and regular files): the kernel does their I/O. */
-  async mknod(path: string, mode: number, rdev: number, caller?: Caller): Promise<void> {
+  async mknod(place: Place, mode: number, rdev: number, caller?: Caller): Promise<void> {
     const type = mode & S_IFMT;
     if (![S_IFIFO, S_IFSOCK, S_IFCHR, S_IFBLK, S_IFREG].includes(type)) throw new FsError('EINVAL', `mknod of type ${type.toString(8)}`);
-    const node = await this.makeNode(path, type | (mode & 0o7777), caller);
+    const node = await this.makeNode(place, type | (mode & 0o7777), caller);
     if (type === S_IFCHR || type === S_IFBLK) node.rdev = rdev;
   }
 
   /** Returns the inode number the name had. */
-  async rmdir(path: string): Promise<number> {
+  async rmdir(place: Place): Promise<number> {
     this.writable();
-    const { dir, name } = await this.parentOf(path);
+    const { dir, name } = await this.placeOf(place);
     const node = await this.entry(dir, name);
     if (!node) throw new FsError('ENOENT');
     if (!node.isDir) throw new FsError('ENOTDIR');
@@ -322,24 +347,24 @@ export class Filesystem {
     return node.ino;
   }
 
-  async symlink(target: string, path: string, caller?: Caller): Promise<void> {
+  async symlink(target: string, place: Place, caller?: Caller): Promise<void> {
     if (Buffer.byteLength(target) >= PATH_MAX) throw new FsError('ENAMETOOLONG');
-    const node = await this.makeNode(path, S_IFLNK | 0o777, caller);
+    const node = await this.makeNode(place, S_IFLNK | 0o777, caller);
     node.target = target;
     node.size = Buffer.byteLength(target);
   }
 
-  async readlink(path: string): Promise<string> {
-    const node = await this.lookup(path);
+  async readlink(target: Target): Promise<string> {
+    const node = await this.lookup(target);
     if (!node.isSymlink) throw new FsError('EINVAL');
     return node.target;
   }
 
-  async link(existing: string, path: string): Promise<void> {
+  async link(existing: Target, place: Place): Promise<void> {
     this.writable();
     const node = await this.lookup(existing);
     if (node.isDir) throw new FsError('EPERM', 'hard links to directories are not allowed');
-    const { dir, name } = await this.parentOf(path);
+    const { dir, name } = await this.placeOf(place);
     checkName(name);
     if ((await this.tree.lookup(dir.ino, name)) !== undefined) throw new FsError('EEXIST');
     node.nlink++;
@@ -348,9 +373,9 @@ export class Filesystem {
   }
 
   /** Returns the inode number the name had. */
-  async unlink(path: string): Promise<number> {
+  async unlink(place: Place): Promise<number> {
     this.writable();
-    const { dir, name } = await this.parentOf(path);
+    const { dir, name } = await this.placeOf(place);
     const node = await this.entry(dir, name);
     if (!node) throw new FsError('ENOENT');
     if (node.isDir) throw new FsError('EISDIR');
@@ -427,8 +452,8 @@ export class Filesystem {
     return fd;
   }
 
-  async create(path: string, mode: number, flags = O_RDWR, caller?: Caller): Promise<number> {
-    const node = await this.makeNode(path, S_IFREG | (mode & 0o7777), caller);
+  async create(place: Place, mode: number, flags = O_RDWR, caller?: Caller): Promise<number> {
+    const node = await this.makeNode(place, S_IFREG | (mode & 0o7777), caller);
     return this.newHandle(node, flags);
   }
 
@@ -490,9 +515,9 @@ export class Filesystem {
     this.touch(node);
   }
 
-  async truncate(path: string, size: number): Promise<void> {
+  async truncate(target: Target, size: number): Promise<void> {
     this.writable();
-    const node = await this.lookup(path);
+    const node = await this.lookup(target);
     if (node.isDir) throw new FsError('EISDIR');
     if (!node.isFile) throw new FsError('EINVAL');
     await this.resize(node, size);

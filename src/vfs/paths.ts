@@ -24,3 +24,12 @@ export function isWithin(inner: string[], outer: string[]): boolean {
   if (inner.length < outer.length) return false;
   return outer.every((name, i) => inner[i] === name);
 }
+
+/**
+ * An existing inode: by path, or by number as the kernel names what it
+ * reached (no walk from the root, and still right after a rename).
+ */
+export type Target = string | number;
+
+/** A name to make or remove: a path, or a directory's inode number and the name in it. */
+export type Place = string | { dir: number; name: string };

@@ -1,5 +1,6 @@
 import { FsError } from '../errors.js';
 import type { Inode } from '../meta/inode.js';
+import type { Target } from './paths.js';
 
 /** Where the names of extended attributes in use are kept (the tree: in the metadata). */
 export interface XattrNames {
@@ -31,7 +32,7 @@ export class Xattrs {
   onNewName?: (names: string[]) => void;
 
   constructor(
-    private readonly lookup: (path: string) => Promise<Inode>,
+    private readonly lookup: (target: Target) => Promise<Inode>,
     private readonly writable: () => void,
     private readonly changed: (node: Inode) => void,
     /** Every name that exists on some inode (a superset: names are never forgotten). */
@@ -42,13 +43,13 @@ export class Xattrs {
     return this.names.knownXattrNames();
   }
 
-  async set(path: string, name: string, value: Buffer, flags: number): Promise<void> {
+  async set(target: Target, name: string, value: Buffer, flags: number): Promise<void> {
     checkName(name);
     if (value.length > XATTR_SIZE_MAX) throw new FsError('E2BIG');
     this.writable();
     // The value arrives in a buffer the FUSE thread reuses: keep a copy before waiting.
     const copy = Buffer.from(value);
-    const node = await this.lookup(path);
+    const node = await this.lookup(target);
     const existing = node.xattrs?.get(name);
     if (flags & XATTR_CREATE && existing) throw new FsError('EEXIST');
     if (flags & XATTR_REPLACE && !existing) throw new FsError('ENODATA');
@@ -61,23 +62,23 @@ export class Xattrs {
     if (this.names.addXattrName(name)) this.onNewName?.(this.knownNames());
   }
 
-  async get(path: string, name: string): Promise<Buffer> {
+  async get(target: Target, name: string): Promise<Buffer> {
     checkName(name, false);
-    const value = (await this.lookup(path)).xattrs?.get(name);
+    const value = (await this.lookup(target)).xattrs?.get(name);
     if (!value) throw new FsError(missingXattrError(name, this.names.hasXattrName(name)));
     return value;
   }
 
   /** trusted.* is listed for root only, as ext4 lists it only with CAP_SYS_ADMIN. */
-  async list(path: string, callerUid = 0): Promise<string[]> {
-    const names = [...((await this.lookup(path)).xattrs?.keys() ?? [])];
+  async list(target: Target, callerUid = 0): Promise<string[]> {
+    const names = [...((await this.lookup(target)).xattrs?.keys() ?? [])];
     return callerUid === 0 ? names : names.filter((n) => !n.startsWith('trusted.'));
   }
 
-  async remove(path: string, name: string): Promise<void> {
+  async remove(target: Target, name: string): Promise<void> {
     checkName(name, false);
     this.writable();
-    const node = await this.lookup(path);
+    const node = await this.lookup(target);
     if (!node.xattrs?.delete(name)) throw new FsError('ENODATA');
     if (node.xattrs.size === 0) node.xattrs = undefined;
     this.changed(node);

@@ -145,6 +145,22 @@ def run(path):
     return subprocess.run([os.path.join('.', path)], stdin=subprocess.DEVNULL, capture_output=True).returncode
 
 
+def through_unlinked(path, mode, uid, gid, size, atime, mtime):
+    """Changes a file through its descriptor once its name is gone, as
+    programs do with temporary files; then what fstat and fgetxattr see."""
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.unlink(path)
+        os.fchmod(fd, mode)
+        os.fchown(fd, uid, gid)
+        os.ftruncate(fd, size)
+        check(libc.futimens(fd, (Timespec * 2)(timespec(atime), timespec(mtime))))
+        os.setxattr(fd, 'user.kept', b'after unlink')
+        return dict(describe(os.fstat(fd)), kept=os.getxattr(fd, 'user.kept').decode(), names=sorted(os.listxattr(fd)))
+    finally:
+        os.close(fd)
+
+
 def bind_socket(path):
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
@@ -185,6 +201,7 @@ OPS = {
     'listxattr': listxattr,
     'removexattr': lambda p, n: os.removexattr(p, n, follow_symlinks=False),
     'deep': deep,
+    'unlinked': through_unlinked,
     'sleep': lambda s: time.sleep(s),
     'rmtree': lambda p: shutil.rmtree(p),
 }
