@@ -112,8 +112,9 @@ export function kernelHandlers(fs: Filesystem, { binding: b, log, ttl, live }: K
     if (reader !== undefined) sawAttributesRead(reader, a);
     replyAttr(req, a);
   };
-  /** A name now stands for an inode: the reply hands it to the kernel. */
-  const entryReply = (req: Req, parent: number, name: string, reader?: number) => (a: Attr) => {
+  /** A name now stands for an inode (the reply hands it to the kernel), or for nothing (ENOENT). */
+  const entryReply = (req: Req, parent: number, name: string, reader?: number) => (a: Attr | undefined) => {
+    if (!a) return b.replyErr(req, ENOENT);
     if (reader !== undefined) sawAttributesRead(reader, a);
     nodes.remember(parent, name, a.ino);
     putAttr(a);
@@ -124,9 +125,8 @@ export function kernelHandlers(fs: Filesystem, { binding: b, log, ttl, live }: K
   /** Makes something at parent/name and answers with what it made. */
   const make = (req: Req, op: string, parent: number, name: string, run: (place: Place) => Promise<void>) => {
     answer(req, op, childName(parent, name), async () => {
-      const place = { dir: parent, name };
-      await run(place);
-      return fs.attrIn(place);
+      await run({ dir: parent, name });
+      return fs.lookupIn(parent, name);
     }, entryReply(req, parent, name));
   };
 
@@ -140,10 +140,8 @@ export function kernelHandlers(fs: Filesystem, { binding: b, log, ttl, live }: K
     setXattrNames,
     handlers: {
       init: onInit,
-      lookup: (req: Req, parent: number, name: string) => {
-        const found = entryReply(req, parent, name, currentPid());
-        answer(req, 'lookup', childName(parent, name), () => fs.lookupIn(parent, name), (a) => (a ? found(a) : b.replyErr(req, ENOENT)));
-      },
+      lookup: (req: Req, parent: number, name: string) =>
+        answer(req, 'lookup', childName(parent, name), () => fs.lookupIn(parent, name), entryReply(req, parent, name, currentPid())),
       forget: (ino: number, count: number) => nodes.forget(ino, count),
       getattr: (req: Req, ino: number) => answer(req, 'getattr', () => nameOf(ino), () => fs.inodeAttr(ino), attrReply(req, currentPid())),
       setattr: (req: Req, ino: number, fh: number, valid: number, mode: number, uid: number, gid: number, size: number,

@@ -177,9 +177,7 @@ export class Filesystem {
    */
   async lookupIn(dirIno: number, name: string): Promise<Attr | undefined> {
     checkName(name);
-    const dir = await this.inode(dirIno);
-    if (!dir.isDir) throw new FsError('ENOTDIR');
-    const node = await this.entry(dir, name);
+    const node = await this.entry((await this.placeOf({ dir: dirIno, name })).dir, name);
     return node && this.attr(node);
   }
 
@@ -187,12 +185,6 @@ export class Filesystem {
     const node = await this.tree.get(ino);
     if (!node) throw new FsError('ENOENT');
     return node;
-  }
-
-  /** Attributes of what a place names. */
-  async attrIn(place: Place): Promise<Attr> {
-    const { dir, name } = await this.placeOf(place);
-    return this.attr(await this.child(dir, name));
   }
 
   /** Attributes of an inode that may have no name left (open and unlinked). */
