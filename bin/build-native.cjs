@@ -1,8 +1,8 @@
 #!/usr/bin/env node
-// Builds veilfs's addons (native/) at install time: the FUSE binding and
-// the cipher (on the OpenSSL inside Node). Offline: npm's bundled node-gyp
+// Builds veilfs's addons (native/) at install time: the FUSE binding, the
+// cipher (on the OpenSSL inside Node) and scrypt (on libsodium). Offline: npm's bundled node-gyp
 // against the headers of the Node that runs this and the system's libfuse 2
-// (libfuse-dev), nothing downloaded.
+// (libfuse-dev) and libsodium (libsodium-dev), nothing downloaded.
 'use strict';
 const { execFileSync } = require('node:child_process');
 const { existsSync } = require('node:fs');
@@ -40,7 +40,7 @@ try {
   });
 } catch (err) {
   const detail = String(err.stderr ?? err.message).split('\n').filter((l) => /error/i.test(l)).slice(0, 5).join('\n');
-  fail(`node-gyp rebuild in ${pkg} failed (needs g++, make, python3 and libfuse 2's headers: apt-get install build-essential python3 libfuse-dev)\n${detail}`);
+  fail(`node-gyp rebuild in ${pkg} failed (needs g++, make, python3 and the headers of libfuse 2 and libsodium: apt-get install build-essential python3 libfuse-dev libsodium-dev)\n${detail}`);
 }
 try {
   require(path.join(pkg, 'build/Release/veilfs_crypto.node'));

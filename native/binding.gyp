@@ -10,5 +10,10 @@
     "target_name": "veilfs_crypto",
     "sources": ["veilfs-crypto.c"],
     "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"]
+  }, {
+    "target_name": "veilfs_scrypt",
+    "sources": ["veilfs-scrypt.c"],
+    "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+    "libraries": ["-lsodium"]
   }]
 }

@@ -4,7 +4,7 @@ import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { isMounted } from '../src/fuse/mounts.js';
 import { DAEMON_V8_FLAGS } from '../src/cli/v8-flags.js';
-import { BIN, cliEnv, mountDrive, sh, veilfs } from './lib/cli.js';
+import { BIN, cliEnv, mountDrive, sh, veilfs, type CliEnv } from './lib/cli.js';
 
 /** One line on stderr, no stack trace, non-zero exit. */
 function clearError(t: Test, r: { code: number; stderr: string }, pattern: RegExp, what: string): void {
@@ -101,6 +101,18 @@ async function daemonsGone(m: string): Promise<number[]> {
   return daemonsOf(m);
 }
 
+/** A new vault and an empty mountpoint, unmounted at teardown should a test leave it mounted. */
+async function newVaultAndMountpoint(t: Test): Promise<{ cli: CliEnv; m: string }> {
+  const cli = cliEnv(t);
+  await veilfs(['init', '--store', cli.store], cli.env);
+  const m = path.join(cli.dir, 'mnt');
+  mkdirSync(m);
+  t.teardown(async () => {
+    if (await isMounted(m)) await veilfs(['unmount', m], cli.env);
+  });
+  return { cli, m };
+}
+
 t.test('mount --daemon whose terminal dies before the key: the early daemon leaves, nothing mounted', async (t) => {
   const cli = cliEnv(t);
   await veilfs(['init', '--store', cli.store], cli.env);
@@ -124,17 +136,30 @@ t.test('mount --daemon whose terminal dies before the key: the early daemon leav
   t.notOk(await isMounted(m), 'nothing was mounted');
 });
 
+t.test('a daemon that fails after the key was handed over: the terminal shows its reason and returns', async (t) => {
+  const { cli, m } = await newVaultAndMountpoint(t);
+  // A file where the vault's journal directory goes: only the daemon, past the key derivation, opens it.
+  const { vaultId } = JSON.parse(readFileSync(path.join(cli.store, 'veilfs.json'), 'utf8')) as { vaultId: string };
+  const stateDir = path.join(cli.dir, 'cache', 'veilfs', vaultId);
+  mkdirSync(stateDir, { recursive: true });
+  writeFileSync(path.join(stateDir, 'journal'), 'not a directory');
+  const started = Date.now();
+  const r = await veilfs(['mount', '--daemon', '--store', cli.store, m], cli.env);
+  t.not(r.code, 0, 'the mount fails');
+  t.match(r.stderr, /^veilfs: a file is where veilfs keeps a directory \(.*journal\): move it away\n$/, `the daemon's reason reaches the terminal once: ${r.stderr.trim()}`);
+  t.notMatch(r.stderr, /\n\s+at /, 'no stack trace');
+  t.ok(Date.now() - started < 30_000, 'the terminal returns, not at the 120 s deadline');
+  t.notOk(await isMounted(m), 'nothing mounted');
+  t.same(await daemonsGone(m), [], 'no daemon left');
+});
+
 t.test('--daemon returns once the mount is live; unmount waits for the daemon', async (t) => {
-  const cli = cliEnv(t);
-  await veilfs(['init', '--store', cli.store], cli.env);
-  const m = path.join(cli.dir, 'mnt');
-  mkdirSync(m);
-  t.teardown(async () => {
-    if (await isMounted(m)) await veilfs(['unmount', m], cli.env);
-  });
+  const { cli, m } = await newVaultAndMountpoint(t);
   const r = await veilfs(['mount', '--daemon', '--store', cli.store, m], cli.env);
   t.equal(r.code, 0, `mount --daemon ${r.stderr}`);
   t.ok(await isMounted(m), 'mounted when the command returns');
+  const status = await veilfs(['status', m], cli.env);
+  t.equal(status.code, 0, `the daemon answers veilfs status as soon as mount returns ${status.stderr}`);
   const pid = /\(pid (\d+)/.exec(r.stdout)?.[1];
   const daemonArgs = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
   const shebang = readFileSync(BIN, 'utf8').split('\n')[0];

@@ -1,8 +1,9 @@
 import t from 'tap';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, scryptSync } from 'node:crypto';
 import { xchacha20poly1305 } from '@noble/ciphers/chacha.js';
 import { open, seal, NONCE_BYTES } from '../src/crypto/xchacha.js';
-import { randomKey, subkey } from '../src/crypto/keys.js';
+import { newScryptParams, passphraseKey, randomKey, subkey } from '../src/crypto/keys.js';
+import { loadAddon } from '../src/util/native-addon.js';
 import { fillRandom, randomBuffer } from '../src/crypto/random-pool.js';
 import { IntegrityError } from '../src/errors.js';
 
@@ -61,6 +62,33 @@ t.test('two encryptions of the same plaintext differ (random nonces)', async (t)
   const a = seal(key, Buffer.from('same'), Buffer.alloc(0));
   const b = seal(key, Buffer.from('same'), Buffer.alloc(0));
   t.not(a.toString('hex'), b.toString('hex'));
+});
+
+t.test('the key derivation is scrypt (RFC 7914): its test vector, and the same bytes as node:crypto for any passphrase and parameters', async (t) => {
+  // RFC 7914 section 12, N = 1024, r = 8, p = 16: the first 32 of its 64 bytes (PBKDF2's first block).
+  const rfc = await passphraseKey('password', { name: 'scrypt', logN: 10, r: 8, p: 16, salt: Buffer.from('NaCl').toString('base64') });
+  t.equal(rfc.toString('hex'), 'fdbabe1c9d3472007856e7190d01e9fe7c6ad7cbc8237830e77376634b373162', 'RFC 7914 test vector');
+  const cases: [string, number, number, number][] = [
+    ['', 10, 8, 1], ['correct horse battery staple', 12, 8, 1], ['pa\u0301ssword', 11, 1, 1], ['ключ 🔑', 10, 4, 3], ['x'.repeat(1000), 13, 8, 2],
+  ];
+  // All at once: each derivation has its own buffers on the thread pool.
+  const derived = await Promise.all(cases.map(([passphrase, logN, r, p]) => {
+    const params = { ...newScryptParams(logN), r, p };
+    return passphraseKey(passphrase, params).then((key) => ({ key, passphrase, params }));
+  }));
+  for (const { key, passphrase, params } of derived) {
+    const reference = scryptSync(passphrase.normalize('NFC'), Buffer.from(params.salt, 'base64'), 32, { N: 2 ** params.logN, r: params.r, p: params.p, maxmem: 2 ** 28 });
+    t.equal(key.toString('hex'), reference.toString('hex'), `logN ${params.logN}, r ${params.r}, p ${params.p}, ${passphrase.length} characters`);
+  }
+  // NFC: the same passphrase typed as a precomposed or a decomposed character gives the same key.
+  const salt = newScryptParams(10);
+  t.equal((await passphraseKey('\u00e9t\u00e9', salt)).toString('hex'), (await passphraseKey('e\u0301te\u0301', salt)).toString('hex'));
+  await t.rejects(passphraseKey('x', { ...salt, logN: 23 }), /unsupported key derivation parameters/);
+  await t.rejects(passphraseKey('x', { ...salt, p: 0 }), /unsupported key derivation parameters/);
+  const addon = loadAddon<{ scrypt: (...args: unknown[]) => Promise<Buffer> }>('veilfs_scrypt');
+  t.throws(() => addon.scrypt('x', Buffer.alloc(32), 10, 8, 1, 32), TypeError, 'a passphrase that is not a Buffer');
+  t.throws(() => addon.scrypt(Buffer.from('x'), Buffer.alloc(32), 0, 8, 1, 32), TypeError, 'N = 1');
+  t.throws(() => addon.scrypt(Buffer.from('x'), Buffer.alloc(32), 10, 8, 1), TypeError, 'a missing argument');
 });
 
 t.test('subkeys differ per purpose and are deterministic', async (t) => {

@@ -4,7 +4,7 @@ import { openStore } from '../store/open.js';
 import type { ObjectStore } from '../store/types.js';
 import { parseSize } from '../util/size.js';
 import { applyVault } from './vaults.js';
-import { isShareLink } from '../share/link.js';
+import { isShareLink } from '../share/link-word.js';
 
 export interface StoreArgs {
   vault?: string;

@@ -53,6 +53,7 @@ function localFileFailure(err: unknown): [string, number] | undefined {
   if (e.code === 'ENOSPC' || e.code === 'EDQUOT') return [`the local disk is full${where}: free some space; nothing acknowledged is lost`, EXIT.CANT_CREATE];
   if (e.code === 'EROFS') return [`the local disk is read-only${where}`, EXIT.CANT_CREATE];
   if (e.code === 'EACCES' || e.code === 'EPERM') return [`permission denied${where}`, EXIT.NO_PERMISSION];
+  if (e.code === 'ENOTDIR' || e.code === 'EEXIST') return [`a file is where veilfs keeps a directory${where}: move it away`, EXIT.CANT_CREATE];
   return undefined;
 }
 

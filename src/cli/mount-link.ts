@@ -6,7 +6,7 @@ import { openLink } from '../share/client.js';
 import { parseLink } from '../share/link.js';
 import { openLinkDrive } from '../share/link-drive.js';
 import { daemonLog } from './log.js';
-import { DAEMON_CHILD, detach, passphraseFromParent, type MountArgs } from './mount.js';
+import { DAEMON_CHILD, detach, passphraseFromParent, tellStarterReady, type MountArgs } from './mount.js';
 import { getPassphrase } from './passphrase.js';
 
 /** `veilfs mount LINK MOUNTPOINT`: a share, read-only, through the block cache and readahead of a vault mount. */
@@ -25,6 +25,7 @@ export async function mountLink(argv: MountArgs, cacheSize: number): Promise<voi
   await registerDaemon(mountpoint);
   setInterval(() => void heartbeat(mountpoint), 2000).unref();
   daemonLog(`mounted the share ${link.id} (${manifest.root.name}) read-only at ${mountpoint} (pid ${process.pid}); it shows the share as it was now`);
+  tellStarterReady();
   const stop = (signal: string) => {
     daemonLog(`${signal}: unmounting ${mountpoint}`);
     mounted.unmount().catch((err) => daemonLog(`unmount failed: ${errorMessage(err)}`));

@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { openSync, promises as fs } from 'node:fs';
+import { closeSync, openSync, promises as fs, writeSync } from 'node:fs';
+import type { Readable } from 'node:stream';
 import * as path from 'node:path';
 import type { CommandModule } from 'yargs';
 import { DEFAULT_CACHE_SIZE } from '../cache/default-size.js';
@@ -8,10 +9,10 @@ import type { Drive } from '../drive.js';
 import type { Mounted } from '../fuse/mount.js';
 import { errorMessage, UserError } from '../errors.js';
 import { checkMountpoint } from '../fuse/mountpoint.js';
-import { controlSocket, heartbeat, isMounted, registerDaemon, unregisterDaemon } from '../fuse/mounts.js';
+import { controlSocket, heartbeat, registerDaemon, unregisterDaemon } from '../fuse/mounts.js';
 import { defaultCacheDir } from '../meta/local-state.js';
 import { unlockVault, type DerivedKey, type VaultSecret } from '../format/vault.js';
-import { isShareLink } from '../share/link.js';
+import { isShareLink } from '../share/link-word.js';
 import type { ObjectStore } from '../store/types.js';
 import { formatSize } from '../util/size.js';
 import { sizeArg, storeFromArgs, storeOptions, type StoreArgs } from './common.js';
@@ -38,8 +39,8 @@ export const DAEMON_CHILD = 'VEILFS_DAEMON_CHILD';
 /** Tells a detached daemon where its output goes, for `veilfs status`. */
 const LOG_FILE_ENV = 'VEILFS_LOG_FILE';
 const READY_TIMEOUT_MS = 120_000;
-/** How often the waiting terminal looks for the daemon's mount: a mount takes about a second. */
-const READY_POLL_MS = 20;
+/** A detached daemon's descriptor 3: it writes one line there once its drive is usable. */
+const READY_FD = 3;
 
 export const mountCommand: CommandModule<object, MountArgs> = {
   command: 'mount <target> [mountpoint]',
@@ -80,7 +81,7 @@ export const mountCommand: CommandModule<object, MountArgs> = {
     if (argv.daemon) return mountInBackground(argv, mountpoint);
     const secret = await getPassphrase(argv);
     const store = storeFromArgs(argv, (m) => daemonLog(m, 'warn'));
-    // The key derivation (about 0.5 s) runs on libuv's threads while this one loads the modules of the mount.
+    // The key derivation (about 0.4 s) runs on libuv's threads while this one loads the modules of the mount.
     const [modules, { derived }] = await Promise.all([loadMountModules(), unlockVault(store, secret)]);
     await runMount(modules, argv, store, derived, cacheSize, journalBytes, metadataCacheBytes);
   },
@@ -95,9 +96,9 @@ type MountModules = Awaited<ReturnType<typeof loadMountModules>>;
 
 /**
  * The daemon starts first, so that its start (Node, then its modules: about
- * 0.4 s) overlaps the prompt and the key derivation here; it waits for the
- * key on its standard input. A wrong passphrase or a bad mountpoint fails
- * here, in the user's terminal.
+ * 0.4 s) overlaps the prompt and the key derivation here (about as long);
+ * it waits for the key on its standard input. A wrong passphrase or a bad
+ * mountpoint fails here, in the user's terminal.
  */
 async function mountInBackground(argv: MountArgs, mountpoint: string): Promise<void> {
   const daemon = await startDaemon(mountpoint, argv.cacheDir);
@@ -162,6 +163,7 @@ async function runMount(
   beat.unref();
   await serveControl(startControlServer, drive, mounted, { mountpoint, store: store.location, readOnly: argv.readOnly, stallMs: drainStallMs });
   notifySystemd(mountpoint);
+  tellStarterReady();
   daemonLog(`mounted ${store.location} at ${mountpoint} (pid ${process.pid})`);
   let signals = 0;
   const stop = (signal: string) => {
@@ -209,6 +211,21 @@ function notifySystemd(mountpoint: string): void {
   if (!process.env.NOTIFY_SOCKET) return;
   const child = spawn('systemd-notify', ['--ready', `--pid=${process.pid}`, `--status=mounted at ${mountpoint}`], { stdio: 'ignore' });
   child.on('error', (err) => daemonLog(`could not tell systemd the mount is ready: ${errorMessage(err)}`));
+}
+
+/**
+ * A detached daemon tells the terminal that started it that the drive is
+ * usable (mounted, and answering `veilfs status`): that terminal returns at
+ * once instead of looking for the mount now and then.
+ */
+export function tellStarterReady(): void {
+  if (!process.env[DAEMON_CHILD]) return;
+  try {
+    writeSync(READY_FD, 'ready\n');
+    closeSync(READY_FD);
+  } catch {
+    // That terminal is gone (Ctrl-C while waiting): nobody to tell.
+  }
 }
 
 /** The control socket that `veilfs status`, `sync` and `unmount` talk to. */
@@ -293,7 +310,7 @@ export async function startDaemon(mountpoint: string, cacheDir: string | undefin
   const out = openSync(logFile, 'a', 0o600);
   const child = spawn(process.execPath, [...daemonExecArgv(process.execArgv), process.argv[1], ...process.argv.slice(2).filter((a) => a !== '--daemon' && a !== '-d')], {
     detached: true,
-    stdio: ['pipe', out, out],
+    stdio: ['pipe', out, out, 'pipe'],
     env: { ...process.env, [DAEMON_CHILD]: '1', [LOG_FILE_ENV]: logFile },
   });
   let exited: number | null | undefined;
@@ -307,23 +324,45 @@ export async function startDaemon(mountpoint: string, cacheDir: string | undefin
     },
     unlock: async (secret) => {
       child.stdin!.end(secret);
-      const deadline = Date.now() + READY_TIMEOUT_MS;
-      while (Date.now() < deadline) {
-        if (await isMounted(mountpoint)) {
-          child.unref();
-          process.stdout.write(`mounted at ${mountpoint} (pid ${child.pid}, log ${logFile})\n`);
-          return;
-        }
-        if (exited !== undefined) {
-          const lines = (await fs.readFile(logFile, 'utf8')).trim().split('\n');
-          throw new UserError(lines[lines.length - 1]?.replace(/^\S+ veilfs: /, '') || `mount failed (exit ${exited})`);
-        }
-        await new Promise((r) => setTimeout(r, READY_POLL_MS));
+      const outcome = await readyOrExit(child.stdio[READY_FD] as Readable, () => exited !== undefined, child);
+      if (outcome === 'ready') {
+        child.unref();
+        process.stdout.write(`mounted at ${mountpoint} (pid ${child.pid}, log ${logFile})\n`);
+        return;
+      }
+      if (outcome === 'exited') {
+        const lines = (await fs.readFile(logFile, 'utf8')).trim().split('\n');
+        // Its last line: a log line (a time, then "veilfs: ") or the error it exited with ("veilfs: ").
+        throw new UserError(lines[lines.length - 1]?.replace(/^(\S+ )?veilfs: /, '') || `mount failed (exit ${exited})`);
       }
       child.kill('SIGTERM');
       throw new UserError(`the mount did not come up within ${READY_TIMEOUT_MS / 1000} s; see ${logFile}`);
     },
   };
+}
+
+/**
+ * Waits for the daemon's "ready" line, its exit, or the deadline. Its exit,
+ * not the end of the pipe: a helper it started (fusermount) may hold the
+ * pipe open after it died.
+ */
+function readyOrExit(channel: Readable, hasExited: () => boolean, child: ReturnType<typeof spawn>): Promise<'ready' | 'exited' | 'timeout'> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => finish('timeout'), READY_TIMEOUT_MS);
+    const onExit = () => finish('exited');
+    const onData = () => finish('ready');
+    function finish(outcome: 'ready' | 'exited' | 'timeout') {
+      clearTimeout(timer);
+      child.off('exit', onExit);
+      channel.off('data', onData);
+      channel.destroy();
+      resolve(outcome);
+    }
+    channel.on('error', () => {});
+    channel.once('data', onData);
+    if (hasExited()) finish('exited');
+    else child.once('exit', onExit);
+  });
 }
 
 /** Starts this same command in the background, hands it its secret, and waits until its mount is live. */

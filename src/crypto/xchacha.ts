@@ -1,6 +1,5 @@
-import { IntegrityError, UserError } from '../errors.js';
-import { EXIT } from '../exit-codes.js';
-import { loadAddon } from '../util/native-addon.js';
+import { IntegrityError } from '../errors.js';
+import { requireAddon } from '../util/native-addon.js';
 import { fillRandom } from './random-pool.js';
 
 /**
@@ -21,13 +20,7 @@ let addon: CryptoAddon | undefined;
 
 function native(): CryptoAddon {
   if (addon) return addon;
-  try {
-    return (addon = loadAddon<CryptoAddon>('veilfs_crypto'));
-  } catch (err) {
-    // Every command encrypts or decrypts: say what to do, not where it failed.
-    const why = /Cannot find module/.test((err as Error).message) ? 'is not built' : `cannot be loaded (${(err as Error).message.split('\n')[0]})`;
-    throw new UserError(`the cipher (native/veilfs-crypto.c) ${why}: run "npm ci" (it needs build-essential and python3)`, EXIT.UNAVAILABLE);
-  }
+  return (addon = requireAddon<CryptoAddon>('veilfs_crypto', 'the cipher (native/veilfs-crypto.c)'));
 }
 
 export const KEY_BYTES = 32;

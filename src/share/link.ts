@@ -9,11 +9,6 @@ export interface ShareLink {
   linkKey: Uint8Array;
 }
 
-/** Whether a command-line word is a share link rather than a path or a vault name. */
-export function isShareLink(word: string | undefined): boolean {
-  return !!word && /^https?:\/\/.*\/s\/[0-9a-f]{32}(#|$)/.test(word);
-}
-
 export function parseLink(link: string): ShareLink {
   let url: URL;
   try {

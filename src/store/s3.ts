@@ -1,6 +1,5 @@
 import type * as http from 'node:http';
 import type * as https from 'node:https';
-import aws4 from 'aws4';
 import type { Got } from 'got';
 import { Limiter } from '../util/limiter.js';
 import type { S3Config } from './s3-config.js';
@@ -38,8 +37,8 @@ const RETRY_STATUS = new Set([408, 429, 500, 502, 503, 504]);
 export class S3Store implements ObjectStore {
   readonly location: string;
   readonly concurrency: number;
-  /** got and node:https are loaded with the first request (about 0.1 s): a command that never reaches S3 does not pay for them. */
-  private http?: Promise<{ client: Got; RequestError: typeof import('got').RequestError }>;
+  /** got, aws4 and node:https are loaded with the first request (about 0.1 s): a command that never reaches S3 does not pay for them. */
+  private http?: Promise<{ client: Got; RequestError: typeof import('got').RequestError; sign: typeof import('aws4').sign }>;
   private readonly limiter: Limiter;
   private readonly requestTimeoutMs: number;
   private readonly log: (message: string) => void;
@@ -56,7 +55,7 @@ export class S3Store implements ObjectStore {
   }
 
   private loadHttp() {
-    return (this.http ??= Promise.all([import('got'), import('node:http'), import('node:https')]).then(([{ default: got, RequestError }, http, https]) => {
+    return (this.http ??= Promise.all([import('got'), import('aws4'), import('node:http'), import('node:https')]).then(([{ default: got, RequestError }, { default: aws4 }, http, https]) => {
       const agentOptions = { keepAlive: true, maxSockets: this.concurrency };
       this.agents = { http: new http.Agent(agentOptions), https: new https.Agent(agentOptions) };
       return {
@@ -69,6 +68,7 @@ export class S3Store implements ObjectStore {
           responseType: 'buffer',
         }),
         RequestError,
+        sign: aws4.sign,
       };
     }));
   }
@@ -82,9 +82,9 @@ export class S3Store implements ObjectStore {
     const headers: Record<string, string> = { ...opts.headers, 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD' };
     if (opts.body) headers['content-length'] = String(opts.body.length);
     const { accessKeyId, secretAccessKey, sessionToken } = this.config.credentials;
-    const signed = aws4.sign({ host, path, method, headers, service: 's3', region: this.config.region }, { accessKeyId, secretAccessKey, sessionToken });
+    const { client, RequestError, sign } = await this.loadHttp();
+    const signed = sign({ host, path, method, headers, service: 's3', region: this.config.region }, { accessKeyId, secretAccessKey, sessionToken });
     const what = `S3 ${method} ${key ?? '(bucket)'}`;
-    const { client, RequestError } = await this.loadHttp();
     let res;
     try {
       res = await client(url, {

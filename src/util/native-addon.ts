@@ -2,6 +2,8 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { UserError } from '../errors.js';
+import { EXIT } from '../exit-codes.js';
 
 /**
  * Loads one of the addons `npm ci` builds in native/ (bin/build-native.cjs).
@@ -15,4 +17,17 @@ export function loadAddon<T>(name: string): T {
     if (existsSync(path.join(dir, 'native', 'binding.gyp'))) return createRequire(import.meta.url)(path.join(dir, file)) as T;
   }
   throw new Error(`Cannot find module ${file}`);
+}
+
+/**
+ * An addon every command needs (the cipher, the key derivation): a missing
+ * or broken build becomes one line saying what to do, not where it failed.
+ */
+export function requireAddon<T>(name: string, what: string): T {
+  try {
+    return loadAddon<T>(name);
+  } catch (err) {
+    const why = /Cannot find module/.test((err as Error).message) ? 'is not built' : `cannot be loaded (${(err as Error).message.split('\n')[0]})`;
+    throw new UserError(`${what} ${why}: run "npm ci" (it needs build-essential, python3 and libsodium-dev)`, EXIT.UNAVAILABLE);
+  }
 }

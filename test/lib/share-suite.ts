@@ -166,6 +166,21 @@ export function shareSuite(t: Test, kind: StoreKind): void {
       t.notOk(await isMounted(where), 'unmounted');
     });
 
+    t.test('veilfs mount --daemon LINK: returns once the share is mounted', async (t) => {
+      const where = path.join(dir, 'link-daemon');
+      mkdirSync(where);
+      t.teardown(async () => {
+        if (await isMounted(where)) await veilfs(['unmount', where], cli.env);
+      });
+      const started = Date.now();
+      const r = await veilfs(['mount', '--daemon', folderLink, where], cli.env, 60_000);
+      t.equal(r.code, 0, r.stderr);
+      t.ok(Date.now() - started < 30_000, 'it returned when the daemon said so, not at a deadline');
+      t.ok(await isMounted(where), 'mounted when the command returns');
+      t.equal((await sh(`cmp '${where}/notes.txt' '${album}/notes.txt'`)).code, 0, 'a file reads back');
+      t.equal((await veilfs(['unmount', where], cli.env)).code, 0, 'veilfs unmount');
+    });
+
     t.test('a big file: killed halfway, resumed, verified', async (t) => {
       const dest = path.join(dir, 'got-big.bin');
       const part = `${dest}.veilfs-part`;
