@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap';
 import { spawn } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { isMounted } from '../src/fuse/mounts.js';
 import { DAEMON_V8_FLAGS } from '../src/cli/v8-flags.js';
@@ -112,6 +112,27 @@ async function newVaultAndMountpoint(t: Test): Promise<{ cli: CliEnv; m: string 
   });
   return { cli, m };
 }
+
+t.test('an install whose native addons were not built: one line saying what to do', async (t) => {
+  // The package as it is before `npm ci` built native/: the code, its dependencies, no build.
+  const root = path.dirname(path.dirname(BIN));
+  const copy = path.join(cliEnv(t).dir, 'unbuilt');
+  for (const part of ['bin', 'dist', 'package.json']) cpSync(path.join(root, part), path.join(copy, part), { recursive: true });
+  mkdirSync(path.join(copy, 'native'));
+  cpSync(path.join(root, 'native', 'binding.gyp'), path.join(copy, 'native', 'binding.gyp'));
+  symlinkSync(path.join(root, 'node_modules'), path.join(copy, 'node_modules'));
+  const cli = cliEnv(t);
+  const unbuilt = (args: string[]) => veilfs(args, cli.env, 120_000, path.join(copy, 'bin', 'veilfs'));
+  const expected = /^veilfs: the key derivation \(native\/veilfs-scrypt\.c\) is not built: run "npm ci" \(it needs build-essential, python3 and libsodium-dev\)\n$/;
+  const init = await unbuilt(['init', '--store', cli.store]);
+  t.equal(init.code, 69, 'init: EX_UNAVAILABLE');
+  t.match(init.stderr, expected, init.stderr.trim());
+  // Opening an existing vault: the reason, not "the vault header is damaged".
+  t.equal((await veilfs(['init', '--store', cli.store], cli.env)).code, 0);
+  const fsck = await unbuilt(['fsck', '--store', cli.store]);
+  t.equal(fsck.code, 69, 'fsck: EX_UNAVAILABLE');
+  t.match(fsck.stderr, expected, fsck.stderr.trim());
+});
 
 t.test('mount --daemon whose terminal dies before the key: the early daemon leaves, nothing mounted', async (t) => {
   const cli = cliEnv(t);

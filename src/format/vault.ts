@@ -133,6 +133,8 @@ export function unlockVault(store: ObjectStore, secret: VaultSecret): Promise<Un
       keks.set(params, Promise.resolve(secret.key));
     } else if (!keks.has(params)) {
       keks.set(params, passphraseKey(secret, header.kdf).catch((err) => {
+        // A derivation that cannot run here at all (its addon is not built) says so itself.
+        if (err instanceof UserError) throw err;
         throw new UserError(`vault header at ${store.location} is damaged: ${(err as Error).message}`);
       }));
     }

@@ -40,9 +40,9 @@ export interface RunResult {
   stderr: string;
 }
 
-export function veilfs(args: string[], env: NodeJS.ProcessEnv, timeoutMs = 120_000): Promise<RunResult> {
+export function veilfs(args: string[], env: NodeJS.ProcessEnv, timeoutMs = 120_000, bin = BIN): Promise<RunResult> {
   return new Promise((resolve) => {
-    execFile(BIN, args, { env, timeout: timeoutMs }, (err, stdout, stderr) => {
+    execFile(bin, args, { env, timeout: timeoutMs }, (err, stdout, stderr) => {
       const code = err ? (typeof (err as NodeJS.ErrnoException).code === 'number' ? Number((err as NodeJS.ErrnoException).code) : 1) : 0;
       resolve({ code, stdout, stderr });
     });
