@@ -109,10 +109,11 @@ if (process.env.BENCH_SKIP_BIG !== '1' && (!ONLY || ONLY.some((o) => 'veilfs'.in
     try {
       await target.unmount();
       // The same steps on an empty vault: what a mount costs whatever the size (process start, key derivation, FUSE).
+      const emptyDir = mkdtempSync(path.join(tmpdir(), 'veilfs-bench-empty-'));
       const empty = await on(veilfs('local'), async (small) => {
         await small.unmount();
         return timed(() => small.mount());
-      })(mkdtempSync(path.join(tmpdir(), 'veilfs-bench-empty-')));
+      })(emptyDir).finally(() => rmSync(emptyDir, { recursive: true, force: true }));
       const mountSeconds = await timed(() => target.mount());
       const out: string[] = [`big vault: ${BIG_FILES} files in ${BIG_FILES / 1000} directories of 1000`];
       out.push(`mount: ${mountSeconds.toFixed(2)} s (an empty vault, same run: ${empty.toFixed(2)} s), daemon ${rssOf(target.mnt).toFixed(0)} MB`);
