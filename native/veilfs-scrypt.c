@@ -39,7 +39,7 @@ static void execute(napi_env env, void *data) {
 
 static void release(napi_env env, Derivation *d) {
   if (d->inputs) napi_delete_reference(env, d->inputs);
-  napi_delete_async_work(env, d->work);
+  if (d->work) napi_delete_async_work(env, d->work);
   if (d->out) {
     sodium_memzero(d->out, d->out_len);
     free(d->out);

@@ -53,7 +53,8 @@ function localFileFailure(err: unknown): [string, number] | undefined {
   if (e.code === 'ENOSPC' || e.code === 'EDQUOT') return [`the local disk is full${where}: free some space; nothing acknowledged is lost`, EXIT.CANT_CREATE];
   if (e.code === 'EROFS') return [`the local disk is read-only${where}`, EXIT.CANT_CREATE];
   if (e.code === 'EACCES' || e.code === 'EPERM') return [`permission denied${where}`, EXIT.NO_PERMISSION];
-  if (e.code === 'ENOTDIR' || e.code === 'EEXIST') return [`a file is where veilfs keeps a directory${where}: move it away`, EXIT.CANT_CREATE];
+  // EEXIST only from mkdir: from an exclusive create it would be a fault of veilfs, not of the disk.
+  if (e.code === 'ENOTDIR' || (e.code === 'EEXIST' && e.syscall === 'mkdir')) return [`a file is where veilfs keeps a directory${where}: move it away`, EXIT.CANT_CREATE];
   return undefined;
 }
 

@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { closeSync, openSync, promises as fs, writeSync } from 'node:fs';
 import type { Readable } from 'node:stream';
@@ -313,18 +313,16 @@ export async function startDaemon(mountpoint: string, cacheDir: string | undefin
     stdio: ['pipe', out, out, 'pipe'],
     env: { ...process.env, [DAEMON_CHILD]: '1', [LOG_FILE_ENV]: logFile },
   });
-  let exited: number | null | undefined;
-  child.on('exit', (code) => (exited = code));
   // Should this terminal die first, the daemon reads an empty secret and leaves quietly.
   child.stdin!.on('error', () => {});
   return {
     cancel: () => {
       child.stdin!.destroy();
-      if (exited === undefined) child.kill('SIGTERM');
+      if (!hasExited(child)) child.kill('SIGTERM');
     },
     unlock: async (secret) => {
       child.stdin!.end(secret);
-      const outcome = await readyOrExit(child.stdio[READY_FD] as Readable, () => exited !== undefined, child);
+      const outcome = await readyOrExit(child);
       if (outcome === 'ready') {
         child.unref();
         process.stdout.write(`mounted at ${mountpoint} (pid ${child.pid}, log ${logFile})\n`);
@@ -333,7 +331,7 @@ export async function startDaemon(mountpoint: string, cacheDir: string | undefin
       if (outcome === 'exited') {
         const lines = (await fs.readFile(logFile, 'utf8')).trim().split('\n');
         // Its last line: a log line (a time, then "veilfs: ") or the error it exited with ("veilfs: ").
-        throw new UserError(lines[lines.length - 1]?.replace(/^(\S+ )?veilfs: /, '') || `mount failed (exit ${exited})`);
+        throw new UserError(lines[lines.length - 1]?.replace(/^(\S+ )?veilfs: /, '') || `mount failed (exit ${child.exitCode ?? child.signalCode})`);
       }
       child.kill('SIGTERM');
       throw new UserError(`the mount did not come up within ${READY_TIMEOUT_MS / 1000} s; see ${logFile}`);
@@ -346,7 +344,8 @@ export async function startDaemon(mountpoint: string, cacheDir: string | undefin
  * not the end of the pipe: a helper it started (fusermount) may hold the
  * pipe open after it died.
  */
-function readyOrExit(channel: Readable, hasExited: () => boolean, child: ReturnType<typeof spawn>): Promise<'ready' | 'exited' | 'timeout'> {
+function readyOrExit(child: ChildProcess): Promise<'ready' | 'exited' | 'timeout'> {
+  const channel = child.stdio[READY_FD] as Readable;
   return new Promise((resolve) => {
     const timer = setTimeout(() => finish('timeout'), READY_TIMEOUT_MS);
     const onExit = () => finish('exited');
@@ -360,9 +359,13 @@ function readyOrExit(channel: Readable, hasExited: () => boolean, child: ReturnT
     }
     channel.on('error', () => {});
     channel.once('data', onData);
-    if (hasExited()) finish('exited');
+    if (hasExited(child)) finish('exited');
     else child.once('exit', onExit);
   });
+}
+
+function hasExited(child: ChildProcess): boolean {
+  return child.exitCode !== null || child.signalCode !== null;
 }
 
 /** Starts this same command in the background, hands it its secret, and waits until its mount is live. */

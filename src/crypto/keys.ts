@@ -36,7 +36,9 @@ export async function passphraseKey(passphrase: string, params: ScryptParams): P
     throw new Error('unsupported key derivation parameters in vault header');
   }
   addon ??= requireAddon<ScryptAddon>('veilfs_scrypt', 'the key derivation (native/veilfs-scrypt.c)');
-  return addon.scrypt(Buffer.from(passphrase.normalize('NFC')), Buffer.from(params.salt, 'base64'), params.logN, params.r, params.p, KEY_BYTES);
+  const secret = Buffer.from(passphrase.normalize('NFC'));
+  // The passphrase's bytes do not outlive the derivation in this buffer (a string is beyond reach).
+  return addon.scrypt(secret, Buffer.from(params.salt, 'base64'), params.logN, params.r, params.p, KEY_BYTES).finally(() => secret.fill(0));
 }
 
 /** One subkey per purpose, so no key is ever used in two constructions. */
