@@ -23,7 +23,7 @@
 #include <linux/fuse.h>
 
 // Version of the contract between this file and src/fuse/binding.ts.
-#define CONTRACT 3
+#define CONTRACT 4
 
 enum {
   OP_INIT, OP_LOOKUP, OP_FORGET, OP_GETATTR, OP_SETATTR, OP_READLINK, OP_MKNOD,
@@ -71,6 +71,8 @@ typedef struct session {
   struct fuse_chan *hook;
   // The kernel offered listings that carry attributes (FUSE_INIT's flags).
   int plus_offered;
+  // The kernel's protocol minor version, from its INIT request.
+  uint32_t kernel_minor;
   uint64_t init_unique;
   // Added to the open reply being sent (replyOpen sets it around its call).
   uint32_t open_flags;
@@ -145,6 +147,16 @@ static session_t *begin(fuse_req_t req, int op) {
 // out through a channel of our own (hook_send), which adds to the INIT
 // reply the flag that asks for them, and to an open's reply the flags
 // libfuse 2 cannot set (FOPEN_NOFLUSH).
+//
+// RENAME2 (renameat2's flags, protocol 7.23) is taken off the wire the
+// same way. The kernel sends it only to a daemon that answered INIT with
+// 7.23 or later, so the INIT reply claims 7.23 when the kernel has it.
+// That is safe because nothing libfuse 2.9 decodes changed between 7.19
+// and 7.23: the kernel's other differences at 7.20-7.23 are behind INIT
+// flags libfuse does not set (writeback cache, async direct I/O), and the
+// rest of the INIT reply it reads (time_gran) is zero, its default.
+// Without RENAME2 every `mv` is refused RENAME_NOREPLACE with EINVAL and
+// tries again with a stat and a plain rename: two more round trips.
 
 // A request libfuse never saw; its Req has the low bit set (malloc'd, so
 // a fuse_req_t never has).
@@ -152,6 +164,9 @@ typedef struct raw_req {
   session_t *s;
   uint64_t unique;
 } raw_req_t;
+
+// The protocol version that brought RENAME2.
+#define RENAME2_MINOR 23
 
 static int is_raw(double req) {
   return ((uintptr_t)req & 1) != 0;
@@ -178,10 +193,12 @@ static int hook_send(struct fuse_chan *ch, const struct iovec iov[], size_t coun
   session_t *s = fuse_chan_data(ch);
   const struct fuse_out_header *out = iov[0].iov_base;
   if (out->error == 0 && count >= 2) {
-    if (out->unique == s->init_unique && s->plus_offered && iov[1].iov_len >= offsetof(struct fuse_init_out, flags) + sizeof(uint32_t)) {
+    if (out->unique == s->init_unique && iov[1].iov_len >= offsetof(struct fuse_init_out, flags) + sizeof(uint32_t)) {
+      struct fuse_init_out *init = iov[1].iov_base;
       // Always with attributes, not the kernel's adaptive mode: ls -l reads a
       // whole directory before it stats any entry, which that mode misses.
-      ((struct fuse_init_out *)iov[1].iov_base)->flags |= FUSE_DO_READDIRPLUS;
+      if (s->plus_offered) init->flags |= FUSE_DO_READDIRPLUS;
+      if (s->ops[OP_RENAME] && s->kernel_minor >= RENAME2_MINOR && init->minor < RENAME2_MINOR) init->minor = RENAME2_MINOR;
     }
     if (s->open_flags && iov[1].iov_len >= sizeof(struct fuse_open_out)) ((struct fuse_open_out *)iov[1].iov_base)->open_flags |= s->open_flags;
   }
@@ -196,30 +213,62 @@ static void note_init(session_t *s, const char *buf, size_t len) {
   const struct fuse_in_header *in = (const void *)buf;
   const struct fuse_init_in *arg = (const void *)(buf + sizeof(*in));
   s->init_unique = in->unique;
+  s->kernel_minor = len >= sizeof(*in) + sizeof(uint32_t) * 2 ? arg->minor : 0;
   s->plus_offered = len >= sizeof(*in) + sizeof(uint32_t) * 4 && (arg->flags & FUSE_DO_READDIRPLUS) && s->ops[OP_READDIRPLUS] && plus_wanted;
 }
 
 // READDIRPLUS: (req, ino, fh, size, offset), as readdir. Only asked for
 // when there is a handler (note_init).
-static void process_readdirplus(session_t *s, const char *buf, size_t len) {
-  const struct fuse_in_header *in = (const void *)buf;
-  const struct fuse_read_in *arg = (const void *)(buf + sizeof(*in));
+// A raw request for JavaScript, its caller in the context slot.
+static raw_req_t *raw_begin(session_t *s, const struct fuse_in_header *in) {
   raw_req_t *r = malloc(sizeof(*r));
   r->s = s;
   r->unique = in->unique;
+  ctx_slot[C_UID] = in->uid;
+  ctx_slot[C_GID] = in->gid;
+  ctx_slot[C_PID] = in->pid;
+  ctx_slot[C_UMASK] = 0;
+  return r;
+}
+
+static napi_value raw_value(napi_env env, raw_req_t *r) {
+  return num(env, (double)((uintptr_t)r | 1));
+}
+
+static void process_readdirplus(session_t *s, const char *buf, size_t len) {
+  const struct fuse_in_header *in = (const void *)buf;
+  const struct fuse_read_in *arg = (const void *)(buf + sizeof(*in));
+  raw_req_t *r = raw_begin(s, in);
   if (len < sizeof(*in) + sizeof(*arg)) {
     raw_reply(r, EIO, NULL, 0);
     return;
   }
   napi_env env = s->env;
-  ctx_slot[C_UID] = in->uid;
-  ctx_slot[C_GID] = in->gid;
-  ctx_slot[C_PID] = in->pid;
-  ctx_slot[C_UMASK] = 0;
   napi_value argv[] = {
-    num(env, (double)((uintptr_t)r | 1)), num(env, in->nodeid), num(env, arg->fh), num(env, arg->size), num(env, arg->offset),
+    raw_value(env, r), num(env, in->nodeid), num(env, arg->fh), num(env, arg->size), num(env, arg->offset),
   };
   call_js(s, OP_READDIRPLUS, 5, argv);
+}
+
+// RENAME2: the rename handler's arguments and then renameat2's flags.
+// Only sent once INIT claimed RENAME2_MINOR, which needs a rename handler.
+static void process_rename2(session_t *s, const char *buf, size_t len) {
+  const struct fuse_in_header *in = (const void *)buf;
+  const struct fuse_rename2_in *arg = (const void *)(buf + sizeof(*in));
+  raw_req_t *r = raw_begin(s, in);
+  const char *name = buf + sizeof(*in) + sizeof(*arg);
+  const char *end = buf + len;
+  const char *name_end = name < end ? memchr(name, 0, end - name) : NULL;
+  const char *newname = name_end ? name_end + 1 : NULL;
+  if (!newname || newname >= end || !memchr(newname, 0, end - newname)) {
+    raw_reply(r, EIO, NULL, 0);
+    return;
+  }
+  napi_env env = s->env;
+  napi_value argv[] = {
+    raw_value(env, r), num(env, in->nodeid), str(env, name), num(env, arg->newdir), str(env, newname), num(env, arg->flags),
+  };
+  call_js(s, OP_RENAME, 6, argv);
 }
 
 static void ll_init(void *userdata, struct fuse_conn_info *conn) {
@@ -462,6 +511,8 @@ static int process_batch(session_t *s) {
     uint32_t opcode = (size_t)res >= sizeof(struct fuse_in_header) ? ((struct fuse_in_header *)s->buf)->opcode : 0;
     if (opcode == FUSE_READDIRPLUS) {
       process_readdirplus(s, s->buf, res);
+    } else if (opcode == FUSE_RENAME2) {
+      process_rename2(s, s->buf, res);
     } else {
       if (opcode == FUSE_INIT) note_init(s, s->buf, res);
       fuse_session_process(s->se, s->buf, res, s->hook);
@@ -732,7 +783,7 @@ static double get_double(napi_env env, napi_value v) {
     reply(req, get_double(env, argv[1])); \
     return NULL; \
   }
-// A raw request (READDIRPLUS) can only fail or get a listing.
+// A raw request (READDIRPLUS, RENAME2) can only fail or get a listing.
 static void reply_err(double req, int error) {
   if (is_raw(req)) raw_reply(raw_of(req), error, NULL, 0);
   else fuse_reply_err((fuse_req_t)(uintptr_t)req, error);

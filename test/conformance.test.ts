@@ -158,7 +158,8 @@ async function makeRichTree(src: string): Promise<void> {
     'ln -s dir/file symlink', 'ln -s /nowhere dangling', 'mkfifo fifo', 'mknod chr c 1 3',
     "setfattr -n user.colour -v blue dir/file", "setfattr -n user.empty dir", "setfattr -n trusted.secret -v 42 exec",
     "setfattr -n user.bin -v 0x00ff10 exec",
-    "touch -h -d '1969-07-20 20:17:40.123456789' dangling",
+    // Every time set: rsync leaves a symlink's time alone when it is in the same second as the copy's (on ext4 too).
+    "touch -h -d '1969-07-20 20:17:40.123456789' dangling", "touch -h -d '2003-04-05 06:07:08.25' symlink",
     "touch -m -d '2001-02-03 04:05:06.987654321' dir/file", "touch -a -d '2099-12-31 23:59:59.5' dir/file",
     "touch -d '1999-01-01 00:00:00.000000001' fifo chr dir/sub dir exec",
   ];

@@ -99,6 +99,53 @@ t.test('rename: files, directories, replacing, refusing loops', async (t) => {
   await drive.close();
 });
 
+t.test("rename with renameat2's flags: refusing to replace, exchanging, and both kept across a reopen", async (t) => {
+  const vault = await testVault(t);
+  let drive = await vault.open();
+  let { fs } = drive;
+  await fs.mkdir('/a', 0o755);
+  await fs.mkdir('/a/sub', 0o755);
+  await write(fs, '/a/sub/f', 'in sub');
+  await fs.mkdir('/b', 0o755);
+  await write(fs, '/b/file', 'file');
+  await write(fs, '/x', 'x');
+  await t.rejects(async () => await fs.rename('/x', '/b/file', { noReplace: true }), code('EEXIST'), 'noReplace onto a file');
+  await t.rejects(async () => await fs.rename('/x', '/x', { noReplace: true }), code('EEXIST'), 'noReplace onto itself');
+  t.equal((await read(fs, '/b/file')).toString(), 'file', 'the file refused stays');
+  t.equal((await read(fs, '/x')).toString(), 'x', 'and so does the one that was not moved');
+  const moved = await fs.rename('/x', '/b/x', { noReplace: true });
+  t.equal(moved.replaced, undefined, 'noReplace to a free name moves');
+  t.equal((await read(fs, '/b/x')).toString(), 'x');
+
+  const dirIno = (await fs.getattr('/a/sub')).ino;
+  const fileIno = (await fs.getattr('/b/file')).ino;
+  const before = await fs.getattr('/b/file');
+  const swapped = await fs.rename('/a/sub', '/b/file', { exchange: true });
+  t.same(swapped, { moved: dirIno, exchanged: fileIno }, 'exchange names both inodes');
+  t.equal((await fs.getattr('/a/sub')).ino, fileIno, 'the file took the directory\'s name');
+  t.equal((await read(fs, '/b/file/f')).toString(), 'in sub', 'the directory took the file\'s, with its contents');
+  t.equal((await fs.getattr('/a')).nlink, 2, 'the parent that lost a subdirectory lost a link');
+  t.equal((await fs.getattr('/b')).nlink, 3, 'the one that gained it gained one');
+  t.ok(ns((await fs.getattr('/a/sub')).ctime) >= ns(before.ctime), 'the exchanged file\'s ctime moved');
+  t.equal(ns((await fs.getattr('/a/sub')).mtime), ns(before.mtime), 'its mtime did not');
+
+  await t.rejects(async () => await fs.rename('/b/file', '/nothing', { exchange: true }), code('ENOENT'), 'exchange needs both names');
+  await t.rejects(async () => await fs.rename('/b', '/b/file', { exchange: true }), code('EINVAL'), 'a directory with something inside it');
+  await t.rejects(async () => await fs.rename('/b/file', '/b', { exchange: true }), code('EINVAL'), 'and the other way round');
+  await t.rejects(async () => await fs.rename('/b/x', '/a/sub', { exchange: true, noReplace: true }), code('EINVAL'), 'both flags at once');
+  await fs.link('/a/sub', '/a/hard');
+  t.same(await fs.rename('/a/sub', '/a/hard', { exchange: true }), { moved: fileIno, exchanged: fileIno }, 'two names of one file: nothing to do');
+
+  await drive.close();
+  drive = await vault.open();
+  fs = drive.fs;
+  t.equal((await fs.getattr('/a/sub')).ino, fileIno, 'after a reopen the exchange is still there');
+  t.equal((await read(fs, '/b/file/f')).toString(), 'in sub');
+  t.equal((await fs.getattr('/a')).nlink, 2);
+  t.equal((await fs.getattr('/b')).nlink, 3);
+  await drive.close();
+});
+
 t.test('symlinks, hard links, chmod, chown, utimens', async (t) => {
   const drive = await (await testVault(t)).open();
   const { fs } = drive;

@@ -2,6 +2,7 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { errorMessage, UserError } from '../errors.js';
 import { EXIT } from '../exit-codes.js';
+import { compileEverythingAhead } from './v8-flags.js';
 import type { CommandModule } from 'yargs';
 
 /**
@@ -11,7 +12,12 @@ import type { CommandModule } from 'yargs';
  */
 const COMMANDS: Record<string, () => Promise<CommandModule<any, any>[]>> = {
   init: async () => [(await import('./init.js')).initCommand],
-  mount: async () => [(await import('./mount.js')).mountCommand],
+  mount: async () => {
+    // The process that will serve the drive, not a terminal handing it to a daemon (nor --help).
+    const words = process.argv.slice(2);
+    if (words.includes('mount') && !words.some((w) => w === '--daemon' || w === '-d')) compileEverythingAhead();
+    return [(await import('./mount.js')).mountCommand];
+  },
   unmount: async () => [(await import('./unmount.js')).unmountCommand],
   status: async () => [(await import('./status.js')).statusCommand],
   sync: async () => [(await import('./sync.js')).syncCommand],

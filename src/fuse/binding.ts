@@ -39,7 +39,7 @@ export interface FuseBinding {
 }
 
 /** The contract version of native/veilfs-fuse.c this code speaks. */
-const CONTRACT = 3;
+const CONTRACT = 4;
 
 const attrSlot = new Float64Array(15);
 const contextSlot = new Float64Array(4);
@@ -75,6 +75,11 @@ export function putAttr(a: Attr, into: Float64Array = attrSlot, at = 0): void {
   into[at + 12] = a.mtime[1];
   into[at + 13] = a.ctime[0];
   into[at + 14] = a.ctime[1];
+}
+
+/** Makes the next replyEntry say that the name stands for nothing (inode 0). */
+export function putAbsent(): void {
+  attrSlot.fill(0);
 }
 
 /** Who sent the request being dispatched: valid synchronously inside a handler only. */

@@ -4,7 +4,7 @@ import type { Attr } from '../vfs/attr.js';
 import { UTIME_NOW, UTIME_OMIT, type Filesystem, type Place, type Timespec } from '../vfs/filesystem.js';
 import { missingXattrError } from '../vfs/xattrs.js';
 import { AttributeReaders } from './attribute-readers.js';
-import { currentCaller, currentPid, PLUS_FIELDS, putAttr, type FuseBinding, type Req } from './binding.js';
+import { currentCaller, currentPid, PLUS_FIELDS, putAbsent, putAttr, type FuseBinding, type Req } from './binding.js';
 import { errnoOf, toErrno } from './errno.js';
 import { KernelNodes } from './nodes.js';
 
@@ -20,7 +20,9 @@ const SET_MTIME_NOW = 1 << 8;
 /** The kernel never asks for more in one read (mount.ts sets max_read to it). */
 export const MAX_READ = 128 * 1024;
 const READ_BUFFERS_KEPT = 16;
-const ENOENT = errnoOf('ENOENT');
+/** renameat2(2)'s flags; RENAME_WHITEOUT (for overlayfs) is refused with EINVAL, as the kernel does without RENAME2. */
+const RENAME_NOREPLACE = 1;
+const RENAME_EXCHANGE = 2;
 
 /** What the adapter needs besides the filesystem. */
 export interface KernelLink {
@@ -112,9 +114,18 @@ export function kernelHandlers(fs: Filesystem, { binding: b, log, ttl, live }: K
     if (reader !== undefined) sawAttributesRead(reader, a);
     replyAttr(req, a);
   };
-  /** A name now stands for an inode (the reply hands it to the kernel), or for nothing (ENOENT). */
+  /**
+   * A name now stands for an inode (the reply hands it to the kernel), or
+   * for nothing. The kernel keeps an absence as long as a name: the same
+   * missing names are looked for again and again (a compiler's include
+   * path, PATH, `mv` checking its target), and every name made later comes
+   * in through the kernel, which then forgets the absence itself.
+   */
   const entryReply = (req: Req, parent: number, name: string, reader?: number) => (a: Attr | undefined) => {
-    if (!a) return b.replyErr(req, ENOENT);
+    if (!a) {
+      putAbsent();
+      return b.replyEntry(req, ttl);
+    }
     if (reader !== undefined) sawAttributesRead(reader, a);
     nodes.remember(parent, name, a.ino);
     putAttr(a);
@@ -175,12 +186,19 @@ export function kernelHandlers(fs: Filesystem, { binding: b, log, ttl, live }: K
       link: (req: Req, ino: number, parent: number, name: string) => make(req, 'link', parent, name, (place) => fs.link(ino, place)),
       unlink: (req: Req, parent: number, name: string) => remove(req, 'unlink', parent, name, (place) => fs.unlink(place)),
       rmdir: (req: Req, parent: number, name: string) => remove(req, 'rmdir', parent, name, (place) => fs.rmdir(place)),
-      rename: (req: Req, parent: number, name: string, newParent: number, newName: string) => {
+      // flags: renameat2's, when the kernel sent RENAME2 (native/veilfs-fuse.c).
+      rename: (req: Req, parent: number, name: string, newParent: number, newName: string, flags = 0) => {
+        if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) return b.replyErr(req, errnoOf('EINVAL'));
         let path = '';
         answer(req, 'rename', () => path, async () => {
-          const { moved, replaced } = await fs.rename((path = childOf(parent, name)), childOf(newParent, newName));
+          const from = (path = childOf(parent, name));
+          const { moved, replaced, exchanged } = await fs.rename(from, childOf(newParent, newName), {
+            noReplace: (flags & RENAME_NOREPLACE) !== 0,
+            exchange: (flags & RENAME_EXCHANGE) !== 0,
+          });
           if (replaced !== undefined) nodes.removed(replaced, newParent, newName);
           nodes.renamed(moved, parent, name, newParent, newName);
+          if (exchanged !== undefined && exchanged !== moved) nodes.renamed(exchanged, newParent, newName, parent, name);
         }, done(req));
       },
       create: (req: Req, parent: number, name: string, mode: number, flags: number) => {

@@ -45,6 +45,13 @@ export interface Caller {
 /** A time as utimensat(2) takes it: [seconds, nanoseconds or UTIME_NOW / UTIME_OMIT]. */
 export type Timespec = [number, number];
 
+/** A name by path: its directory, the name, and every name of the path. */
+interface NamePlace {
+  dir: Inode;
+  name: string;
+  names: string[];
+}
+
 interface Handle {
   node: Inode;
   flags: number;
@@ -133,7 +140,7 @@ export class Filesystem {
     return { dir, name: place.name };
   }
 
-  private async parentOf(path: string): Promise<{ dir: Inode; name: string; names: string[] }> {
+  private async parentOf(path: string): Promise<NamePlace> {
     const names = splitPath(path);
     if (names.length === 0) throw new FsError('EBUSY', 'the root directory');
     const name = names[names.length - 1];
@@ -391,9 +398,16 @@ export class Filesystem {
     this.tree.destroy(node);
   }
 
-  /** Returns the inode number of what moved, and of what it replaced if anything. */
-  async rename(from: string, to: string): Promise<{ moved: number; replaced?: number }> {
+  /**
+   * Returns the inode number of what moved, and of what it replaced if
+   * anything. renameat2(2)'s flags: noReplace fails with EEXIST rather than
+   * replace; exchange swaps the two names, both of which must exist
+   * (`exchanged`: the inode that went the other way). Either is decided in
+   * the same step as the move.
+   */
+  async rename(from: string, to: string, { noReplace = false, exchange = false } = {}): Promise<{ moved: number; replaced?: number; exchanged?: number }> {
     this.writable();
+    if (noReplace && exchange) throw new FsError('EINVAL');
     const src = await this.parentOf(from);
     const dst = await this.parentOf(to);
     checkName(dst.name);
@@ -410,7 +424,9 @@ export class Filesystem {
       throw new FsError('EBUSY', 'the directory changed during rename');
     }
     const time = now();
+    if (exchange) return this.exchange(src, dst, node, target, time);
     if (target) {
+      if (noReplace) throw new FsError('EEXIST');
       if (target.ino === ino) return { moved: ino };
       if (node.isDir) {
         if (!target.isDir) throw new FsError('ENOTDIR');
@@ -433,6 +449,27 @@ export class Filesystem {
     this.addEntry(dst.dir, dst.name, node, time);
     this.touch(node, time, false);
     return { moved: ino, replaced: target?.ino };
+  }
+
+  private exchange(src: NamePlace, dst: NamePlace, node: Inode, target: Inode | undefined, time: Time): { moved: number; exchanged: number } {
+    if (!target) throw new FsError('ENOENT');
+    if (target.ino === node.ino) return { moved: node.ino, exchanged: node.ino };
+    if (target.isDir && isWithin(src.names, dst.names) && src.names.length > dst.names.length) {
+      throw new FsError('EINVAL', 'cannot move a directory into itself');
+    }
+    this.tree.setEntry(src.dir, src.name, target);
+    this.tree.setEntry(dst.dir, dst.name, node);
+    // A directory that changes parent takes its ".." link along.
+    if (src.dir.ino !== dst.dir.ino && node.isDir !== target.isDir) {
+      const [from, to] = node.isDir ? [src.dir, dst.dir] : [dst.dir, src.dir];
+      from.nlink--;
+      to.nlink++;
+    }
+    this.touch(src.dir, time);
+    this.touch(dst.dir, time);
+    this.touch(node, time, false);
+    this.touch(target, time, false);
+    return { moved: node.ino, exchanged: target.ino };
   }
 
   // ---- files ----

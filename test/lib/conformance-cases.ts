@@ -119,6 +119,20 @@ export const CASES: Record<string, Step[]> = {
     a('mkdir', 'dir', 0o755), a('link', 'dir', 'dirlink'), a('link', 'nothing', 'z'), a('link', 'y', 'y'),
     a('mkfifo', 'p', 0o644), a('link', 'p', 'p2'), a('stat', 'p'), a('symlink', 'y', 's'), a('link', 's', 's2'), a('lstat', 's'),
   ],
+  'renameat2: refusing to replace, and exchanging two names': [
+    a('mkdir', 'd', 0o755), a('mkdir', 'd/sub', 0o755), a('mkdir', 'e', 0o755),
+    a('creat', 'f', 0o644), a('write', 'f', 'F'), a('creat', 'e/g', 0o644), a('write', 'e/g', 'G'),
+    a('rename2', 'f', 'e/g', ['NOREPLACE']), a('read', 'e/g'), a('read', 'f'),
+    a('rename2', 'f', 'e/new', ['NOREPLACE']), a('stat', 'e/new'), a('stat', 'e'), a('stat', '.'), a('stat', 'f'),
+    // A file and a non-empty directory in different directories: the link counts of both parents change.
+    a('rename2', 'e/new', 'd', ['EXCHANGE']), a('read', 'd'), a('stat', 'd'), a('stat', 'e/new'), a('stat', 'e/new/sub'), a('stat', '.'), a('stat', 'e'),
+    a('rename2', 'e/g', 'd', ['EXCHANGE']), a('read', 'd'), a('read', 'e/g'), a('stat', 'e'),
+    a('rename2', 'e/new', 'e/new/sub', ['EXCHANGE']), a('rename2', 'e/new/sub', 'e', ['EXCHANGE']),
+    a('rename2', 'nothing', 'd', ['EXCHANGE']), a('rename2', 'd', 'nothing', ['EXCHANGE']), a('rename2', 'd', 'x', ['NOREPLACE', 'EXCHANGE']),
+    a('link', 'd', 'd2'), a('rename2', 'd', 'd2', ['EXCHANGE']), a('stat', 'd'), a('rename2', 'd', 'd2', ['NOREPLACE']),
+    b('rename2', 'd', 'e/g', ['EXCHANGE']), a('read', 'd'),
+    a('listdir', '.'), a('listdir', 'e'), a('listdir', 'e/new'),
+  ],
   'file types: FIFOs, sockets and device nodes': [
     a('mkfifo', 'p', 0o600), a('stat', 'p'), a('open', 'p', ['O_WRONLY', 'O_NONBLOCK']), a('open', 'p', ['O_RDONLY', 'O_NONBLOCK']),
     a('mkfifo', 'p', 0o600), a('socket', 's'), a('stat', 's'), a('socket', 's'),

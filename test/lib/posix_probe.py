@@ -161,6 +161,17 @@ def through_unlinked(path, mode, uid, gid, size, atime, mtime):
         os.close(fd)
 
 
+RENAME_FLAGS = {'NOREPLACE': 1, 'EXCHANGE': 2, 'WHITEOUT': 4}
+
+
+def rename2(old, new, flags):
+    """renameat2(2), flags by name."""
+    value = 0
+    for f in flags:
+        value |= RENAME_FLAGS[f]
+    check(libc.renameat2(AT_FDCWD, old.encode(), AT_FDCWD, new.encode(), value))
+
+
 def bind_socket(path):
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
@@ -178,6 +189,7 @@ OPS = {
     'rmdir': os.rmdir,
     'unlink': os.unlink,
     'rename': os.rename,
+    'rename2': rename2,
     'link': os.link,
     'symlink': os.symlink,
     'readlink': os.readlink,
