@@ -4,7 +4,8 @@ import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { sealSegment } from '../src/format/segment.js';
 import { packKey } from '../src/format/names.js';
-import { fromBase64, newLinkKey, newPasswordParams, openManifest, openShareSegment, sealManifest, ShareIntegrityError, ShareKeyError, shareKey, toBase64, toBase64Url } from '../src/share/crypto.js';
+import { fromBase64, newLinkKey, newPasswordParams, openManifest, openShareSegment, scryptJs, sealManifest, ShareIntegrityError, ShareKeyError, shareKey, toBase64, toBase64Url } from '../src/share/crypto.js';
+import { scryptNode } from '../src/share/native-scrypt.js';
 import { fetchRuns, openRun, parseManifest, parseRecord, segmentPlaces, type SharedFile, type ShareRecord } from '../src/share/manifest.js';
 import { recordKey, writeRecord, packsHeldByShares } from '../src/share/records.js';
 import { startGateway } from '../src/share/gateway.js';
@@ -51,6 +52,22 @@ t.test('manifests open only with their key, share id and number; passwords count
   await t.rejects(shareKey(linkKey, { password: 'pw', params: { ...params, logN: 30 } }), /unsupported/, 'absurd parameters refused');
   await t.rejects(shareKey(linkKey.subarray(1)), /length/);
   t.equal(toBase64Url(fromBase64(toBase64Url(linkKey))), toBase64Url(linkKey), 'base64url round trip');
+});
+
+t.test("a share password's key is the same from Node's native scrypt as from the browser's", async (t) => {
+  const linkKey = newLinkKey();
+  const cases: [string, ReturnType<typeof newPasswordParams>][] = [
+    ['pw', newPasswordParams(10)],
+    ['', { ...newPasswordParams(11), r: 4, p: 2 }],
+    ['Cafe\u0301 пароль 🔑', newPasswordParams(12)],
+    ['x'.repeat(1000), { ...newPasswordParams(10), r: 16 }],
+    ['the default cost', newPasswordParams()],
+  ];
+  for (const [password, params] of cases) {
+    const browser = await shareKey(linkKey, { password, params }, scryptJs);
+    const node = await shareKey(linkKey, { password, params }, scryptNode);
+    t.same(Buffer.from(node), Buffer.from(browser), `logN ${params.logN}, r ${params.r}, p ${params.p}, ${password.length} characters`);
+  }
 });
 
 function fileOf(size: number, segs: SharedFile['segs']): SharedFile {

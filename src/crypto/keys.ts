@@ -35,10 +35,16 @@ export async function passphraseKey(passphrase: string, params: ScryptParams): P
   if (params.name !== 'scrypt' || params.logN < 10 || params.logN > 22 || params.r < 1 || params.r > 64 || params.p < 1 || params.p > 16) {
     throw new Error('unsupported key derivation parameters in vault header');
   }
-  addon ??= requireAddon<ScryptAddon>('veilfs_scrypt', 'the key derivation (native/veilfs-scrypt.c)');
   const secret = Buffer.from(passphrase.normalize('NFC'));
   // The passphrase's bytes do not outlive the derivation in this buffer (a string is beyond reach).
-  return addon.scrypt(secret, Buffer.from(params.salt, 'base64'), params.logN, params.r, params.p, KEY_BYTES).finally(() => secret.fill(0));
+  return scryptNative(secret, Buffer.from(params.salt, 'base64'), params.logN, params.r, params.p, KEY_BYTES).finally(() => secret.fill(0));
+}
+
+/** scrypt of bytes, on libuv's thread pool; the caller has bounded the parameters. */
+export function scryptNative(secret: Uint8Array, salt: Uint8Array, logN: number, r: number, p: number, keyLength: number): Promise<Buffer> {
+  addon ??= requireAddon<ScryptAddon>('veilfs_scrypt', 'the key derivation (native/veilfs-scrypt.c)');
+  const view = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return addon.scrypt(view(secret), view(salt), logN, r, p, keyLength);
 }
 
 /** One subkey per purpose, so no key is ever used in two constructions. */

@@ -7,6 +7,7 @@ import { openSegment } from '../format/segment.js';
 import { EXIT } from '../exit-codes.js';
 import { fromBase64, openManifest, ShareIntegrityError, ShareKeyError, shareKey } from './crypto.js';
 import type { ShareLink } from './link.js';
+import { scryptNode } from './native-scrypt.js';
 import {
   fetchRuns, holeBytes, openRun, parseManifest, parseRecord, segmentPlaces, SHARE_SEGMENT_SIZE, walk,
   type FetchRun, type Manifest, type ShareRecord, type SharedFile,
@@ -35,7 +36,7 @@ async function fetchRecord(link: ShareLink): Promise<ShareRecord> {
 export async function openLink(link: ShareLink, password: () => Promise<string>): Promise<{ manifest: Manifest; record: ShareRecord }> {
   const record = await fetchRecord(link);
   const params = record.password ?? undefined;
-  const key = await shareKey(link.linkKey, params ? { password: await password(), params } : undefined);
+  const key = await shareKey(link.linkKey, params ? { password: await password(), params } : undefined, scryptNode);
   try {
     return { manifest: parseManifest(openManifest(key, link.id, record.seq, fromBase64(record.manifest!)), record), record };
   } catch (err) {

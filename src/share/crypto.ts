@@ -36,17 +36,28 @@ export function newLinkKey(): Uint8Array {
   return randomBytes(LINK_KEY_BYTES);
 }
 
+/**
+ * scrypt of a password's UTF-8 bytes to 32 bytes, with parameters shareKey
+ * has checked. The browser has @noble's (scryptJs); Node passes native code
+ * (src/share/native-scrypt.ts) that runs off its event loop: @noble's holds
+ * the loop 10-30 ms at a time for a few hundred ms, and the daemon that
+ * makes a share must keep answering the kernel meanwhile.
+ */
+export type PasswordScrypt = (password: Uint8Array, salt: Uint8Array, params: SharePasswordParams) => Promise<Uint8Array>;
+
+export const scryptJs: PasswordScrypt = (password, salt, params) =>
+  scryptAsync(password, salt, { N: 2 ** params.logN, r: params.r, p: params.p, dkLen: 32, maxmem: 2 ** params.logN * params.r * 128 + 2 ** 20 });
+
 /** The key a manifest is sealed with: from the link key alone, or from the link key and the password. */
-export async function shareKey(linkKey: Uint8Array, password?: { password: string; params: SharePasswordParams }): Promise<Uint8Array> {
+export async function shareKey(linkKey: Uint8Array, password?: { password: string; params: SharePasswordParams }, scrypt: PasswordScrypt = scryptJs): Promise<Uint8Array> {
   if (linkKey.length !== LINK_KEY_BYTES) throw new ShareFormatError('the link key has the wrong length');
   if (!password) return hkdf(sha256, linkKey, new Uint8Array(0), text.encode('veilfs share v1 key'), 32);
   const { params } = password;
   if (params.name !== 'scrypt' || !Number.isInteger(params.logN) || params.logN < 10 || params.logN > 20 || params.r < 1 || params.r > 32 || params.p < 1 || params.p > 4) {
     throw new ShareFormatError('unsupported password parameters');
   }
-  const stretched = await scryptAsync(text.encode(password.password.normalize('NFC')), fromBase64(params.salt), {
-    N: 2 ** params.logN, r: params.r, p: params.p, dkLen: 32, maxmem: 2 ** params.logN * params.r * 128 + 2 ** 20,
-  });
+  const secret = text.encode(password.password.normalize('NFC'));
+  const stretched = await scrypt(secret, fromBase64(params.salt), params).finally(() => secret.fill(0));
   const ikm = new Uint8Array(LINK_KEY_BYTES + stretched.length);
   ikm.set(linkKey, 0);
   ikm.set(stretched, LINK_KEY_BYTES);

@@ -11,6 +11,7 @@ import { NotFoundError, type ObjectStore } from '../store/types.js';
 import { buildShare, type BuiltShare } from './build.js';
 import { fromBase64, newLinkKey, newPasswordParams, openManifest, sealManifest, shareKey, toBase64, toBase64Url, type SharePasswordParams } from './crypto.js';
 import { shareState, type ShareRecord, type ShareState } from './manifest.js';
+import { scryptNode } from './native-scrypt.js';
 import { listShareKeys, nextSeq, readRecord, recordKey, writeRecord } from './records.js';
 
 /** Where links point when the vault names no gateway: a `veilfs serve` on this machine. */
@@ -114,7 +115,7 @@ export class ShareService {
     const id = randomBytes(16).toString('hex');
     const linkKey = newLinkKey();
     const password: SharePasswordParams | null = request.password ? newPasswordParams() : null;
-    const key = await shareKey(linkKey, password ? { password: request.password!, params: password } : undefined);
+    const key = await shareKey(linkKey, password ? { password: request.password!, params: password } : undefined, scryptNode);
     const owner: OwnerPart = { ino: node.ino, path, linkKey: toBase64Url(linkKey), key: toBase64(key), snapshot: !!request.snapshot, gateway };
     const built = await buildShare(this.tree, node, rootName(path));
     const created = Date.now();
