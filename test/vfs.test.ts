@@ -146,6 +146,45 @@ t.test("rename with renameat2's flags: refusing to replace, exchanging, and both
   await drive.close();
 });
 
+t.test('a file whose last name goes while the kernel holds it stays, by number, until the kernel forgets it', async (t) => {
+  const vault = await testVault(t);
+  let drive = await vault.open();
+  let { fs } = drive;
+  const held = new Set<number>();
+  fs.heldByKernel = (ino) => held.has(ino);
+  await write(fs, '/old', 'the old content');
+  await write(fs, '/new', 'the new content');
+  await write(fs, '/gone', 'unlinked');
+  const oldIno = (await fs.getattr('/old')).ino;
+  const goneIno = (await fs.getattr('/gone')).ino;
+  const used = async () => { const s = await fs.statfs(); return s.files - s.ffree; };
+  const usedBefore = await used();
+  held.add(oldIno).add(goneIno);
+
+  const { replaced } = await fs.rename('/new', '/old');
+  t.equal(replaced, oldIno, 'the rename replaced the old file');
+  await fs.unlink('/gone');
+  t.equal((await fs.inodeAttr(oldIno)).nlink, 0, 'the replaced file has no name, and is still there by number');
+  const fd = await fs.openIno(oldIno, 0);
+  const buf = Buffer.alloc(100);
+  t.equal(buf.subarray(0, await fs.read(fd, buf, 100, 0)).toString(), 'the old content', 'an open by number reads what it had');
+  held.delete(oldIno);
+  fs.forgotten(oldIno);
+  t.equal((await fs.inodeAttr(oldIno)).nlink, 0, 'forgotten while open: it stays for the descriptor');
+  fs.release(fd);
+  await t.rejects(async () => await fs.inodeAttr(oldIno), code('ENOENT'), 'gone once neither the kernel nor a descriptor has it');
+  t.equal((await fs.getattr('/old')).ino !== oldIno, true, 'the name is the new file\'s');
+  t.equal((await fs.inodeAttr(goneIno)).nlink, 0, 'the unlinked file waits for its forget');
+
+  // Unmounted with the kernel still holding it: nothing holds it any more.
+  await drive.close();
+  drive = await vault.open();
+  fs = drive.fs;
+  await t.rejects(async () => await fs.inodeAttr(goneIno), code('ENOENT'), 'closing let go of what the kernel held');
+  t.equal(await used(), usedBefore - 2, 'and both files count no more');
+  await drive.close();
+});
+
 t.test('symlinks, hard links, chmod, chown, utimens', async (t) => {
   const drive = await (await testVault(t)).open();
   const { fs } = drive;

@@ -115,6 +115,7 @@ export async function mountFilesystem(filesystem: Filesystem, mountpoint: string
   kernel.setXattrNames(filesystem.xattrs.knownNames());
   filesystem.xattrs.onNewName = kernel.setXattrNames;
   filesystem.onAttrChange = (ino) => void binding.invalidate(session, ino);
+  filesystem.heldByKernel = (ino) => kernel.nodes.holds(ino);
 
   // Someone may unmount us lazily (umount -l) while files are open: notice and finish.
   const watch = setInterval(() => {

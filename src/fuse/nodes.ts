@@ -125,9 +125,16 @@ export class KernelNodes {
     }
   }
 
-  forget(ino: number, count: number): void {
+  /** Returns true once the kernel holds ino no more. */
+  forget(ino: number, count: number): boolean {
     const node = this.nodes.get(ino);
-    if (node && (node.lookups -= count) <= 0) this.nodes.delete(ino);
+    if (!node || (node.lookups -= count) > 0) return false;
+    this.nodes.delete(ino);
+    return true;
+  }
+
+  holds(ino: number): boolean {
+    return ino === ROOT_INO || this.nodes.has(ino);
   }
 
   /** ino lost the name parent/name (unlink, rmdir, or replaced by a rename). */

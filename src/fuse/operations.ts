@@ -153,7 +153,9 @@ export function kernelHandlers(fs: Filesystem, { binding: b, log, ttl, live }: K
       init: onInit,
       lookup: (req: Req, parent: number, name: string) =>
         answer(req, 'lookup', childName(parent, name), () => fs.lookupIn(parent, name), entryReply(req, parent, name, currentPid())),
-      forget: (ino: number, count: number) => nodes.forget(ino, count),
+      forget: (ino: number, count: number) => {
+        if (nodes.forget(ino, count)) fs.forgotten(ino);
+      },
       getattr: (req: Req, ino: number) => answer(req, 'getattr', () => nameOf(ino), () => fs.inodeAttr(ino), attrReply(req, currentPid())),
       setattr: (req: Req, ino: number, fh: number, valid: number, mode: number, uid: number, gid: number, size: number,
         atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number) => {

@@ -93,6 +93,16 @@ export class Filesystem {
   private readonly dirs: DirStreams;
   /** Told when an inode's attributes change on their own (atime on read), for caches above (the kernel's). */
   onAttrChange?: (ino: number) => void;
+  /**
+   * Whether the kernel holds an inode by number (looked up, not forgotten).
+   * A file whose last name goes while the kernel holds it stays until
+   * forgotten(): the kernel opens what its lookup found by number, so an
+   * open racing the unlink or rename that took the name still opens it,
+   * as on a local disk.
+   */
+  heldByKernel?: (ino: number) => boolean;
+  /** Files with no name left that the kernel still holds. */
+  private readonly keptForKernel = new Map<number, Inode>();
   private readonly log: (message: string) => void;
   private syncTimer?: NodeJS.Timeout;
 
@@ -102,7 +112,7 @@ export class Filesystem {
     this.log = opts.log ?? (() => {});
     this.xattrs = new Xattrs((path) => this.lookup(path), () => this.writable(), (node) => this.touch(node, now(), false), tree);
     this.dirs = new DirStreams(tree, (node) => this.attr(node));
-    tree.inUse = (node) => (this.openCount.get(node.ino) ?? 0) > 0 || (node.isFile && cache.hasDirty(node));
+    tree.inUse = (node) => (this.openCount.get(node.ino) ?? 0) > 0 || (node.isFile && cache.hasDirty(node)) || this.keptForKernel.has(node.ino);
   }
 
   // ---- lookup ----
@@ -394,8 +404,23 @@ export class Filesystem {
 
   private destroyIfUnused(node: Inode): void {
     if (node.nlink > 0 || (this.openCount.get(node.ino) ?? 0) > 0) return;
+    if (this.heldByKernel?.(node.ino)) {
+      this.keptForKernel.set(node.ino, node);
+      return;
+    }
+    this.destroy(node);
+  }
+
+  private destroy(node: Inode): void {
+    this.keptForKernel.delete(node.ino);
     if (node.isFile) this.cache.discard(node);
     this.tree.destroy(node);
+  }
+
+  /** The kernel let go of an inode (heldByKernel is false for it now). */
+  forgotten(ino: number): void {
+    const node = this.keptForKernel.get(ino);
+    if (node) this.destroyIfUnused(node);
   }
 
   /**
@@ -633,6 +658,10 @@ export class Filesystem {
   async close(): Promise<void> {
     if (this.syncTimer) clearInterval(this.syncTimer);
     if (this.readOnly) return;
+    // Unmounted: the kernel holds nothing now, and says so with no forget.
+    for (const node of [...this.keptForKernel.values()]) {
+      if ((this.openCount.get(node.ino) ?? 0) === 0) this.destroy(node);
+    }
     await this.sync();
     await this.tree.compact();
   }
