@@ -217,8 +217,6 @@ static void note_init(session_t *s, const char *buf, size_t len) {
   s->plus_offered = len >= sizeof(*in) + sizeof(uint32_t) * 4 && (arg->flags & FUSE_DO_READDIRPLUS) && s->ops[OP_READDIRPLUS] && plus_wanted;
 }
 
-// READDIRPLUS: (req, ino, fh, size, offset), as readdir. Only asked for
-// when there is a handler (note_init).
 // A raw request for JavaScript, its caller in the context slot.
 static raw_req_t *raw_begin(session_t *s, const struct fuse_in_header *in) {
   raw_req_t *r = malloc(sizeof(*r));
@@ -235,6 +233,8 @@ static napi_value raw_value(napi_env env, raw_req_t *r) {
   return num(env, (double)((uintptr_t)r | 1));
 }
 
+// READDIRPLUS: (req, ino, fh, size, offset), as readdir. Only asked for
+// when there is a handler (note_init).
 static void process_readdirplus(session_t *s, const char *buf, size_t len) {
   const struct fuse_in_header *in = (const void *)buf;
   const struct fuse_read_in *arg = (const void *)(buf + sizeof(*in));
