@@ -177,3 +177,30 @@ t.test('a bulk load writes a tree that reads, changes and flushes like any other
   t.equal(await again.get(key(40_000)), 'new');
   await t.rejects(buildPages(io, [['b', 1], ['a', 2]]), /out of order/);
 });
+
+t.test('a walk through many leaves in order evicts its own leaves before one used alone', async (t) => {
+  const io = new MemoryPages();
+  const pairs: [string, unknown][] = Array.from({ length: 60_000 }, (_, i) => [key(i), { n: i, pad: 'p'.repeat(40) }]);
+  const { root, height } = await buildPages(io, pairs);
+  // Room for about 16 leaves: the walk below reads far more than that.
+  const budget = 16 * 12 * 1024;
+  const tree = PageTree.open(io, root, height, budget);
+  t.same(await tree.get(key(59_000)), { n: 59_000, pad: 'p'.repeat(40) }, 'a lookup far from the walk');
+  const leavesRead = io.reads;
+  let walked = 0;
+  for (let i = 0; i < 40_000; i += 7) if ((await tree.get(key(i))) !== undefined) walked++;
+  t.equal(walked, Math.ceil(40_000 / 7), 'the walk read every key it asked for');
+  t.ok(io.reads - leavesRead > 40, `the walk loaded ${io.reads - leavesRead} pages, many times the budget`);
+  t.ok(tree.residentBytes <= budget, `and stayed within the budget (${tree.residentBytes} bytes)`);
+  const before = io.reads;
+  t.same(await tree.get(key(59_001)), { n: 59_001, pad: 'p'.repeat(40) });
+  t.equal(io.reads - before, 0, 'the leaf used alone is still in memory after the walk');
+  const again = io.reads;
+  await tree.get(key(20_000));
+  t.equal(io.reads - again, 1, 'a leaf from the middle of the walk was evicted');
+  // Loaded again on its own, a leaf that was part of a walk counts as used alone.
+  for (let i = 40_000; i < 58_000; i += 7) await tree.get(key(i));
+  const afterSecondWalk = io.reads;
+  await tree.get(key(20_000));
+  t.equal(io.reads - afterSecondWalk, 0, 'and then it outlives the next walk');
+});
