@@ -27,17 +27,16 @@ t.test('a missing name is asked for once, and every way of making it shows at on
   t.equal((missing.stderr.match(/No such file or directory/g) ?? []).length, 5, 'and each said the name is missing');
 
   // Each name below is looked for (and found missing) first, then made.
-  const makers: [string, string][] = [
-    ['touch', `touch ${m}/n1`],
-    ['mkdir', `mkdir ${m}/n2`],
-    ['ln -s', `ln -s n1 ${m}/n3`],
-    ['ln', `ln ${m}/n1 ${m}/n4`],
-    ['mkfifo', `mkfifo ${m}/n5`],
-    ['mv', `touch ${m}/src && mv ${m}/src ${m}/n6`],
-    ['a write through >', `echo hi > ${m}/n7`],
+  const makers: [name: string, how: string, make: string][] = [
+    ['n1', 'touch', `touch ${m}/n1`],
+    ['n2', 'mkdir', `mkdir ${m}/n2`],
+    ['n3', 'ln -s', `ln -s n1 ${m}/n3`],
+    ['n4', 'ln', `ln ${m}/n1 ${m}/n4`],
+    ['n5', 'mkfifo', `mkfifo ${m}/n5`],
+    ['n6', 'mv', `touch ${m}/src && mv ${m}/src ${m}/n6`],
+    ['n7', 'a write through >', `echo hi > ${m}/n7`],
   ];
-  for (const [how, make] of makers) {
-    const name = make.match(/\/(n\d)\b(?!.*\/n\d)/)![1];
+  for (const [name, how, make] of makers) {
     t.not((await sh(`stat ${m}/${name}`)).code, 0, `${name} is missing before ${how}`);
     t.equal((await sh(make)).code, 0, how);
     t.equal((await sh(`stat ${m}/${name}`)).code, 0, `${how}: the name shows right after`);

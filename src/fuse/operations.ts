@@ -193,8 +193,8 @@ export function kernelHandlers(fs: Filesystem, { binding: b, log, ttl, live }: K
         if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) return b.replyErr(req, errnoOf('EINVAL'));
         let path = '';
         answer(req, 'rename', () => path, async () => {
-          const from = (path = childOf(parent, name));
-          const { moved, replaced, exchanged } = await fs.rename(from, childOf(newParent, newName), {
+          path = childOf(parent, name);
+          const { moved, replaced, exchanged } = await fs.rename(path, childOf(newParent, newName), {
             noReplace: (flags & RENAME_NOREPLACE) !== 0,
             exchange: (flags & RENAME_EXCHANGE) !== 0,
           });
