@@ -109,18 +109,22 @@ static session_t *session_of(fuse_req_t req) {
   return (session_t *)fuse_req_userdata(req);
 }
 
-// Calls the JavaScript handler of op; an exception in it is a bug in veilfs
-// and goes to Node's uncaught-exception path like any other.
-static void call_js(session_t *s, int op, size_t argc, napi_value *argv) {
-  napi_env env = s->env;
+// Calls a JavaScript function; an exception in it is a bug in veilfs and
+// goes to Node's uncaught-exception path like any other.
+static void call_ref(napi_env env, napi_ref ref, size_t argc, napi_value *argv) {
   napi_value fn, undefined;
-  napi_get_reference_value(env, s->ops[op], &fn);
+  napi_get_reference_value(env, ref, &fn);
   napi_get_undefined(env, &undefined);
   if (napi_call_function(env, undefined, fn, argc, argv, NULL) == napi_pending_exception) {
     napi_value err;
     napi_get_and_clear_last_exception(env, &err);
     napi_fatal_exception(env, err);
   }
+}
+
+// Calls the JavaScript handler of op.
+static void call_js(session_t *s, int op, size_t argc, napi_value *argv) {
+  call_ref(s->env, s->ops[op], argc, argv);
 }
 
 // Returns the session of a request whose op has a handler, or NULL once
@@ -475,12 +479,20 @@ static void stop_polling(session_t *s) {
   uv_poll_stop(&s->poll);
 }
 
+// Also reached straight from libuv (the poll failed: someone ran
+// fusermount -u), where no handle scope is open, so it opens its own.
 static void notify_gone(session_t *s) {
-  napi_value fn, undefined;
   if (!s->on_gone) return;
-  napi_get_reference_value(s->env, s->on_gone, &fn);
-  napi_get_undefined(s->env, &undefined);
-  napi_call_function(s->env, undefined, fn, 0, NULL, NULL);
+  napi_env env = s->env;
+  napi_handle_scope scope;
+  napi_open_handle_scope(env, &scope);
+  napi_value resource;
+  napi_create_object(env, &resource);
+  napi_callback_scope callback_scope;
+  napi_open_callback_scope(env, resource, s->async_ctx, &callback_scope);
+  call_ref(env, s->on_gone, 0, NULL);
+  napi_close_callback_scope(env, callback_scope);
+  napi_close_handle_scope(env, scope);
 }
 
 // Reads and dispatches the requests waiting, at most a batch; returns how

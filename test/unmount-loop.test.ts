@@ -2,7 +2,7 @@ import t, { type Test } from 'tap';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { isMounted } from '../src/fuse/mounts.js';
-import { cliEnv, sh, veilfs } from './lib/cli.js';
+import { cliEnv, mountDrive, sh, veilfs } from './lib/cli.js';
 
 /*
  * The README's own steps, over and over: mount --daemon, write, df,
@@ -71,3 +71,24 @@ t.test('after 10,000 closes during commits, a clean unmount leaves no journal to
   t.equal((await sh(`ls ${m} | wc -l`)).stdout.trim(), '10000', 'every file is there');
   t.equal((await veilfs(['unmount', m], cli.env)).code, 0);
 });
+
+// The kernel drops the connection at once when someone else unmounts
+// (fusermount -u, umount), and the daemon learns of it from a failed poll
+// of /dev/fuse, outside any request. It used to abort there (a V8 fatal
+// error with a native stack trace) instead of storing what it had.
+for (const command of ['fusermount -u', 'umount']) {
+  t.test(`unmounted from outside by ${command}: the daemon stores everything and exits cleanly`, async (t) => {
+    const { cli, m } = await freshVault(t);
+    const drive = await mountDrive(t, cli, m);
+    writeFileSync(path.join(m, 'kept'), 'written before the unmount');
+    t.equal((await sh(`${command} ${m}`)).code, 0, command);
+    const code = await Promise.race([drive.exited, new Promise((r) => setTimeout(() => r('still running after 30 s'), 30_000))]);
+    t.equal(code, 0, 'the daemon exited with 0');
+    t.notMatch(drive.stderr(), /FATAL|Native stack trace/, 'no crash');
+    t.match(drive.stderr(), /everything is stored/, 'it says so');
+    const again = await mountDrive(t, cli, m);
+    t.equal(readFileSync(path.join(m, 'kept'), 'utf8'), 'written before the unmount', 'the file is there at the next mount');
+    t.notMatch(again.stderr(), /resuming/, 'nothing was left in the journal to replay');
+    t.equal((await again.unmount()).code, 0);
+  });
+}

@@ -75,6 +75,8 @@ export interface MountHandle {
   mountpoint: string;
   child: ChildProcess;
   stderr(): string;
+  /** The daemon's exit code, once it exited. */
+  exited: Promise<number | null>;
   /** Clean unmount through the CLI; resolves when the daemon has exited. */
   unmount(): Promise<RunResult>;
   /** kill -9 of the daemon, then detach the dead mount. */
@@ -103,6 +105,7 @@ export async function mountDrive(t: T, cli: CliEnv, mountpoint: string, extra: s
     mountpoint,
     child,
     stderr: () => stderr,
+    exited,
     unmount: async () => {
       const result = await veilfs(['unmount', mountpoint], cli.env);
       await exited;
