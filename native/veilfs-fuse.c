@@ -23,7 +23,7 @@
 #include <linux/fuse.h>
 
 // Version of the contract between this file and src/fuse/binding.ts.
-#define CONTRACT 4
+#define CONTRACT 5
 
 enum {
   OP_INIT, OP_LOOKUP, OP_FORGET, OP_GETATTR, OP_SETATTR, OP_READLINK, OP_MKNOD,
@@ -954,15 +954,18 @@ static napi_value js_reply_dir(napi_env env, napi_callback_info info) {
 }
 
 // replyDirPlus(req, size, timeout, names joined by "/", Float64Array of
-// PLUS_FIELDS per name: the attribute slot's layout, then the cookie,
-// withAttrs) -> how many entries fit. With attributes the kernel takes a
-// lookup reference on each entry sent but "." and ".."; those, and every
-// entry of a listing without attributes, go without a node id, which the
-// kernel reads as a plain entry.
-#define PLUS_FIELDS (A_COUNT + 1)
+// PLUS_FIELDS per name: the attribute slot's layout, then the cookie, then
+// 1 for an entry with attributes) -> how many entries fit. The kernel takes
+// a lookup reference on each entry sent with attributes but "." and "..";
+// those, and every entry without attributes (of which only the number and
+// the type count), go without a node id, which the kernel reads as a
+// plain entry.
+#define PLUS_COOKIE A_COUNT
+#define PLUS_WITH_ATTRS (A_COUNT + 1)
+#define PLUS_FIELDS (A_COUNT + 2)
 static napi_value js_reply_dir_plus(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6];
+  size_t argc = 5;
+  napi_value argv[5];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   double req = get_double(env, argv[0]);
   if (!is_raw(req)) {
@@ -974,8 +977,6 @@ static napi_value js_reply_dir_plus(napi_env env, napi_callback_info info) {
   char *names = get_string(env, argv[3]);
   size_t count = 0;
   const double *meta = get_doubles(env, argv[4], &count);
-  bool with_attrs = false;
-  napi_get_value_bool(env, argv[5], &with_attrs);
   char *out = listing_buffer(size);
   size_t used = 0, entries = 0;
   uint64_t valid_sec = (uint64_t)timeout;
@@ -990,30 +991,32 @@ static napi_value js_reply_dir_plus(napi_env env, napi_callback_info info) {
     // The buffer is reused: no stale bytes in the padding.
     memset(d, 0, need);
     int dot = strcmp(name, ".") == 0 || strcmp(name, "..") == 0;
-    d->entry_out.nodeid = dot || !with_attrs ? 0 : (uint64_t)m[A_INO];
-    d->entry_out.generation = 1;
-    d->entry_out.entry_valid = d->entry_out.attr_valid = valid_sec;
-    d->entry_out.entry_valid_nsec = d->entry_out.attr_valid_nsec = valid_nsec;
-    struct fuse_attr *a = &d->entry_out.attr;
-    a->ino = (uint64_t)m[A_INO];
-    a->mode = (uint32_t)m[A_MODE];
-    a->nlink = (uint32_t)m[A_NLINK];
-    a->uid = (uint32_t)m[A_UID];
-    a->gid = (uint32_t)m[A_GID];
-    a->rdev = (uint32_t)m[A_RDEV];
-    a->size = (uint64_t)m[A_SIZE];
-    a->blocks = (uint64_t)m[A_BLOCKS];
-    a->blksize = (uint32_t)m[A_BLKSIZE];
-    a->atime = (uint64_t)(int64_t)m[A_ATIME];
-    a->atimensec = (uint32_t)m[A_ATIME_NS];
-    a->mtime = (uint64_t)(int64_t)m[A_MTIME];
-    a->mtimensec = (uint32_t)m[A_MTIME_NS];
-    a->ctime = (uint64_t)(int64_t)m[A_CTIME];
-    a->ctimensec = (uint32_t)m[A_CTIME_NS];
-    d->dirent.ino = a->ino;
-    d->dirent.off = (uint64_t)m[A_COUNT];
+    if (!dot && m[PLUS_WITH_ATTRS] != 0) {
+      d->entry_out.nodeid = (uint64_t)m[A_INO];
+      d->entry_out.generation = 1;
+      d->entry_out.entry_valid = d->entry_out.attr_valid = valid_sec;
+      d->entry_out.entry_valid_nsec = d->entry_out.attr_valid_nsec = valid_nsec;
+      struct fuse_attr *a = &d->entry_out.attr;
+      a->ino = (uint64_t)m[A_INO];
+      a->mode = (uint32_t)m[A_MODE];
+      a->nlink = (uint32_t)m[A_NLINK];
+      a->uid = (uint32_t)m[A_UID];
+      a->gid = (uint32_t)m[A_GID];
+      a->rdev = (uint32_t)m[A_RDEV];
+      a->size = (uint64_t)m[A_SIZE];
+      a->blocks = (uint64_t)m[A_BLOCKS];
+      a->blksize = (uint32_t)m[A_BLKSIZE];
+      a->atime = (uint64_t)(int64_t)m[A_ATIME];
+      a->atimensec = (uint32_t)m[A_ATIME_NS];
+      a->mtime = (uint64_t)(int64_t)m[A_MTIME];
+      a->mtimensec = (uint32_t)m[A_MTIME_NS];
+      a->ctime = (uint64_t)(int64_t)m[A_CTIME];
+      a->ctimensec = (uint32_t)m[A_CTIME_NS];
+    }
+    d->dirent.ino = (uint64_t)m[A_INO];
+    d->dirent.off = (uint64_t)m[PLUS_COOKIE];
     d->dirent.namelen = namelen;
-    d->dirent.type = (a->mode & S_IFMT) >> 12;
+    d->dirent.type = ((uint32_t)m[A_MODE] & S_IFMT) >> 12;
     memcpy(d->dirent.name, name, namelen);
     used += need;
     entries++;

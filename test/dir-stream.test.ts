@@ -6,6 +6,10 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { cliEnv, mountDrive, veilfs } from './lib/cli.js';
 import { testVault } from './lib/drive.js';
+import { CountingStore } from './lib/counting-store.js';
+import { tempDir } from './lib/tmp.js';
+import { LocalStore } from '../src/store/local.js';
+import { S_IFMT, S_IFREG } from '../src/meta/inode.js';
 
 const PROBE = path.join(path.dirname(fileURLToPath(import.meta.url)), 'lib/dir_stream.py');
 const pad = (i: number) => `f${String(i).padStart(5, '0')}`;
@@ -60,6 +64,74 @@ t.test('listing a piece at a time: cookies stay valid while entries come and go'
   fs.releasedir(fd);
   await t.rejects(fs.readdirAt(fd, 0), { code: 'EBADF' }, 'a closed stream');
   await t.rejects(fs.opendir(`/d/${pad(1)}`), { code: 'ENOTDIR' });
+});
+
+t.test('a listing leaves out the attributes of the inodes the caller has, without loading them', async (t) => {
+  const store = new CountingStore(new LocalStore(path.join(tempDir(t), 's')));
+  const vault = await testVault(t, { store });
+  let drive = await vault.open();
+  await drive.fs.mkdir('/d', 0o755);
+  const N = 2000;
+  for (let i = 0; i < N; i++) {
+    const fd = await drive.fs.create(`/d/${pad(i)}`, 0o640);
+    await drive.fs.write(fd, Buffer.alloc(i % 7), 0);
+    drive.fs.release(fd);
+  }
+  await drive.close();
+  /** The whole listing from a fresh open with a small page budget, and the store reads it took. */
+  const listAll = async (known: (ino: number) => boolean) => {
+    drive = await vault.open({ cacheSize: 1 << 20 });
+    const before = store.gets;
+    const fd = await drive.fs.opendir('/d');
+    const all = { names: [] as string[], modes: [] as number[], sizes: [] as (number | undefined)[] };
+    for (let cookie = 0; ;) {
+      const piece = await drive.fs.readdirAt(fd, cookie, { bytes: 32768, attrs: true, known });
+      if (piece.names.length === 0) break;
+      all.names.push(...piece.names);
+      all.modes.push(...piece.modes);
+      all.sizes.push(...piece.attrs.map((a) => a?.size));
+      cookie = piece.cookies[piece.cookies.length - 1];
+    }
+    drive.fs.releasedir(fd);
+    const gets = store.gets - before;
+    await drive.close();
+    return { ...all, gets };
+  };
+  const known = await listAll(() => true);
+  const unknown = await listAll(() => false);
+  t.equal(known.names.length, N + 2, 'every entry and the dots');
+  t.same(known.names, unknown.names, 'the same names either way');
+  t.ok(known.sizes.every((s) => s === undefined), 'no attributes for the inodes the caller has');
+  t.ok(known.modes.slice(2).every((m) => (m & S_IFMT) === S_IFREG), 'but each entry\'s type');
+  t.same(unknown.sizes.slice(2), Array.from({ length: N }, (_, i) => i % 7), 'all attributes for the others');
+  t.ok(known.gets * 2 < unknown.gets, `their inodes were not loaded: ${known.gets} store reads, against ${unknown.gets}`);
+});
+
+t.test('cookies survive a rewind: the same name keeps its cookie, a name made since gets one that works', async (t) => {
+  const vault = await testVault(t);
+  const drive = await vault.open();
+  t.teardown(() => drive.close());
+  const fs = drive.fs;
+  await fs.mkdir('/d', 0o755);
+  for (let i = 0; i < 600; i += 2) fs.release(await fs.create(`/d/${pad(i)}`, 0o644));
+  const fd = await fs.opendir('/d');
+  const read = async () => {
+    const cookies = new Map<string, number>();
+    for (let cookie = 0; ;) {
+      const piece = await fs.readdirAt(fd, cookie);
+      if (piece.names.length === 0) return cookies;
+      piece.names.forEach((n, i) => cookies.set(n, piece.cookies[i]));
+      cookie = piece.cookies[piece.cookies.length - 1];
+    }
+  };
+  const first = await read();
+  fs.release(await fs.create(`/d/${pad(301)}`, 0o644));
+  const second = await read();
+  t.same([...first].filter(([n]) => second.get(n) !== first.get(n)), [], 'every name listed before has its old cookie');
+  const added = second.get(pad(301));
+  t.ok(added !== undefined && ![...first.values()].includes(added), 'the new name has a cookie of its own');
+  t.same((await fs.readdirAt(fd, added!)).names.slice(0, 2), [pad(302), pad(304)], 'and the listing resumes right after it');
+  fs.releasedir(fd);
 });
 
 t.test('seekdir and telldir through a real mount, while the directory changes', async (t) => {

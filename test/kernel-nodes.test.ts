@@ -3,7 +3,7 @@ import { KernelNodes } from '../src/fuse/nodes.js';
 
 // Inode numbers as the kernel would hand them back: 1 is the root.
 t.test('paths follow renames of any ancestor, one change each', async (t) => {
-  const n = new KernelNodes();
+  const n = new KernelNodes(600);
   n.remember(1, 'a', 10);
   n.remember(10, 'b', 11);
   n.remember(11, 'f', 12);
@@ -18,7 +18,7 @@ t.test('paths follow renames of any ancestor, one change each', async (t) => {
 });
 
 t.test('a rename over a name takes that name from the inode it had', async (t) => {
-  const n = new KernelNodes();
+  const n = new KernelNodes(600);
   n.remember(1, 'old', 20);
   n.remember(1, 'new', 21);
   n.removed(20, 1, 'old');
@@ -28,7 +28,7 @@ t.test('a rename over a name takes that name from the inode it had', async (t) =
 });
 
 t.test('hard links: one inode, any of its names; removing one keeps the others', async (t) => {
-  const n = new KernelNodes();
+  const n = new KernelNodes(600);
   n.remember(1, 'd', 5);
   n.remember(5, 'x', 30);
   n.remember(1, 'y', 30);
@@ -46,7 +46,7 @@ t.test('hard links: one inode, any of its names; removing one keeps the others',
 });
 
 t.test('forget drops an inode only when every lookup is forgotten', async (t) => {
-  const n = new KernelNodes();
+  const n = new KernelNodes(600);
   n.remember(1, 'f', 40);
   n.remember(1, 'f', 40);
   n.forget(40, 1);
@@ -59,7 +59,7 @@ t.test('forget drops an inode only when every lookup is forgotten', async (t) =>
 });
 
 t.test('a directory removed while held leaves its children without paths', async (t) => {
-  const n = new KernelNodes();
+  const n = new KernelNodes(600);
   n.remember(1, 'gone', 50);
   n.remember(50, 'child', 51);
   n.removed(50, 1, 'gone');
@@ -68,7 +68,7 @@ t.test('a directory removed while held leaves its children without paths', async
 });
 
 t.test('past its bound the table offers the inodes looked up longest ago, and stays near the bound', async (t) => {
-  const n = new KernelNodes();
+  const n = new KernelNodes(600);
   const offered: number[][] = [];
   // A kernel that drops every inode offered except 1000 (say, an open file).
   n.limitTo(64, (inos, count) => {
@@ -93,11 +93,33 @@ t.test('past its bound the table offers the inodes looked up longest ago, and st
 });
 
 t.test('a kernel that cannot drop inodes is asked once', async (t) => {
-  const n = new KernelNodes();
+  const n = new KernelNodes(600);
   let calls = 0;
   n.limitTo(16, () => (calls++, false));
   for (let i = 0; i < 500; i++) n.remember(1, `f${i}`, 100 + i);
   t.equal(calls, 1);
   t.equal(n.size, 500, 'then the table holds what the kernel holds');
   t.equal(n.bound, null, 'and reports no bound');
+});
+
+t.test('attributes the kernel was handed stay fresh until something makes it drop them, or half their validity passed', async (t) => {
+  const n = new KernelNodes(0.04); // valid 40 ms: fresh for 20
+  t.notOk(n.attrsFresh(30), 'nothing handed yet');
+  n.remember(1, 'a', 30);
+  n.remember(1, 'b', 31);
+  n.remember(1, 'c', 32);
+  t.ok(n.attrsFresh(30), 'just looked up');
+  n.attrsStale(30);
+  t.notOk(n.attrsFresh(30), 'after a write, a read, a name made in it...');
+  n.remember(1, 'a', 30);
+  t.ok(n.attrsFresh(30), 'handed again');
+  n.removed(31, 1, 'b');
+  t.notOk(n.attrsFresh(31), 'a name gone: its link count changed');
+  n.renamed(32, 1, 'c', 1, 'd');
+  t.notOk(n.attrsFresh(32), 'renamed: its ctime changed');
+  await new Promise((r) => setTimeout(r, 30));
+  t.notOk(n.attrsFresh(30), 'past half the validity');
+  n.forget(30, 2);
+  n.remember(1, 'a', 30);
+  t.ok(n.attrsFresh(30), 'forgotten and looked up again');
 });

@@ -4,6 +4,7 @@ import { subkey } from '../src/crypto/keys.js';
 import { initDrive, openDrive } from '../src/drive.js';
 import { unlockVault } from '../src/format/vault.js';
 import { PagedFormat } from '../src/meta/formats.js';
+import { PageTree } from '../src/meta/pagetree.js';
 import { LocalState } from '../src/meta/local-state.js';
 import { MetaLog } from '../src/meta/metalog.js';
 import { Tree } from '../src/meta/tree.js';
@@ -245,4 +246,41 @@ t.test('a close while a commit is still writing notes its changes without waitin
   t.equal(journal.length, 0, 'the next commit holds them');
   exists = await afterCrash();
   t.ok(await exists('file-301'), 'and the store has them');
+});
+
+// The daemon has one thread: a commit that applied its changes without a
+// pause held up every request of the kernel until it was done (a `find`
+// right after creating 100,000 files waited 100 ms for one).
+t.test('a commit of many changes lets waiting I/O callbacks run while it applies them', async (t) => {
+  const dir = tempDir(t);
+  const store = new LocalStore(path.join(dir, 'store'));
+  const cacheDir = path.join(dir, 'cache');
+  await initDrive(store, PASSPHRASE, { kdfLogN: 10, cacheDir });
+  const drive = await openDrive(store, { passphrase: PASSPHRASE, cacheDir, log: () => {}, syncIntervalMs: 600_000 });
+  t.teardown(() => drive.close());
+  await drive.fs.mkdir('/d', 0o755);
+  for (let i = 0; i < 20_000; i++) drive.fs.release(await drive.fs.create(`/d/f${i}`, 0o644));
+  // Changes applied to the map between two I/O-phase callbacks, at most.
+  const set = PageTree.prototype.set;
+  t.teardown(() => void (PageTree.prototype.set = set));
+  let applied = 0;
+  let most = 0;
+  let total = 0;
+  PageTree.prototype.set = function (this: PageTree, ...args: Parameters<PageTree['set']>) {
+    applied++;
+    total++;
+    return set.apply(this, args);
+  };
+  let committed = false;
+  const tick = () => {
+    most = Math.max(most, applied);
+    applied = 0;
+    if (!committed) setImmediate(tick);
+  };
+  setImmediate(tick);
+  await drive.fs.sync();
+  committed = true;
+  tick();
+  t.ok(total >= 40_000, `the commit applied ${total} changes (an inode and an entry per file)`);
+  t.ok(most <= 1024, `at most ${most} of them without a pause`);
 });

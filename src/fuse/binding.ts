@@ -30,16 +30,15 @@ export interface FuseBinding {
   /** Returns how many entries fitted in size bytes. */
   replyDir(req: Req, size: number, names: string, meta: Float64Array): number;
   /**
-   * Answers a readdirplus request: PLUS_FIELDS numbers per name (putAttr's
-   * order, then the cookie). Returns how many entries fitted; withAttrs,
-   * the kernel now holds each of them but "." and "..", else none (a plain
-   * listing: only the number and type count).
+   * Answers a readdirplus request: PLUS_FIELDS numbers per name (putPlusEntry).
+   * Returns how many entries fitted; the kernel now holds each of those
+   * sent with attributes but "." and "..".
    */
-  replyDirPlus(req: Req, size: number, timeout: number, names: string, meta: Float64Array, withAttrs: boolean): number;
+  replyDirPlus(req: Req, size: number, timeout: number, names: string, meta: Float64Array): number;
 }
 
 /** The contract version of native/veilfs-fuse.c this code speaks. */
-const CONTRACT = 4;
+const CONTRACT = 5;
 
 const attrSlot = new Float64Array(15);
 const contextSlot = new Float64Array(4);
@@ -55,8 +54,21 @@ export function loadBinding(): FuseBinding {
   return (loaded = binding);
 }
 
-/** Numbers per entry of replyDirPlus: the attributes, then the cookie. */
-export const PLUS_FIELDS = 16;
+/** Numbers per entry of replyDirPlus: the attributes, the cookie, and 1 for an entry with attributes. */
+export const PLUS_FIELDS = 17;
+const PLUS_COOKIE = 15;
+const PLUS_WITH_ATTRS = 16;
+
+/** Puts a replyDirPlus entry at `at`: with all of attrs, or else only its number and mode (the type). */
+export function putPlusEntry(meta: Float64Array, at: number, ino: number, mode: number, cookie: number, attrs: Attr | undefined): void {
+  if (attrs) putAttr(attrs, meta, at);
+  else {
+    meta[at] = ino;
+    meta[at + 1] = mode;
+  }
+  meta[at + PLUS_COOKIE] = cookie;
+  meta[at + PLUS_WITH_ATTRS] = attrs ? 1 : 0;
+}
 
 /** Puts attributes where the next replyEntry/replyAttr/replyCreate takes them from (or at `at` in another array). */
 export function putAttr(a: Attr, into: Float64Array = attrSlot, at = 0): void {

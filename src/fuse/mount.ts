@@ -114,7 +114,10 @@ export async function mountFilesystem(filesystem: Filesystem, mountpoint: string
   // Lets the adapter answer the kernel's many getxattr calls for names no file has.
   kernel.setXattrNames(filesystem.xattrs.knownNames());
   filesystem.xattrs.onNewName = kernel.setXattrNames;
-  filesystem.onAttrChange = (ino) => void binding.invalidate(session, ino);
+  filesystem.onAttrChange = (ino) => {
+    kernel.nodes.attrsStale(ino);
+    binding.invalidate(session, ino);
+  };
   filesystem.heldByKernel = (ino) => kernel.nodes.holds(ino);
 
   // Someone may unmount us lazily (umount -l) while files are open: notice and finish.

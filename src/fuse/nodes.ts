@@ -14,6 +14,8 @@ interface KernelNode {
   name: string;
   /** Other names of a hard link the kernel reached it by. */
   aliases?: Name[];
+  /** When the kernel last got the inode with its name and attributes (Date.now()), 0: it may have dropped some attributes since. */
+  attrsAt: number;
 }
 
 /**
@@ -30,6 +32,11 @@ interface KernelNode {
  */
 export class KernelNodes {
   private readonly nodes = new Map<number, KernelNode>();
+  /**
+   * How long after a lookup the kernel surely still has what it got: half
+   * the validity the replies give, so it never runs out meanwhile.
+   */
+  private readonly freshMs: number;
   private limit = Infinity;
   private drop?: (inos: Float64Array, count: number) => boolean;
   private readonly candidates = new Float64Array(PRUNE_BATCH);
@@ -39,6 +46,11 @@ export class KernelNodes {
    */
   private step = 0;
   private sincePrune = 0;
+
+  /** ttlSeconds: how long the replies let the kernel keep names and attributes. */
+  constructor(ttlSeconds: number) {
+    this.freshMs = (ttlSeconds * 1000) / 2;
+  }
 
   /**
    * Keeps about limit inodes: past it, the ones looked up longest ago are
@@ -82,8 +94,9 @@ export class KernelNodes {
   remember(parent: number, name: string, ino: number): void {
     if (ino === ROOT_INO) return;
     const node = this.nodes.get(ino);
+    const now = Date.now();
     if (!node) {
-      this.nodes.set(ino, { lookups: 1, parent, name });
+      this.nodes.set(ino, { lookups: 1, parent, name, attrsAt: now });
       if (this.nodes.size > this.limit && ++this.sincePrune >= this.step) this.offerOldest();
       return;
     }
@@ -93,6 +106,7 @@ export class KernelNodes {
       this.nodes.set(ino, node);
     }
     node.lookups++;
+    node.attrsAt = now;
     if (node.parent === parent && node.name === name) return;
     if (node.parent !== 0 && !node.aliases?.some(([p, n]) => p === parent && n === name)) (node.aliases ??= []).push([node.parent, node.name]);
     node.parent = parent;
@@ -137,10 +151,33 @@ export class KernelNodes {
     return ino === ROOT_INO || this.nodes.has(ino);
   }
 
+  /**
+   * Whether the kernel surely has ino's current attributes: it was handed
+   * them lately, and nothing has happened to the inode since that makes
+   * the kernel drop some of them (attrsStale). A listing can leave them
+   * out. A wrong false costs a listing entry's attributes, a wrong true a
+   * GETATTR or a LOOKUP later, never a stale answer: the kernel decides by
+   * its own cache.
+   */
+  attrsFresh(ino: number): boolean {
+    const node = this.nodes.get(ino);
+    return node !== undefined && node.attrsAt !== 0 && Date.now() - node.attrsAt < this.freshMs;
+  }
+
+  /**
+   * Something happened to ino that makes the kernel drop cached attributes
+   * (a write, a read's atime, a name made or removed in a directory).
+   */
+  attrsStale(ino: number): void {
+    const node = this.nodes.get(ino);
+    if (node) node.attrsAt = 0;
+  }
+
   /** ino lost the name parent/name (unlink, rmdir, or replaced by a rename). */
   removed(ino: number, parent: number, name: string): void {
     const node = this.nodes.get(ino);
     if (!node) return;
+    node.attrsAt = 0;
     if (node.parent === parent && node.name === name) {
       const next = node.aliases?.pop();
       [node.parent, node.name] = next ?? [0, ''];

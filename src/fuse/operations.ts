@@ -4,7 +4,7 @@ import type { Attr } from '../vfs/attr.js';
 import { UTIME_NOW, UTIME_OMIT, type Filesystem, type Place, type Timespec } from '../vfs/filesystem.js';
 import { missingXattrError } from '../vfs/xattrs.js';
 import { AttributeReaders } from './attribute-readers.js';
-import { currentCaller, currentPid, PLUS_FIELDS, putAbsent, putAttr, type FuseBinding, type Req } from './binding.js';
+import { currentCaller, currentPid, PLUS_FIELDS, putAbsent, putAttr, putPlusEntry, type FuseBinding, type Req } from './binding.js';
 import { errnoOf, toErrno } from './errno.js';
 import { KernelNodes } from './nodes.js';
 
@@ -47,9 +47,10 @@ const timeOf = (valid: number, given: number, now: number, sec: number, nsec: nu
  * reply, and errors become errno values in errno.ts only.
  */
 export function kernelHandlers(fs: Filesystem, { binding: b, log, ttl, live }: KernelLink, onInit: (protocolMinor: number) => void) {
-  const nodes = new KernelNodes();
+  const nodes = new KernelNodes(ttl);
   const attributeReaders = new AttributeReaders();
   const readsAttributes = () => attributeReaders.saw(currentPid());
+  const kernelHasAttrs = (ino: number) => nodes.attrsFresh(ino);
   /** Walking into directories is what find -name does too; reaching anything else is reading attributes. */
   const sawAttributesRead = (pid: number, a: Attr) => {
     if ((a.mode & S_IFMT) !== S_IFDIR) attributeReaders.saw(pid);
@@ -137,13 +138,17 @@ export function kernelHandlers(fs: Filesystem, { binding: b, log, ttl, live }: K
   const make = (req: Req, op: string, parent: number, name: string, run: (place: Place) => Promise<void>) => {
     answer(req, op, childName(parent, name), async () => {
       await run({ dir: parent, name });
+      nodes.attrsStale(parent);
       return fs.lookupIn(parent, name);
     }, entryReply(req, parent, name));
   };
 
   /** Removes parent/name; the kernel keeps the inode (by number) until it forgets it. */
   const remove = (req: Req, op: string, parent: number, name: string, run: (place: Place) => Promise<number>) => {
-    answer(req, op, childName(parent, name), async () => nodes.removed(await run({ dir: parent, name }), parent, name), done(req));
+    answer(req, op, childName(parent, name), async () => {
+      nodes.removed(await run({ dir: parent, name }), parent, name);
+      nodes.attrsStale(parent);
+    }, done(req));
   };
 
   return {
@@ -172,7 +177,10 @@ export function kernelHandlers(fs: Filesystem, { binding: b, log, ttl, live }: K
           fs.noteAhead(ino);
         });
       },
-      readlink: (req: Req, ino: number) => answer(req, 'readlink', () => nameOf(ino), () => fs.readlink(ino), (t) => b.replyReadlink(req, t)),
+      readlink: (req: Req, ino: number) => {
+        nodes.attrsStale(ino);
+        answer(req, 'readlink', () => nameOf(ino), () => fs.readlink(ino), (t) => b.replyReadlink(req, t));
+      },
       mknod: (req: Req, parent: number, name: string, mode: number, rdev: number) => {
         const caller = currentCaller();
         make(req, 'mknod', parent, name, (place) => fs.mknod(place, mode, rdev, caller));
@@ -198,6 +206,8 @@ export function kernelHandlers(fs: Filesystem, { binding: b, log, ttl, live }: K
             noReplace: (flags & RENAME_NOREPLACE) !== 0,
             exchange: (flags & RENAME_EXCHANGE) !== 0,
           });
+          nodes.attrsStale(parent);
+          nodes.attrsStale(newParent);
           if (replaced !== undefined) nodes.removed(replaced, newParent, newName);
           nodes.renamed(moved, parent, name, newParent, newName);
           if (exchanged !== undefined && exchanged !== moved) nodes.renamed(exchanged, newParent, newName, parent, name);
@@ -206,15 +216,21 @@ export function kernelHandlers(fs: Filesystem, { binding: b, log, ttl, live }: K
       create: (req: Req, parent: number, name: string, mode: number, flags: number) => {
         const caller = currentCaller();
         answer(req, 'create', childName(parent, name), () => fs.create({ dir: parent, name }, mode, flags, caller), (fd) => {
+          nodes.attrsStale(parent);
           const a = fs.fgetattr(fd);
           nodes.remember(parent, name, a.ino);
           putAttr(a);
           b.replyCreate(req, ttl, fd);
         });
       },
-      open: (req: Req, ino: number, flags: number) =>
-        answer(req, 'open', () => nameOf(ino), () => fs.openIno(ino, flags), (fd) => b.replyOpen(req, fd, false, !fs.flushes(fd))),
+      // Opening (O_TRUNC), reading (atime), writing and changing extended
+      // attributes (ctime) make the kernel drop some of its attributes.
+      open: (req: Req, ino: number, flags: number) => {
+        nodes.attrsStale(ino);
+        answer(req, 'open', () => nameOf(ino), () => fs.openIno(ino, flags), (fd) => b.replyOpen(req, fd, false, !fs.flushes(fd)));
+      },
       read: (req: Req, ino: number, fh: number, size: number, offset: number) => {
+        nodes.attrsStale(ino);
         const buf = readBuffers.pop() ?? Buffer.allocUnsafe(MAX_READ);
         const keep = () => void (readBuffers.length < READ_BUFFERS_KEPT && readBuffers.push(buf));
         answer(req, 'read', () => nameOf(ino), () => fs.read(fh, buf, Math.min(size, MAX_READ), offset), (n) => {
@@ -222,39 +238,44 @@ export function kernelHandlers(fs: Filesystem, { binding: b, log, ttl, live }: K
           keep();
         });
       },
-      write: (req: Req, ino: number, fh: number, data: Buffer, offset: number) =>
-        answer(req, 'write', () => nameOf(ino), () => fs.write(fh, data, offset), (n) => b.replyWrite(req, n)),
+      write: (req: Req, ino: number, fh: number, data: Buffer, offset: number) => {
+        nodes.attrsStale(ino);
+        answer(req, 'write', () => nameOf(ino), () => fs.write(fh, data, offset), (n) => b.replyWrite(req, n));
+      },
       flush: (req: Req, ino: number, fh: number) => answer(req, 'flush', () => nameOf(ino), () => fs.flush(fh), done(req)),
       release: (req: Req, ino: number, fh: number) => answer(req, 'release', () => nameOf(ino), () => fs.release(fh), done(req)),
       fsync: (req: Req, ino: number, fh: number) => answer(req, 'fsync', () => nameOf(ino), () => fs.fsync(fh), done(req)),
       opendir: (req: Req, ino: number) =>
         answer(req, 'opendir', () => nameOf(ino), () => fs.opendirIno(ino), (fd) => b.replyOpen(req, fd, false, false)),
-      readdir: (req: Req, ino: number, fh: number, size: number, offset: number) =>
+      // Listing a directory is reading it: the kernel drops its atime.
+      readdir: (req: Req, ino: number, fh: number, size: number, offset: number) => {
+        nodes.attrsStale(ino);
         answer(req, 'readdir', () => nameOf(ino), () => fs.readdirAt(fh, offset), (piece) => {
           const meta = listingNumbers(piece.names.length * 3);
           for (let i = 0; i < piece.names.length; i++) {
-            meta[i * 3] = piece.attrs[i].ino;
-            meta[i * 3 + 1] = piece.attrs[i].mode;
+            meta[i * 3] = piece.inos[i];
+            meta[i * 3 + 1] = piece.modes[i];
             meta[i * 3 + 2] = piece.cookies[i];
           }
           b.replyDir(req, size, piece.names.join('/'), meta);
-        }),
+        });
+      },
       // A listing that carries each entry's attributes: what `ls -l` and
-      // `find` would otherwise ask for with a lookup per entry.
-      // Only for a caller that reads attributes (AttributeReaders says why).
+      // `find` would otherwise ask for with a lookup per entry. Only for a
+      // caller that reads attributes (AttributeReaders says why), and only
+      // those the kernel may not have (KernelNodes.attrsFresh).
       readdirplus: (req: Req, ino: number, fh: number, size: number, offset: number) => {
+        nodes.attrsStale(ino);
         const attrs = attributeReaders.has(currentPid());
-        answer(req, 'readdir', () => nameOf(ino), () => fs.readdirAt(fh, offset, { bytes: size, attrs }), (piece) => {
+        answer(req, 'readdir', () => nameOf(ino), () => fs.readdirAt(fh, offset, { bytes: size, attrs, known: kernelHasAttrs }), (piece) => {
           const meta = listingNumbers(piece.names.length * PLUS_FIELDS);
           for (let i = 0; i < piece.names.length; i++) {
-            putAttr(piece.attrs[i], meta, i * PLUS_FIELDS);
-            meta[i * PLUS_FIELDS + PLUS_FIELDS - 1] = piece.cookies[i];
+            putPlusEntry(meta, i * PLUS_FIELDS, piece.inos[i], piece.modes[i], piece.cookies[i], piece.attrs[i]);
           }
-          const sent = b.replyDirPlus(req, size, ttl, piece.names.join('/'), meta, attrs);
+          const sent = b.replyDirPlus(req, size, ttl, piece.names.join('/'), meta);
           // After the reply: the kernel's forgets of these come as later requests.
-          for (let i = 0; attrs && i < sent; i++) {
-            const name = piece.names[i];
-            if (name !== '.' && name !== '..') nodes.remember(ino, name, piece.attrs[i].ino);
+          for (let i = 0; i < sent; i++) {
+            if (piece.attrs[i]) nodes.remember(ino, piece.names[i], piece.inos[i]);
           }
         });
       },
@@ -266,8 +287,10 @@ export function kernelHandlers(fs: Filesystem, { binding: b, log, ttl, live }: K
         const caller = currentCaller();
         answer(req, 'access', () => nameOf(ino), () => fs.inodeAccess(ino, mask, caller), done(req));
       },
-      setxattr: (req: Req, ino: number, name: string, value: Buffer, flags: number) =>
-        answer(req, 'setxattr', () => nameOf(ino), () => fs.xattrs.set(ino, name, value, flags), done(req)),
+      setxattr: (req: Req, ino: number, name: string, value: Buffer, flags: number) => {
+        nodes.attrsStale(ino);
+        answer(req, 'setxattr', () => nameOf(ino), () => fs.xattrs.set(ino, name, value, flags), done(req));
+      },
       getxattr: (req: Req, ino: number, name: string, size: number) => {
         readsAttributes();
         // The kernel asks for security.* and ACL names on every write and
@@ -281,8 +304,10 @@ export function kernelHandlers(fs: Filesystem, { binding: b, log, ttl, live }: K
         answer(req, 'listxattr', () => nameOf(ino), () => fs.xattrs.list(ino, caller.uid),
           (names) => xattrReply(req, Buffer.from(names.map((n) => `${n}\0`).join('')), size));
       },
-      removexattr: (req: Req, ino: number, name: string) =>
-        answer(req, 'removexattr', () => nameOf(ino), () => fs.xattrs.remove(ino, name), done(req)),
+      removexattr: (req: Req, ino: number, name: string) => {
+        nodes.attrsStale(ino);
+        answer(req, 'removexattr', () => nameOf(ino), () => fs.xattrs.remove(ino, name), done(req));
+      },
     },
   };
 

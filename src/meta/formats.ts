@@ -4,6 +4,7 @@ import { getChecked } from '../store/checked-get.js';
 import type { ObjectStore } from '../store/types.js';
 import { putVerified } from '../store/verified-put.js';
 import { Limiter } from '../util/limiter.js';
+import { IoYield } from '../util/yield-to-io.js';
 import { S_IFDIR, S_IFMT, type InodeRecord } from './inode.js';
 import { type EntryValue, xattrNameKey, entryPrefix, inodeKey, INODE_PREFIX, inoOfKey, packCountKey, prefixEnd, recordsOfKv, recordToKv } from './kv.js';
 import type { CommitMarker, MetaLog, Note } from './metalog.js';
@@ -168,8 +169,15 @@ async function wholeRecord(pages: PageTree, ino: number): Promise<InodeRecord | 
 
 async function applyToPages(pages: PageTree, changes: Changes, only?: (key: string) => boolean): Promise<void> {
   const { set, del } = pairsOf(changes);
-  for (const [key, value] of set) if (!only || only(key)) await pages.set(key, value);
-  for (const key of del) if (!only || only(key)) await pages.delete(key);
+  const pause = new IoYield();
+  for (const [key, value] of set) {
+    if (!only || only(key)) await pages.set(key, value);
+    await pause.step();
+  }
+  for (const key of del) {
+    if (!only || only(key)) await pages.delete(key);
+    await pause.step();
+  }
 }
 
 /** Checkpoint of format 3: the root page of the map. */
@@ -256,9 +264,11 @@ export class PagedFormat implements MetaFormat {
     const add = (r: InodeRecord | undefined, sign: number) => {
       if (r) for (const [pack, n] of packSegmentCounts(r)) deltas.set(pack, (deltas.get(pack) ?? 0) + sign * n);
     };
+    const pause = new IoYield();
     for (const [ino, r] of changes.inodes) {
       add((await pages.get(inodeKey(ino))) as InodeRecord | undefined, -1);
       add(r, 1);
+      await pause.step();
     }
     const counts = new Map<string, unknown>();
     const unused: string[] = [];

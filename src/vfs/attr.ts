@@ -33,8 +33,3 @@ export function attrOf(node: Inode, blockSize: number, unstoredBlocks: number): 
     atime: toTimespec(node.atime), mtime: toTimespec(node.mtime), ctime: toTimespec(node.ctime),
   };
 }
-
-/** What a directory listing says of an entry: the kernel uses its number and type, nothing else. */
-export function direntAttr(ino: number, mode: number): Attr {
-  return { ino, mode, uid: 0, gid: 0, nlink: 1, size: 0, blocks: 0, blksize: 4096, rdev: 0, atime: [0, 0], mtime: [0, 0], ctime: [0, 0] };
-}

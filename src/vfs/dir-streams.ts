@@ -1,12 +1,16 @@
 import { FsError } from '../errors.js';
 import type { Inode } from '../meta/inode.js';
 import type { Tree } from '../meta/tree.js';
-import { direntAttr, type Attr } from './attr.js';
+import type { Attr } from './attr.js';
 
-/** A piece of a listing: names, what the kernel learns of each, and the cookie to resume after each. */
+/** A piece of a listing: each entry's name, number, mode and cookie (to resume after it), and attributes when asked for. */
 export interface DirPiece {
   names: string[];
-  attrs: Attr[];
+  inos: number[];
+  /** The type is all a plain listing gives the kernel of it. */
+  modes: number[];
+  /** With plus.attrs, each entry's attributes; undefined for the dots and for what plus.known says the caller has. */
+  attrs: (Attr | undefined)[];
   cookies: number[];
 }
 
@@ -14,6 +18,12 @@ export interface DirPiece {
 export interface PlusListing {
   bytes: number;
   attrs: boolean;
+  /**
+   * Inodes whose attributes the caller already has: their entries go
+   * without them, which spares loading the inode (the kernel holds
+   * everything a `find` right after creating the files needs).
+   */
+  known?: (ino: number) => boolean;
 }
 
 const DOT = 1;
@@ -35,9 +45,12 @@ function direntPlusBytes(name: string): number {
 
 interface DirStream {
   dir: Inode;
-  /** Cookie → name, and back: a cookie names a position in name order, so it stays valid while entries come and go. */
+  /** Cookie → name (FIRST_NAME_COOKIE + i: names[i]): a cookie names a position in name order, so it stays valid while entries come and go. */
   names: string[];
-  cookieOf: Map<string, number>;
+  /** The greatest name handed out: listings go in name order, so a name past it is new to this stream and needs no look-up. */
+  last?: string;
+  /** Name → cookie, built the first time a name at or before `last` comes (a rewind, a seekdir back). */
+  cookieOf?: Map<string, number>;
 }
 
 /**
@@ -56,7 +69,7 @@ export class DirStreams {
   open(dir: Inode): number {
     if (!dir.isDir) throw new FsError('ENOTDIR');
     const fd = this.nextFd++;
-    this.streams.set(fd, { dir, names: [], cookieOf: new Map() });
+    this.streams.set(fd, { dir, names: [] });
     return fd;
   }
 
@@ -73,17 +86,20 @@ export class DirStreams {
   async read(fd: number, cookie: number, plus?: PlusListing): Promise<DirPiece> {
     const stream = this.streams.get(fd);
     if (!stream) throw new FsError('EBADF');
-    const piece: DirPiece = { names: [], attrs: [], cookies: [] };
+    const piece: DirPiece = { names: [], inos: [], modes: [], attrs: [], cookies: [] };
     const [budget, sizeOf] = plus ? [plus.bytes, direntPlusBytes] : [PIECE_BYTES, direntBytes];
+    const withAttrs = plus?.attrs === true;
     let bytes = 0;
-    const add = (name: string, attr: Attr, next: number) => {
+    const add = (name: string, ino: number, mode: number, attr: Attr | undefined, next: number) => {
       piece.names.push(name);
+      piece.inos.push(ino);
+      piece.modes.push(mode);
       piece.attrs.push(attr);
       piece.cookies.push(next);
       bytes += sizeOf(name);
     };
-    if (cookie < DOT) add('.', this.attr(stream.dir), DOT);
-    if (cookie < DOTDOT) add('..', this.attr(stream.dir), DOTDOT);
+    if (cookie < DOT) add('.', stream.dir.ino, stream.dir.mode, undefined, DOT);
+    if (cookie < DOTDOT) add('..', stream.dir.ino, stream.dir.mode, undefined, DOTDOT);
     let after: string | undefined;
     if (cookie >= FIRST_NAME_COOKIE) {
       after = stream.names[cookie - FIRST_NAME_COOKIE];
@@ -94,26 +110,34 @@ export class DirStreams {
     if (stream.dir.nlink === 0) return piece;
     for (const [name, [ino, type]] of await this.tree.entriesAfter(stream.dir.ino, after, PIECE_ENTRIES)) {
       if (piece.names.length > 0 && bytes + sizeOf(name) > budget) break;
-      // A plain listing gives the kernel only the number and the type; entries written before types were kept in them name only the inode.
-      let attr = type && !plus?.attrs ? direntAttr(ino, type << 12) : undefined;
-      if (!attr) {
+      let mode = type << 12;
+      let attr: Attr | undefined;
+      // Entries written before types were kept in them name only the inode.
+      if (!type || (withAttrs && !plus.known?.(ino))) {
         const node = await this.tree.get(ino);
         // An entry whose inode is missing is fsck's to report; listing goes on.
         if (!node) continue;
-        attr = this.attr(node);
+        mode = node.mode;
+        if (withAttrs) attr = this.attr(node);
       }
-      add(name, attr, this.cookie(stream, name));
+      add(name, ino, mode, attr, this.cookie(stream, name));
     }
     return piece;
   }
 
   private cookie(stream: DirStream, name: string): number {
-    let cookie = stream.cookieOf.get(name);
-    if (cookie === undefined) {
-      cookie = FIRST_NAME_COOKIE + stream.names.length;
-      stream.names.push(name);
-      stream.cookieOf.set(name, cookie);
+    if (stream.last === undefined || name > stream.last) {
+      stream.last = name;
+      return this.newCookie(stream, name);
     }
+    stream.cookieOf ??= new Map(stream.names.map((n, i) => [n, FIRST_NAME_COOKIE + i]));
+    return stream.cookieOf.get(name) ?? this.newCookie(stream, name);
+  }
+
+  private newCookie(stream: DirStream, name: string): number {
+    const cookie = FIRST_NAME_COOKIE + stream.names.length;
+    stream.names.push(name);
+    stream.cookieOf?.set(name, cookie);
     return cookie;
   }
 }

@@ -260,15 +260,15 @@ export class Filesystem {
   // ---- directories ----
 
   /** A whole listing at once (tests, tools): the pieces of one stream, joined. */
-  async readdir(path: string): Promise<{ names: string[]; attrs: Attr[] }> {
+  async readdir(path: string): Promise<{ names: string[]; inos: number[] }> {
     const fd = await this.opendir(path);
     try {
-      const all: DirPiece = { names: [], attrs: [], cookies: [] };
+      const all = { names: [] as string[], inos: [] as number[] };
       for (let cookie = 0; ;) {
         const piece = await this.readdirAt(fd, cookie);
         if (piece.names.length === 0) return all;
         all.names.push(...piece.names);
-        all.attrs.push(...piece.attrs);
+        all.inos.push(...piece.inos);
         cookie = piece.cookies[piece.cookies.length - 1];
       }
     } finally {
@@ -288,7 +288,8 @@ export class Filesystem {
   /**
    * The entries after the one `cookie` came with (0: from the start), each
    * with its own cookie; with plus, as many as fill the kernel's
-   * READDIRPLUS buffer, with all their attributes if plus.attrs.
+   * READDIRPLUS buffer, with all their attributes if plus.attrs (but for
+   * the inodes plus.known names).
    */
   readdirAt(fd: number, cookie: number, plus?: PlusListing): Promise<DirPiece> {
     return this.dirs.read(fd, cookie, plus);
