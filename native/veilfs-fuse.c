@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <linux/fuse.h>
@@ -479,35 +480,43 @@ static void stop_polling(session_t *s) {
   uv_poll_stop(&s->poll);
 }
 
+// What JavaScript called from a libuv callback needs open around it: a
+// handle scope, and a callback scope, whose closing runs the promise jobs
+// the call queued, as after any callback Node itself makes.
+typedef struct js_scope {
+  napi_handle_scope handles;
+  napi_callback_scope callback;
+} js_scope_t;
+
+static void enter_js(session_t *s, js_scope_t *scope) {
+  napi_open_handle_scope(s->env, &scope->handles);
+  napi_value resource;
+  napi_create_object(s->env, &resource);
+  napi_open_callback_scope(s->env, resource, s->async_ctx, &scope->callback);
+}
+
+static void leave_js(session_t *s, js_scope_t *scope) {
+  napi_close_callback_scope(s->env, scope->callback);
+  napi_close_handle_scope(s->env, scope->handles);
+}
+
 // Also reached straight from libuv (the poll failed: someone ran
-// fusermount -u), where no handle scope is open, so it opens its own.
+// fusermount -u), where no scope is open, so it opens its own.
 static void notify_gone(session_t *s) {
   if (!s->on_gone) return;
-  napi_env env = s->env;
-  napi_handle_scope scope;
-  napi_open_handle_scope(env, &scope);
-  napi_value resource;
-  napi_create_object(env, &resource);
-  napi_callback_scope callback_scope;
-  napi_open_callback_scope(env, resource, s->async_ctx, &callback_scope);
-  call_ref(env, s->on_gone, 0, NULL);
-  napi_close_callback_scope(env, callback_scope);
-  napi_close_handle_scope(env, scope);
+  js_scope_t scope;
+  enter_js(s, &scope);
+  call_ref(s->env, s->on_gone, 0, NULL);
+  leave_js(s, &scope);
 }
 
 // Reads and dispatches the requests waiting, at most a batch; returns how
-// many, or -1 once the kernel dropped the mount. Promise jobs queued by the
-// handlers run when the callback scope closes, as after any callback Node
-// itself makes, so replies of quick asynchronous work go out before this
-// returns.
+// many, or -1 once the kernel dropped the mount. Replies of quick
+// asynchronous work go out before this returns (leave_js).
 static int process_batch(session_t *s) {
   napi_env env = s->env;
-  napi_handle_scope scope;
-  napi_open_handle_scope(env, &scope);
-  napi_value resource;
-  napi_create_object(env, &resource);
-  napi_callback_scope callback_scope;
-  napi_open_callback_scope(env, resource, s->async_ctx, &callback_scope);
+  js_scope_t scope;
+  enter_js(s, &scope);
   int count = 0;
   while (count < 32 && s->polling) {
     struct fuse_chan *ch = s->ch;
@@ -536,8 +545,7 @@ static int process_batch(session_t *s) {
     stop_polling(s);
     notify_gone(s);
   }
-  napi_close_callback_scope(env, callback_scope);
-  napi_close_handle_scope(env, scope);
+  leave_js(s, &scope);
   return count;
 }
 
@@ -953,6 +961,25 @@ static napi_value js_reply_dir(napi_env env, napi_callback_info info) {
   return num(env, entries);
 }
 
+// The kernel's struct fuse_attr from numbers in the attribute slot's layout.
+static void fuse_attr_of(const double *m, struct fuse_attr *a) {
+  a->ino = (uint64_t)m[A_INO];
+  a->mode = (uint32_t)m[A_MODE];
+  a->nlink = (uint32_t)m[A_NLINK];
+  a->uid = (uint32_t)m[A_UID];
+  a->gid = (uint32_t)m[A_GID];
+  a->rdev = (uint32_t)m[A_RDEV];
+  a->size = (uint64_t)m[A_SIZE];
+  a->blocks = (uint64_t)m[A_BLOCKS];
+  a->blksize = (uint32_t)m[A_BLKSIZE];
+  a->atime = (uint64_t)(int64_t)m[A_ATIME];
+  a->atimensec = (uint32_t)m[A_ATIME_NS];
+  a->mtime = (uint64_t)(int64_t)m[A_MTIME];
+  a->mtimensec = (uint32_t)m[A_MTIME_NS];
+  a->ctime = (uint64_t)(int64_t)m[A_CTIME];
+  a->ctimensec = (uint32_t)m[A_CTIME_NS];
+}
+
 // replyDirPlus(req, size, timeout, names joined by "/", Float64Array of
 // PLUS_FIELDS per name: the attribute slot's layout, then the cookie, then
 // 1 for an entry with attributes) -> how many entries fit. The kernel takes
@@ -996,22 +1023,7 @@ static napi_value js_reply_dir_plus(napi_env env, napi_callback_info info) {
       d->entry_out.generation = 1;
       d->entry_out.entry_valid = d->entry_out.attr_valid = valid_sec;
       d->entry_out.entry_valid_nsec = d->entry_out.attr_valid_nsec = valid_nsec;
-      struct fuse_attr *a = &d->entry_out.attr;
-      a->ino = (uint64_t)m[A_INO];
-      a->mode = (uint32_t)m[A_MODE];
-      a->nlink = (uint32_t)m[A_NLINK];
-      a->uid = (uint32_t)m[A_UID];
-      a->gid = (uint32_t)m[A_GID];
-      a->rdev = (uint32_t)m[A_RDEV];
-      a->size = (uint64_t)m[A_SIZE];
-      a->blocks = (uint64_t)m[A_BLOCKS];
-      a->blksize = (uint32_t)m[A_BLKSIZE];
-      a->atime = (uint64_t)(int64_t)m[A_ATIME];
-      a->atimensec = (uint32_t)m[A_ATIME_NS];
-      a->mtime = (uint64_t)(int64_t)m[A_MTIME];
-      a->mtimensec = (uint32_t)m[A_MTIME_NS];
-      a->ctime = (uint64_t)(int64_t)m[A_CTIME];
-      a->ctimensec = (uint32_t)m[A_CTIME_NS];
+      fuse_attr_of(m, &d->entry_out.attr);
     }
     d->dirent.ino = (uint64_t)m[A_INO];
     d->dirent.off = (uint64_t)m[PLUS_COOKIE];
@@ -1050,6 +1062,8 @@ static napi_value js_set_slots(napi_env env, napi_callback_info info) {
 
 static napi_value init_module(napi_env env, napi_value exports) {
   const char *spin = getenv("VEILFS_FUSE_SPIN_US");
+  // With one processor the caller cannot run while this thread spins.
+  if (sysconf(_SC_NPROCESSORS_ONLN) < 2) spin_ns = 0;
   if (spin) spin_ns = strtoull(spin, NULL, 10) * 1000;
   const char *plus = getenv("VEILFS_FUSE_READDIRPLUS");
   if (plus && strcmp(plus, "0") == 0) plus_wanted = 0;
