@@ -204,27 +204,3 @@ t.test('a walk through many leaves in order evicts its own leaves before one use
   await tree.get(key(20_000));
   t.equal(io.reads - afterSecondWalk, 0, 'and then it outlives the next walk');
 });
-
-t.test('leaves the owner keeps longer go after the others loaded alike', async (t) => {
-  const io = new MemoryPages();
-  // Entries ("e…") and inodes ("i…"), as the metadata map has them.
-  const pairs: [string, unknown][] = [
-    ...Array.from({ length: 20_000 }, (_, i): [string, unknown] => [`e${key(i)}`, [i, 8]]),
-    ...Array.from({ length: 60_000 }, (_, i): [string, unknown] => [`i${key(i)}`, { n: i, pad: 'p'.repeat(40) }]),
-  ];
-  const { root, height } = await buildPages(io, pairs);
-  const budget = 16 * 12 * 1024;
-  // Leaves far apart, in a scrambled order: loads one at a time, never a walk.
-  const scattered = (count: number, span: number) => Array.from({ length: count }, (_, i) => Math.floor(((i * 7919) % count) * (span / count)));
-  const entryKeys = scattered(6, 20_000).map((n) => `e${key(n)}`);
-  const readsOfEntriesAfterInodes = async (keptLonger?: (k: string) => boolean) => {
-    const tree = PageTree.open(io, root, height, budget, keptLonger);
-    for (const k of entryKeys) await tree.get(k);
-    for (const n of scattered(200, 60_000)) await tree.get(`i${key(n)}`);
-    const before = io.reads;
-    for (const k of entryKeys) await tree.get(k);
-    return io.reads - before;
-  };
-  t.equal(await readsOfEntriesAfterInodes((k) => k.startsWith('e')), 0, 'kept longer: the entry leaves outlive 200 inode leaves loaded after them');
-  t.equal(await readsOfEntriesAfterInodes(), entryKeys.length, 'least recently used alone: they go first');
-});

@@ -6,7 +6,7 @@ import { putVerified } from '../store/verified-put.js';
 import { Limiter } from '../util/limiter.js';
 import { IoYield } from '../util/yield-to-io.js';
 import { S_IFDIR, S_IFMT, type InodeRecord } from './inode.js';
-import { type EntryValue, ENTRY_PREFIX, xattrNameKey, entryPrefix, inodeKey, INODE_PREFIX, inoOfKey, packCountKey, prefixEnd, recordsOfKv, recordToKv } from './kv.js';
+import { type EntryValue, xattrNameKey, entryPrefix, inodeKey, INODE_PREFIX, inoOfKey, packCountKey, prefixEnd, recordsOfKv, recordToKv } from './kv.js';
 import type { CommitMarker, MetaLog, Note } from './metalog.js';
 import { buildPages, PageTree, type PageContent, type PageIo } from './pagetree.js';
 import { packSegmentCounts } from './refs.js';
@@ -198,16 +198,6 @@ interface PagedBatch {
   del: string[];
 }
 
-/**
- * Directory entries are what every path and listing goes through, and a
- * page of them serves several times as many files as a page of inodes:
- * their pages are evicted after the inode pages loaded alike. A `find`
- * right after creating 100,000 files otherwise read back the entry pages
- * the creates had pushed out, while the checkpoint of those creates
- * filled the disk queue.
- */
-const isEntryKey = (key: string) => key.startsWith(ENTRY_PREFIX);
-
 /** Sealed pages in the store, bound to their ids. */
 export function pageIo(log: MetaLog, verified = false): PageIo {
   const store = log.objectStore;
@@ -244,7 +234,7 @@ export class PagedFormat implements MetaFormat {
 
   async load(): Promise<Loaded> {
     const { state, notes } = await this.log.replay<{ pages: PageTree; nextIno: number; inodeCount: number }, KvNote>(
-      (cp: PagedCheckpoint) => ({ pages: PageTree.open(this.io, cp.root, cp.height, this.pageBudget, isEntryKey), nextIno: cp.nextIno, inodeCount: cp.inodeCount }),
+      (cp: PagedCheckpoint) => ({ pages: PageTree.open(this.io, cp.root, cp.height, this.pageBudget), nextIno: cp.nextIno, inodeCount: cp.inodeCount }),
       async (st, batch: PagedBatch) => {
         for (const [key, value] of batch.set) await st.pages.set(key, value);
         for (const key of batch.del) await st.pages.delete(key);

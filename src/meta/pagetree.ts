@@ -128,18 +128,7 @@ export class PageTree {
   /** The last leaf loaded on demand, to tell a walk in key order. */
   private lastLoad: { parent?: Inner; index: number } = { index: -1 };
 
-  /**
-   * keptLonger: whether the owner would rather keep a leaf, by its first
-   * key; among the leaves loaded alike (by a walk, or one at a time),
-   * those go last.
-   */
-  private constructor(
-    private readonly io: PageIo,
-    root: Child,
-    height: number,
-    private readonly budgetBytes: number,
-    private readonly keptLonger: (firstKey: string) => boolean = () => false,
-  ) {
+  private constructor(private readonly io: PageIo, root: Child, height: number, private readonly budgetBytes: number) {
     this.root = root;
     this.height = height;
   }
@@ -149,8 +138,8 @@ export class PageTree {
     return new PageTree(io, { node: leaf, dirty: true, gen: 0, used: 0 }, 1, budgetBytes);
   }
 
-  static open(io: PageIo, rootId: string, height: number, budgetBytes = 64 * 2 ** 20, keptLonger?: (firstKey: string) => boolean): PageTree {
-    return new PageTree(io, { id: rootId, dirty: false, gen: 0, used: 0 }, height, budgetBytes, keptLonger);
+  static open(io: PageIo, rootId: string, height: number, budgetBytes = 64 * 2 ** 20): PageTree {
+    return new PageTree(io, { id: rootId, dirty: false, gen: 0, used: 0 }, height, budgetBytes);
   }
 
   get depth(): number {
@@ -439,28 +428,21 @@ export class PageTree {
     return { root: rootId, height, replaced };
   }
 
-  /**
-   * Drops clean leaves while over budget: those a walk loaded first, then
-   * the others; within each, the ones not kept longer first; each group
-   * least recently used first.
-   */
+  /** Drops clean leaves while over budget: those a walk loaded first, then the others, each least recently used first. */
   private evict(): void {
     if (this.loadedLeafBytes <= this.budgetBytes || !this.cleanLeavesMayHelp) return;
-    const leaves: { child: Child; leaf: Leaf; rank: number }[] = [];
+    const leaves: { child: Child; leaf: Leaf }[] = [];
     const collect = (child: Child) => {
       const node = child.node;
       if (!node) return;
       if (node.leaf) {
-        if (!child.dirty && child.id !== undefined && child !== this.root) {
-          const rank = (child.scanned ? 0 : 2) + (node.keys.length > 0 && this.keptLonger(node.keys[0]) ? 1 : 0);
-          leaves.push({ child, leaf: node, rank });
-        }
+        if (!child.dirty && child.id !== undefined && child !== this.root) leaves.push({ child, leaf: node });
         return;
       }
       for (const c of node.children) collect(c);
     };
     collect(this.root);
-    leaves.sort((a, b) => a.rank - b.rank || a.child.used - b.child.used);
+    leaves.sort((a, b) => Number(!a.child.scanned) - Number(!b.child.scanned) || a.child.used - b.child.used);
     const target = this.budgetBytes * 0.75;
     for (const { child, leaf } of leaves) {
       if (this.loadedLeafBytes <= target) break;
