@@ -260,15 +260,14 @@ export class Filesystem {
   // ---- directories ----
 
   /** A whole listing at once (tests, tools): the pieces of one stream, joined. */
-  async readdir(path: string): Promise<{ names: string[]; inos: number[] }> {
+  async readdir(path: string): Promise<{ names: string[] }> {
     const fd = await this.opendir(path);
     try {
-      const all = { names: [] as string[], inos: [] as number[] };
+      const names: string[] = [];
       for (let cookie = 0; ;) {
         const piece = await this.readdirAt(fd, cookie);
-        if (piece.names.length === 0) return all;
-        all.names.push(...piece.names);
-        all.inos.push(...piece.inos);
+        if (piece.names.length === 0) return { names };
+        names.push(...piece.names);
         cookie = piece.cookies[piece.cookies.length - 1];
       }
     } finally {
