@@ -3,6 +3,7 @@ import type { Changes, MetaFormat } from './formats.js';
 import { entryKey, entryPrefix, entryValue, inodeKey, INODE_PREFIX, prefixEnd, XATTR_NAME_PREFIX, xattrNameKey, ENTRY_PREFIX, entryOfKey, type EntryValue } from './kv.js';
 import type { PageTree } from './pagetree.js';
 import { refsOf } from './refs.js';
+import { LayerMerges } from './layer-merges.js';
 
 export interface Logger {
   (message: string): void;
@@ -199,6 +200,7 @@ export class Tree {
   /** Adds or replaces (node) or removes (undefined) a directory entry. */
   setEntry(dir: Inode, name: string, node: Inode | undefined): void {
     const value = node && entryValue(node.ino, node.mode);
+    this.entryChanges++;
     setIn(this.entries, dir.ino, name, value);
     setIn(this.unnoted.entries, dir.ino, name, value);
   }
@@ -221,10 +223,13 @@ export class Tree {
     }
     // The common case, one layer: the layer itself (callers only read it), which stays current as names are added.
     if (present.length <= 1) return present[0] ?? NO_CHANGES;
-    const merged = new Map<string, EntryValue | undefined>();
-    for (const names of present) for (const [name, value] of names) merged.set(name, value);
-    return merged;
+    return this.merges.merged(dir, present, this.entryChanges);
   }
+
+  private readonly merges = new LayerMerges<EntryValue>();
+  /** Moves on every entry change: a merge of layers made before may be out of date. */
+  private entryChanges = 0;
+
 
   /**
    * The names of a directory's pending changes in order, sorted again only
@@ -288,9 +293,13 @@ export class Tree {
     let changes = changesNow();
     let kept: [string, EntryValue][] = [];
     let last: string | undefined;
-    while (cursor !== undefined && kept.length < limit) {
-      const { entries, next } = await this.pages.page(cursor, prefixEnd(prefix), limit - kept.length);
+    // Stored entries that changes override count too: while a commit puts a big directory's new names into the
+    // map, every stored name is also a change, and reading on until `limit` were kept read the whole directory.
+    let read = 0;
+    while (cursor !== undefined && read < limit) {
+      const { entries, next } = await this.pages.page(cursor, prefixEnd(prefix), limit - read);
       changes = changesNow();
+      read += entries.length;
       for (const [key, value] of entries) {
         last = key.slice(prefix.length);
         if (!changes.has(last)) kept.push([last, value as EntryValue]);
@@ -480,13 +489,25 @@ export class Tree {
 
   commit(): Promise<void> {
     if (this.queued) return this.queued;
-    const next = this.commits.catch(() => {}).then(() => {
+    const next = this.commits.then(() => {
       this.queued = null;
       return this.commitNow();
     });
-    this.commits = next;
+    // The checkpoint a commit makes due comes before the next commit, but the callers of this one do not wait for it.
+    this.commits = next.then(() => this.checkpointIfDue(), () => {});
     this.queued = next;
     return next;
+  }
+
+  /** Resolves once the commits asked for so far, and the checkpoint they made due, are done. */
+  settled(): Promise<void> {
+    return this.commits;
+  }
+
+  private async checkpointIfDue(): Promise<void> {
+    if (!this.format.shouldCheckpoint()) return;
+    await this.format.checkpoint(this.pages, this.nextIno, this.inodeCount)
+      .catch((err) => this.logger(`checkpoint failed, will retry: ${(err as Error).message}`));
   }
 
   /** When the last commit reached the journal (ms since the epoch). */
@@ -536,6 +557,7 @@ export class Tree {
       this.pendingDeletes.unshift(...deletes);
       throw err;
     } finally {
+      this.merges.clear();
       this.committing = new Map();
       this.committingInodes = new Set();
       this.committingRemoved = new Set();
@@ -548,10 +570,6 @@ export class Tree {
     for (const pack of unused) {
       await this.data.unreferenced?.(pack).catch((err) => this.logger(`could not delete unused pack ${pack}: ${(err as Error).message} (veilfs gc will)`));
     }
-    if (this.format.shouldCheckpoint()) {
-      await this.format.checkpoint(this.pages, this.nextIno, this.inodeCount)
-        .catch((err) => this.logger(`checkpoint failed, will retry: ${(err as Error).message}`));
-    }
     this.evictAt = LIVE_INODES;
     this.evict();
   }
@@ -559,6 +577,7 @@ export class Tree {
   /** Checkpoints now (on unmount), so the next mount replays no log. */
   async compact(): Promise<void> {
     await this.commit();
+    await this.settled();
     await this.format.checkpoint(this.pages, this.nextIno, this.inodeCount);
   }
 
