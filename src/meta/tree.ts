@@ -230,7 +230,6 @@ export class Tree {
   /** Moves on every entry change: a merge of layers made before may be out of date. */
   private entryChanges = 0;
 
-
   /**
    * The names of a directory's pending changes in order, sorted again only
    * when a name was added since: a listing of a big directory created since
