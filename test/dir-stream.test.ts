@@ -157,3 +157,59 @@ t.test('seekdir and telldir through a real mount, while the directory changes', 
   t.same([...now].sort(), ['.', '..', ...stayed, ...r.added].sort(), 'a fresh listing shows the directory as it is');
   t.same(r.after_seek, now.slice(now.indexOf(r.middle) + 1), 'seekdir to a telldir position resumes right after its entry');
 });
+
+t.test('with a slow store, a listing with attributes loads inodes ahead, and a walk the directories it goes to next', async (t) => {
+  const store = new CountingStore(new LocalStore(path.join(tempDir(t), 's')));
+  const vault = await testVault(t, { store });
+  let drive = await vault.open();
+  await drive.fs.mkdir('/d', 0o755);
+  const N = 3000;
+  for (let i = 0; i < N; i++) {
+    const fd = await drive.fs.create(`/d/${pad(i)}`, 0o640);
+    await drive.fs.write(fd, Buffer.alloc(i % 5), 0);
+    drive.fs.release(fd);
+  }
+  const SUBDIRS = 9;
+  await drive.fs.mkdir('/t', 0o755);
+  for (let s = 1; s <= SUBDIRS; s++) {
+    await drive.fs.mkdir(`/t/s${s}`, 0o755);
+    for (let i = 0; i < 300; i++) drive.fs.release(await drive.fs.create(`/t/s${s}/${pad(i)}`, 0o640));
+  }
+  await drive.close();
+  drive = await vault.open();
+  t.teardown(() => drive.close());
+  const fs = drive.fs;
+  const listAll = async (dir: string) => {
+    const fd = await fs.opendir(dir);
+    const names: string[] = [];
+    const sizes: (number | undefined)[] = [];
+    for (let cookie = 0; ;) {
+      const piece = await fs.readdirAt(fd, cookie, { bytes: 32768, attrs: true, known: () => false });
+      if (piece.names.length === 0) break;
+      names.push(...piece.names);
+      sizes.push(...piece.attrs.map((a) => a?.size));
+      cookie = piece.cookies[piece.cookies.length - 1];
+    }
+    fs.releasedir(fd);
+    return { names, sizes };
+  };
+  const settled = async () => {
+    for (let quiet = 0; quiet < 3; quiet = store.inFlight === 0 ? quiet + 1 : 0) await new Promise((r) => setTimeout(r, 20));
+  };
+
+  store.getDelayMs = 3;
+  const big = await listAll('/d');
+  t.same(big.names.slice(2), Array.from({ length: N }, (_, i) => pad(i)), 'every name, in order');
+  t.same(big.sizes.slice(2), Array.from({ length: N }, (_, i) => i % 5), 'every size');
+  t.ok(store.maxInFlight >= 8, `pages loaded many at once (${store.maxInFlight})`);
+
+  const top = await listAll('/t');
+  t.equal(top.names.length, SUBDIRS + 2);
+  await settled();
+  const first = await listAll('/t/s1');
+  t.equal(first.names.length, 302);
+  await settled();
+  const gets = store.gets;
+  for (let s = 2; s <= SUBDIRS; s++) t.equal((await listAll(`/t/s${s}`)).names.length, 302, `s${s} listed whole`);
+  t.equal(store.gets - gets, 0, 'the directories after the first were loaded while it was listed');
+});

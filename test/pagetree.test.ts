@@ -1,5 +1,5 @@
 import t from 'tap';
-import { buildPages, FANOUT, PageTree, type PageContent, type PageIo } from '../src/meta/pagetree.js';
+import { buildPages, FANOUT, LEAF_BYTES, PageTree, type PageContent, type PageIo } from '../src/meta/pagetree.js';
 
 /** Pages as a store would keep them: copies, so the tree never shares objects with what it wrote. */
 class MemoryPages implements PageIo {
@@ -203,4 +203,65 @@ t.test('a walk through many leaves in order evicts its own leaves before one use
   const afterSecondWalk = io.reads;
   await tree.get(key(20_000));
   t.equal(io.reads - afterSecondWalk, 0, 'and then it outlives the next walk');
+});
+
+t.test('keys that only grow fill their pages; keys in random order still split in half', async (t) => {
+  /** Leaves, and the fewest leaves the pairs would fit in, once `keys` are set in that order. */
+  const leavesFor = async (keys: string[]) => {
+    const io = new MemoryPages();
+    const tree = PageTree.empty(io);
+    let bytes = 0;
+    for (const k of keys) {
+      const v = { n: k, pad: 'q'.repeat(60) };
+      bytes += k.length + JSON.stringify(v).length + 6;
+      await tree.set(k, v);
+    }
+    const { root } = await tree.flush();
+    const leaves = [...io.reachable(root)].filter((id) => 'leaf' in JSON.parse(io.pages.get(id)!)).length;
+    return { leaves, fewest: Math.ceil(bytes / LEAF_BYTES) };
+  };
+  const growing = await leavesFor(Array.from({ length: 20_000 }, (_, i) => key(i)));
+  t.ok(growing.leaves <= growing.fewest * 1.1, `growing keys: ${growing.leaves} leaves, ${growing.fewest} at the fewest`);
+  const random = rng(3);
+  const shuffled = Array.from({ length: 20_000 }, (_, i) => key(i)).sort(() => random() - 0.5);
+  const mixed = await leavesFor(shuffled);
+  t.ok(mixed.leaves > growing.leaves * 1.2, `random order leaves room in each page (${mixed.leaves} leaves)`);
+});
+
+t.test('prefetch loads the pages of many keys at once, and a failed page only fails its lookup', async (t) => {
+  const pairs: [string, unknown][] = Array.from({ length: 40_000 }, (_, i) => [key(i), { n: i, pad: 'p'.repeat(40) }]);
+  let inFlight = 0;
+  let most = 0;
+  let broken = '';
+  const io = new MemoryPages();
+  const { root, height } = await buildPages(io, pairs);
+  const slow: PageIo = {
+    read: async (id) => {
+      inFlight++;
+      most = Math.max(most, inFlight);
+      await new Promise((r) => setTimeout(r, 2));
+      inFlight--;
+      if (id === broken) throw new Error('store unreachable');
+      return io.read(id);
+    },
+    write: (id, content) => io.write(id, content),
+  };
+  const tree = PageTree.open(slow, root, height);
+  const wanted = Array.from({ length: 40 }, (_, i) => key(i * 997));
+  await tree.prefetch(wanted);
+  t.ok(most >= 20, `the leaves loaded together (${most} at once)`);
+  const reads = io.reads;
+  for (const k of wanted) t.same(await tree.get(k), pairs[Number(k.slice(1))][1]);
+  t.equal(io.reads, reads, 'the lookups after it load nothing');
+
+  const other = PageTree.open(slow, root, height);
+  await other.get(key(0)); // the inner pages
+  const path = [...io.reachable(root)];
+  broken = path.find((id) => {
+    const content = JSON.parse(io.pages.get(id)!) as PageContent;
+    return 'leaf' in content && content.leaf.some(([k]) => k === key(30_000));
+  })!;
+  await t.resolves(other.prefetch([key(30_000), key(31_000)]), 'a page that fails to load does not fail the prefetch');
+  await t.rejects(other.get(key(30_000)), /unreachable/, 'the lookup that needs it reports the failure');
+  t.same(await other.get(key(31_000)), pairs[31_000][1], 'the other key is there');
 });

@@ -125,8 +125,10 @@ export class PageTree {
    */
   private cleanLeavesMayHelp = true;
   private replaced: string[] = [];
-  /** The last leaf loaded on demand, to tell a walk in key order. */
-  private lastLoad: { parent?: Inner; index: number } = { index: -1 };
+  /** Pages loaded from the store since open (whether work waits for the store). */
+  loadsStarted = 0;
+  /** Per inner node, the child loaded on demand last: a walk in key order among them is told apart from other loads in between (a listing loads entries and inodes by turns). */
+  private readonly lastLoad = new WeakMap<Inner, number>();
 
   private constructor(private readonly io: PageIo, root: Child, height: number, private readonly budgetBytes: number) {
     this.root = root;
@@ -158,6 +160,7 @@ export class PageTree {
   private async load(child: Child): Promise<void> {
     if (child.node) return;
     if (!child.loading) {
+      this.loadsStarted++;
       const id = child.id;
       if (id === undefined) throw new Error('page tree: a page has neither an id nor content');
       child.loading = this.io.read(id).then((content) => {
@@ -221,10 +224,10 @@ export class PageTree {
    */
   private readAhead({ parent, index }: Missing): boolean {
     // Within reach of the last load: its readahead may have loaded the leaves in between already.
-    const last = this.lastLoad;
-    const sequential = parent !== undefined && parent === last.parent && index > last.index && index <= last.index + READAHEAD_LEAVES + 1;
-    this.lastLoad = { parent, index };
-    if (!sequential) return false;
+    if (parent === undefined) return false;
+    const last = this.lastLoad.get(parent);
+    this.lastLoad.set(parent, index);
+    if (last === undefined || index <= last || index > last + READAHEAD_LEAVES + 1) return false;
     for (let i = index + 1; i <= index + READAHEAD_LEAVES && i < parent.children.length; i++) {
       const sibling = parent.children[i];
       if (sibling.node || sibling.loading) continue;
@@ -234,6 +237,38 @@ export class PageTree {
       this.load(sibling).then(() => this.evict(), () => {});
     }
     return true;
+  }
+
+  /**
+   * Loads the pages on the paths to these keys, those of one level all at
+   * once: one wait for the store where looking the keys up one by one
+   * would wait once per page (a listing's inodes sit in several pages).
+   * Only a head start: a page that fails here fails again, and is
+   * reported, when a lookup needs it.
+   */
+  async prefetch(keys: Iterable<string>): Promise<void> {
+    let waiting = [...keys];
+    // A quarter of the budget at most, so what it loads is not evicted before it is used.
+    const most = Math.max(1, Math.floor(this.budgetBytes / 4 / LEAF_BYTES));
+    // A level per round; pages evicted meanwhile by other operations are left to the lookups.
+    for (let round = 0; round <= this.height && waiting.length > 0; round++) {
+      const loads = new Set<Child>();
+      const still: string[] = [];
+      for (const key of waiting) {
+        const found = this.descend(key);
+        if (!(NEED_LOAD in found)) continue;
+        const child = found[NEED_LOAD];
+        if (!loads.has(child) && loads.size >= most) break;
+        child.used = ++this.clock;
+        loads.add(child);
+        still.push(key);
+      }
+      if (loads.size === 0) break;
+      const results = await Promise.allSettled([...loads].map((child) => this.load(child)));
+      if (results.some((r) => r.status === 'rejected')) break;
+      waiting = still;
+    }
+    this.evict();
   }
 
   async get(key: string): Promise<unknown> {
@@ -261,7 +296,7 @@ export class PageTree {
         this.loadedLeafBytes += size;
       }
       this.touch(path.steps);
-      if (leaf.bytes > LEAF_BYTES && leaf.keys.length > 1) this.split(path.steps);
+      if (leaf.bytes > LEAF_BYTES && leaf.keys.length > 1) this.split(path.steps, at === leaf.keys.length - 1);
     });
   }
 
@@ -317,13 +352,22 @@ export class PageTree {
     }
   }
 
-  private split(steps: Step[]): void {
+  /**
+   * Splits what outgrew its page, from the leaf up. When the key that
+   * made the leaf outgrow it came last in it, the left page keeps all the
+   * others: keys that only grow (new inode numbers) then fill their pages
+   * instead of leaving each half empty, which halves the pages a cold
+   * listing waits for.
+   */
+  private split(steps: Step[], appended: boolean): void {
     for (let level = steps.length - 1; level >= 0; level--) {
       const child = steps[level].child;
       const node = child.node!;
       const oversized = node.leaf ? node.bytes > LEAF_BYTES && node.keys.length > 1 : node.children.length > FANOUT;
       if (!oversized) return;
-      const right = node.leaf ? this.splitLeaf(node) : this.splitInner(node);
+      // Above the leaf, still an append if the page that split below was this node's last child.
+      if (!node.leaf) appended &&= steps[level + 1].index === node.children.length - 2;
+      const right = node.leaf ? this.splitLeaf(node, appended) : this.splitInner(node, appended);
       const sibling: Child = { node: right.node, dirty: true, gen: 1, used: child.used };
       if (level === 0) {
         // The root splits: the tree grows a level.
@@ -339,10 +383,11 @@ export class PageTree {
     }
   }
 
-  private splitLeaf(leaf: Leaf): { key: string; node: Leaf } {
+  private splitLeaf(leaf: Leaf, appended: boolean): { key: string; node: Leaf } {
     let at = 0;
     let bytes = 0;
-    while (at < leaf.keys.length - 1 && bytes + leaf.sizes[at] <= leaf.bytes / 2) bytes += leaf.sizes[at++];
+    if (appended) at = leaf.keys.length - 1;
+    else while (at < leaf.keys.length - 1 && bytes + leaf.sizes[at] <= leaf.bytes / 2) bytes += leaf.sizes[at++];
     if (at === 0) at = 1;
     const right: Leaf = { leaf: true, keys: leaf.keys.splice(at), values: leaf.values.splice(at), sizes: leaf.sizes.splice(at), bytes: 0 };
     right.bytes = right.sizes.reduce((a, b) => a + b, 0);
@@ -350,8 +395,8 @@ export class PageTree {
     return { key: right.keys[0], node: right };
   }
 
-  private splitInner(node: Inner): { key: string; node: Inner } {
-    const at = node.children.length >> 1;
+  private splitInner(node: Inner, appended: boolean): { key: string; node: Inner } {
+    const at = appended ? node.children.length - 1 : node.children.length >> 1;
     const right: Inner = { leaf: false, keys: node.keys.splice(at), children: node.children.splice(at) };
     const key = right.keys[0];
     right.keys[0] = '';

@@ -178,6 +178,18 @@ export class Tree {
     return loaded;
   }
 
+  /** Loads the pages of these inodes together, ahead of get()s of them (a listing's). */
+  async prefetch(inos: Iterable<number>): Promise<void> {
+    const keys: string[] = [];
+    for (const ino of inos) if (!this.live.has(ino)) keys.push(inodeKey(ino));
+    if (keys.length > 1) await this.pages.prefetch(keys);
+  }
+
+  /** Metadata pages loaded from the store since mount. */
+  get pageLoads(): number {
+    return this.pages.loadsStarted;
+  }
+
   /** A loaded inode, if it is in memory (no waiting). */
   cached(ino: number): Inode | undefined {
     return this.live.get(ino);

@@ -1,7 +1,9 @@
 import { FsError } from '../errors.js';
-import type { Inode } from '../meta/inode.js';
+import { S_IFDIR, S_IFMT, type Inode } from '../meta/inode.js';
+import type { EntryValue } from '../meta/kv.js';
 import type { Tree } from '../meta/tree.js';
 import type { Attr } from './attr.js';
+import { WalkAhead } from './walk-ahead.js';
 
 /** A piece of a listing: each entry's name, number, mode and cookie (to resume after it), and attributes when asked for. */
 export interface DirPiece {
@@ -32,6 +34,14 @@ const FIRST_NAME_COOKIE = 3;
 /** A piece fills the kernel's listing buffer (a page) with room to spare; what does not fit is asked for again. */
 const PIECE_BYTES = 8192;
 const PIECE_ENTRIES = 256;
+/**
+ * How many entries past the piece being answered a listing with
+ * attributes loads the inodes of, in the background: with a store far
+ * away, the wait for each piece's pages is what makes `ls -l` slow.
+ */
+const AHEAD_ENTRIES = 4 * PIECE_ENTRIES;
+/** A walk loads directories ahead while one of its last this many pieces waited for the store. */
+const COLD_READS = 32;
 
 /** The size of one entry in the kernel's listing buffer (struct fuse_dirent, 8-byte aligned). */
 function direntBytes(name: string): number {
@@ -43,6 +53,18 @@ function direntPlusBytes(name: string): number {
   return 128 + direntBytes(name);
 }
 
+/** The inodes of the entries that fit in `room`, that a listing with attributes loads. */
+function inodesToLoad(entries: [string, EntryValue][], room: number, known: ((ino: number) => boolean) | undefined): number[] {
+  const inos: number[] = [];
+  for (const [name, [ino]] of entries) {
+    room -= direntPlusBytes(name);
+    if (room < 0) break;
+    if (!known?.(ino)) inos.push(ino);
+  }
+  return inos;
+}
+
+
 interface DirStream {
   dir: Inode;
   /** Cookie → name (FIRST_NAME_COOKIE + i: names[i]): a cookie names a position in name order, so it stays valid while entries come and go. */
@@ -51,6 +73,10 @@ interface DirStream {
   last?: string;
   /** Name → cookie, built the first time a name at or before `last` comes (a rewind, a seekdir back). */
   cookieOf?: Map<string, number>;
+  /** The inodes loaded ahead of a listing with attributes: up to which name, which position, and whether a load is under way. */
+  ahead?: { to: string; position: number; loading: boolean };
+  /** The subdirectories a listing with attributes handed out, in order (WalkAhead). */
+  subdirs?: number[];
 }
 
 /**
@@ -63,6 +89,12 @@ interface DirStream {
 export class DirStreams {
   private readonly streams = new Map<number, DirStream>();
   private nextFd = 1;
+  private readonly walk = new WalkAhead((dir) => this.warm(dir));
+  /** Pieces read so far, and the last one during which pages were loaded. */
+  private reads = 0;
+  private lastReadThatLoaded = -Infinity;
+  /** Whether the last listing carried attributes, and which the kernel had: what the directories WalkAhead loads will need. */
+  private attrsWanted?: { known?: (ino: number) => boolean };
 
   constructor(private readonly tree: Tree, private readonly attr: (node: Inode) => Attr) {}
 
@@ -70,10 +102,14 @@ export class DirStreams {
     if (!dir.isDir) throw new FsError('ENOTDIR');
     const fd = this.nextFd++;
     this.streams.set(fd, { dir, names: [] });
+    this.walk.opened(dir.ino);
     return fd;
   }
 
   release(fd: number): void {
+    const stream = this.streams.get(fd);
+    // A closed listing loads nothing more ahead.
+    if (stream?.ahead) stream.ahead.position = Infinity;
     this.streams.delete(fd);
   }
 
@@ -108,7 +144,10 @@ export class DirStreams {
     }
     // A removed directory lists nothing more, even while still open.
     if (stream.dir.nlink === 0) return piece;
-    for (const [name, [ino, type]] of await this.tree.entriesAfter(stream.dir.ino, after, PIECE_ENTRIES)) {
+    const loads = this.tree.pageLoads;
+    const entries = await this.tree.entriesAfter(stream.dir.ino, after, PIECE_ENTRIES);
+    if (withAttrs) await this.tree.prefetch(inodesToLoad(entries, budget - bytes, plus.known));
+    for (const [name, [ino, type]] of entries) {
       if (piece.names.length > 0 && bytes + sizeOf(name) > budget) break;
       let mode = type << 12;
       let attr: Attr | undefined;
@@ -121,8 +160,49 @@ export class DirStreams {
         if (withAttrs) attr = this.attr(node);
       }
       add(name, ino, mode, attr, this.cookie(stream, name));
+      if ((mode & S_IFMT) === S_IFDIR) this.walk.listed(ino, (stream.subdirs ??= []));
     }
+    this.attrsWanted = withAttrs ? { known: plus.known } : undefined;
+    this.reads++;
+    if (this.tree.pageLoads !== loads) this.lastReadThatLoaded = this.reads;
+    if (withAttrs && entries.length === PIECE_ENTRIES && stream.last !== undefined) this.loadAhead(stream, plus.known);
     return piece;
+  }
+
+  /** Loads a directory's first piece and its inodes, ahead of a walk that is expected to list it. */
+  private warm(dir: number): void {
+    // Nothing waited for the store lately (a walk of what was just made): loading ahead would only do the listing's work twice.
+    if (this.reads - this.lastReadThatLoaded > COLD_READS) return;
+    const wanted = this.attrsWanted;
+    this.tree.entriesAfter(dir, undefined, PIECE_ENTRIES)
+      .then((entries) => wanted && this.tree.prefetch(inodesToLoad(entries, Infinity, wanted.known)))
+      .catch(() => {});
+  }
+
+  /**
+   * Keeps the inodes of up to 2 × AHEAD_ENTRIES entries past the listing's
+   * position loading: the names a window at a time, each window's inodes
+   * all at once while the next window's names load.
+   */
+  private loadAhead(stream: DirStream, known: ((ino: number) => boolean) | undefined): void {
+    const ahead = (stream.ahead ??= { to: stream.last!, position: stream.names.length, loading: false });
+    if (ahead.loading) return;
+    // The listing overtook what was loaded (or went back): load on from where it is.
+    if (ahead.to <= stream.last!) Object.assign(ahead, { to: stream.last!, position: stream.names.length });
+    ahead.loading = true;
+    const load = async () => {
+      while (ahead.position - stream.names.length < 2 * AHEAD_ENTRIES) {
+        const entries = await this.tree.entriesAfter(stream.dir.ino, ahead.to, AHEAD_ENTRIES);
+        if (entries.length > 0) ahead.to = entries[entries.length - 1][0];
+        // At the end of the directory: nothing more to load ahead.
+        ahead.position = entries.length < AHEAD_ENTRIES ? Infinity : ahead.position + entries.length;
+        this.tree.prefetch(inodesToLoad(entries, Infinity, known)).catch(() => {});
+      }
+    };
+    // Only a head start: what fails here fails again, and is reported, when the listing gets there.
+    load().catch(() => {}).finally(() => {
+      ahead.loading = false;
+    });
   }
 
   private cookie(stream: DirStream, name: string): number {

@@ -7,8 +7,9 @@ import type { ByteRange, ObjectInfo, ObjectStore, PutOptions } from '../../src/s
 export class CountingStore implements ObjectStore {
   gets = 0;
   puts = 0;
-  /** Gets under way right now. */
+  /** Gets under way right now, and the most there were at once. */
   inFlight = 0;
+  maxInFlight = 0;
   private gate: Promise<void> | null = null;
   private openGate: (() => void) | null = null;
   getDelayMs = 0;
@@ -31,6 +32,7 @@ export class CountingStore implements ObjectStore {
   async get(key: string, range?: ByteRange): Promise<Buffer> {
     this.gets++;
     this.inFlight++;
+    this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
     try {
       if (this.getDelayMs) await new Promise((r) => setTimeout(r, this.getDelayMs));
       return await this.inner.get(key, range);
