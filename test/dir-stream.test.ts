@@ -1,4 +1,4 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { execFile } from 'node:child_process';
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import * as path from 'node:path';
@@ -13,6 +13,20 @@ import { S_IFMT, S_IFREG } from '../src/meta/inode.js';
 
 const PROBE = path.join(path.dirname(fileURLToPath(import.meta.url)), 'lib/dir_stream.py');
 const pad = (i: number) => `f${String(i).padStart(5, '0')}`;
+
+/** A vault over a counting store, mounted, with /d holding n files, the i-th of i % sizes bytes. */
+async function vaultWithSizedFiles(t: Test, n: number, sizes: number) {
+  const store = new CountingStore(new LocalStore(path.join(tempDir(t), 's')));
+  const vault = await testVault(t, { store });
+  const drive = await vault.open();
+  await drive.fs.mkdir('/d', 0o755);
+  for (let i = 0; i < n; i++) {
+    const fd = await drive.fs.create(`/d/${pad(i)}`, 0o640);
+    await drive.fs.write(fd, Buffer.alloc(i % sizes), 0);
+    drive.fs.release(fd);
+  }
+  return { store, vault, drive };
+}
 
 t.test('listing a piece at a time: cookies stay valid while entries come and go', async (t) => {
   const vault = await testVault(t);
@@ -67,16 +81,9 @@ t.test('listing a piece at a time: cookies stay valid while entries come and go'
 });
 
 t.test('a listing leaves out the attributes of the inodes the caller has, without loading them', async (t) => {
-  const store = new CountingStore(new LocalStore(path.join(tempDir(t), 's')));
-  const vault = await testVault(t, { store });
-  let drive = await vault.open();
-  await drive.fs.mkdir('/d', 0o755);
   const N = 2000;
-  for (let i = 0; i < N; i++) {
-    const fd = await drive.fs.create(`/d/${pad(i)}`, 0o640);
-    await drive.fs.write(fd, Buffer.alloc(i % 7), 0);
-    drive.fs.release(fd);
-  }
+  const { store, vault, drive: made } = await vaultWithSizedFiles(t, N, 7);
+  let drive = made;
   await drive.close();
   /** The whole listing from a fresh open with a small page budget, and the store reads it took. */
   const listAll = async (known: (ino: number) => boolean) => {
@@ -159,16 +166,9 @@ t.test('seekdir and telldir through a real mount, while the directory changes', 
 });
 
 t.test('with a slow store, a listing with attributes loads inodes ahead, and a walk the directories it goes to next', async (t) => {
-  const store = new CountingStore(new LocalStore(path.join(tempDir(t), 's')));
-  const vault = await testVault(t, { store });
-  let drive = await vault.open();
-  await drive.fs.mkdir('/d', 0o755);
   const N = 3000;
-  for (let i = 0; i < N; i++) {
-    const fd = await drive.fs.create(`/d/${pad(i)}`, 0o640);
-    await drive.fs.write(fd, Buffer.alloc(i % 5), 0);
-    drive.fs.release(fd);
-  }
+  const { store, vault, drive: made } = await vaultWithSizedFiles(t, N, 5);
+  let drive = made;
   const SUBDIRS = 9;
   await drive.fs.mkdir('/t', 0o755);
   for (let s = 1; s <= SUBDIRS; s++) {

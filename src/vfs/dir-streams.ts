@@ -64,7 +64,6 @@ function inodesToLoad(entries: [string, EntryValue][], room: number, known: ((in
   return inos;
 }
 
-
 interface DirStream {
   dir: Inode;
   /** Cookie → name (FIRST_NAME_COOKIE + i: names[i]): a cookie names a position in name order, so it stays valid while entries come and go. */
@@ -75,7 +74,7 @@ interface DirStream {
   cookieOf?: Map<string, number>;
   /** The inodes loaded ahead of a listing with attributes: up to which name, which position, and whether a load is under way. */
   ahead?: { to: string; position: number; loading: boolean };
-  /** The subdirectories a listing with attributes handed out, in order (WalkAhead). */
+  /** The subdirectories this listing handed out, in order (WalkAhead). */
   subdirs?: number[];
 }
 

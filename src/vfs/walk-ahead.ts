@@ -11,7 +11,7 @@ interface Place {
 
 /**
  * Guesses which directories a walk of the tree (find, ls -R, du, rsync)
- * lists next: the subdirectories a listing with attributes handed out,
+ * lists next: the subdirectories a listing handed out,
  * in its order. When the walk opens one of them, the next few start
  * loading, so that with a store far away each directory does not wait
  * for its pages in turn. Only a guess: a directory nobody opens costs a
