@@ -101,6 +101,11 @@ function s3Workloads(proxy: S3Proxy, endpoint: string): (t: Target) => Promise<R
     r.puts = put.PUT ?? 0;
     await t.mount();
     proxy.take();
+    r.listSmall = await timed(() => sh(`ls -lR ${small} | wc -l`));
+    const listed = proxy.take();
+    r.listRequests = (listed.GET ?? 0) + (listed.HEAD ?? 0);
+    await remount(t);
+    proxy.take();
     r.readSmall = await timed(() => sh(`find ${small} -type f -print0 | xargs -0 cat > /dev/null`));
     const got = proxy.take();
     r.requestsPerMiB = ((got.GET ?? 0) + (got.HEAD ?? 0)) / ((S3_FILES * 4096) / 2 ** 20);
@@ -170,6 +175,8 @@ for (const rtt of [0, RTT_MS]) {
   rows.push(
     { workload: `S3 +${rtt} ms: create ${S3_FILES} small, stored`, key: 'createStored', unit: 's', higherIsBetter: false, ours, peers },
     { workload: `S3 +${rtt} ms: PUTs for them`, key: 'puts', unit: 'PUTs', higherIsBetter: false, ours, peers },
+    { workload: `S3 +${rtt} ms: cold ls -lR of them`, key: 'listSmall', unit: 's', higherIsBetter: false, ours, peers },
+    { workload: `S3 +${rtt} ms: requests for it`, key: 'listRequests', unit: 'req', higherIsBetter: false, ours, peers },
     { workload: `S3 +${rtt} ms: cold read of them`, key: 'readSmall', unit: 's', higherIsBetter: false, ours, peers },
     { workload: `S3 +${rtt} ms: requests per MiB read`, key: 'requestsPerMiB', unit: 'req', higherIsBetter: false, ours, peers },
     { workload: `S3 +${rtt} ms: random 4 KiB reads`, key: 'iops', unit: 'IOPS', higherIsBetter: true, ours, peers },
