@@ -125,8 +125,7 @@ export class PageTree {
    */
   private cleanLeavesMayHelp = true;
   private replaced: string[] = [];
-  /** Pages loaded from the store since open (whether work waits for the store). */
-  loadsStarted = 0;
+  private loads = 0;
   /** Per inner node, the child loaded on demand last: a walk in key order among them is told apart from other loads in between (a listing loads entries and inodes by turns). */
   private readonly lastLoad = new WeakMap<Inner, number>();
 
@@ -152,6 +151,11 @@ export class PageTree {
     return this.root.dirty;
   }
 
+  /** Pages loaded from the store since open (whether work waits for the store). */
+  get loadsStarted(): number {
+    return this.loads;
+  }
+
   /** Bytes of leaves in memory (an estimate: their JSON size). */
   get residentBytes(): number {
     return this.loadedLeafBytes;
@@ -160,7 +164,7 @@ export class PageTree {
   private async load(child: Child): Promise<void> {
     if (child.node) return;
     if (!child.loading) {
-      this.loadsStarted++;
+      this.loads++;
       const id = child.id;
       if (id === undefined) throw new Error('page tree: a page has neither an id nor content');
       child.loading = this.io.read(id).then((content) => {

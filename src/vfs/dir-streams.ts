@@ -40,7 +40,7 @@ const PIECE_ENTRIES = 256;
  * away, the wait for each piece's pages is what makes `ls -l` slow.
  */
 const AHEAD_ENTRIES = 4 * PIECE_ENTRIES;
-/** A walk loads directories ahead while one of its last this many pieces waited for the store. */
+/** Listings and walks load ahead while one of the last this many pieces waited for the store. */
 const COLD_READS = 32;
 
 /** The size of one entry in the kernel's listing buffer (struct fuse_dirent, 8-byte aligned). */
@@ -53,14 +53,10 @@ function direntPlusBytes(name: string): number {
   return 128 + direntBytes(name);
 }
 
-/** The inodes of the entries that fit in `room`, that a listing with attributes loads. */
-function inodesToLoad(entries: [string, EntryValue][], room: number, known: ((ino: number) => boolean) | undefined): number[] {
+/** The inodes a listing with attributes loads for these entries: those the caller does not have. */
+function inodesToLoad(entries: [string, EntryValue][], known: ((ino: number) => boolean) | undefined): number[] {
   const inos: number[] = [];
-  for (const [name, [ino]] of entries) {
-    room -= direntPlusBytes(name);
-    if (room < 0) break;
-    if (!known?.(ino)) inos.push(ino);
-  }
+  for (const [, [ino]] of entries) if (!known?.(ino)) inos.push(ino);
   return inos;
 }
 
@@ -93,7 +89,8 @@ export class DirStreams {
   private reads = 0;
   private lastReadThatLoaded = -Infinity;
   /** Whether the last listing carried attributes, and which the kernel had: what the directories WalkAhead loads will need. */
-  private attrsWanted?: { known?: (ino: number) => boolean };
+  private walkWantsAttrs = false;
+  private walkKnown?: (ino: number) => boolean;
 
   constructor(private readonly tree: Tree, private readonly attr: (node: Inode) => Attr) {}
 
@@ -145,13 +142,19 @@ export class DirStreams {
     if (stream.dir.nlink === 0) return piece;
     const loads = this.tree.pageLoads;
     const entries = await this.tree.entriesAfter(stream.dir.ino, after, PIECE_ENTRIES);
-    if (withAttrs) await this.tree.prefetch(inodesToLoad(entries, budget - bytes, plus.known));
-    for (const [name, [ino, type]] of entries) {
+    let prefetched = false;
+    for (let i = 0; i < entries.length; i++) {
+      const [name, [ino, type]] = entries[i];
       if (piece.names.length > 0 && bytes + sizeOf(name) > budget) break;
       let mode = type << 12;
       let attr: Attr | undefined;
       // Entries written before types were kept in them name only the inode.
       if (!type || (withAttrs && !plus.known?.(ino))) {
+        // The first inode not in memory: the rest of the piece's load with it, rather than one wait each.
+        if (withAttrs && !prefetched && !this.tree.cached(ino)) {
+          prefetched = true;
+          await this.tree.prefetch(inodesToLoad(entries.slice(i), plus.known));
+        }
         const node = await this.tree.get(ino);
         // An entry whose inode is missing is fsck's to report; listing goes on.
         if (!node) continue;
@@ -161,20 +164,30 @@ export class DirStreams {
       add(name, ino, mode, attr, this.cookie(stream, name));
       if ((mode & S_IFMT) === S_IFDIR) this.walk.listed(ino, (stream.subdirs ??= []));
     }
-    this.attrsWanted = withAttrs ? { known: plus.known } : undefined;
+    this.walkWantsAttrs = withAttrs;
+    this.walkKnown = plus?.known;
     this.reads++;
     if (this.tree.pageLoads !== loads) this.lastReadThatLoaded = this.reads;
-    if (withAttrs && entries.length === PIECE_ENTRIES && stream.last !== undefined) this.loadAhead(stream, plus.known);
+    if (withAttrs && entries.length === PIECE_ENTRIES && stream.last !== undefined && this.storeIsSlowing()) this.loadAhead(stream, plus.known);
     return piece;
+  }
+
+  /**
+   * Whether one of the last few pieces waited for the store. If none did
+   * (a walk of what was just made), loading ahead would only do the
+   * listing's work twice.
+   */
+  private storeIsSlowing(): boolean {
+    return this.reads - this.lastReadThatLoaded <= COLD_READS;
   }
 
   /** Loads a directory's first piece and its inodes, ahead of a walk that is expected to list it. */
   private warm(dir: number): void {
-    // Nothing waited for the store lately (a walk of what was just made): loading ahead would only do the listing's work twice.
-    if (this.reads - this.lastReadThatLoaded > COLD_READS) return;
-    const wanted = this.attrsWanted;
+    if (!this.storeIsSlowing()) return;
+    const withAttrs = this.walkWantsAttrs;
+    const known = this.walkKnown;
     this.tree.entriesAfter(dir, undefined, PIECE_ENTRIES)
-      .then((entries) => wanted && this.tree.prefetch(inodesToLoad(entries, Infinity, wanted.known)))
+      .then((entries) => (withAttrs ? this.tree.prefetch(inodesToLoad(entries, known)) : undefined))
       .catch(() => {});
   }
 
@@ -195,7 +208,7 @@ export class DirStreams {
         if (entries.length > 0) ahead.to = entries[entries.length - 1][0];
         // At the end of the directory: nothing more to load ahead.
         ahead.position = entries.length < AHEAD_ENTRIES ? Infinity : ahead.position + entries.length;
-        this.tree.prefetch(inodesToLoad(entries, Infinity, known)).catch(() => {});
+        this.tree.prefetch(inodesToLoad(entries, known)).catch(() => {});
       }
     };
     // Only a head start: what fails here fails again, and is reported, when the listing gets there.
