@@ -205,6 +205,27 @@ t.test('a walk through many leaves in order evicts its own leaves before one use
   t.equal(io.reads - afterSecondWalk, 0, 'and then it outlives the next walk');
 });
 
+t.test('prefetches for many keys evict their own leaves before one a lookup used', async (t) => {
+  const io = new MemoryPages();
+  const pairs: [string, unknown][] = Array.from({ length: 60_000 }, (_, i) => [key(i), { n: i, pad: 'p'.repeat(40) }]);
+  const { root, height } = await buildPages(io, pairs);
+  const budget = 16 * 12 * 1024;
+  const tree = PageTree.open(io, root, height, budget);
+  await tree.get(key(59_000));
+  // A listing's inodes: scattered keys, as many leaves per prefetch as it loads at once (a quarter of the budget), each then looked up.
+  const before = io.reads;
+  for (let piece = 0; piece < 50; piece++) {
+    const keys = Array.from({ length: 3 }, (_, i) => key((piece * 3 + i) * 331));
+    await tree.prefetch(keys);
+    for (const k of keys) await tree.get(k);
+  }
+  t.ok(io.reads - before > 100, `the prefetches loaded ${io.reads - before} pages, many times the budget`);
+  t.ok(tree.residentBytes <= budget, `and stayed within the budget (${tree.residentBytes} bytes)`);
+  const after = io.reads;
+  t.same(await tree.get(key(59_001)), pairs[59_001][1]);
+  t.equal(io.reads - after, 0, 'the leaf the lookup used is still in memory');
+});
+
 t.test('keys that only grow fill their pages; keys in random order still split in half', async (t) => {
   /** Leaves, and the fewest leaves the pairs would fit in, once `keys` are set in that order. */
   const leavesFor = async (keys: string[]) => {

@@ -366,12 +366,14 @@ export class Tree {
   }
 
   changed(node: Inode): void {
+    this.inodeChanges++;
     this.dirty.add(node.ino);
     this.unnoted.inodes.add(node.ino);
   }
 
   /** Forgets an inode whose last link and last handle are gone. */
   destroy(node: Inode): void {
+    this.inodeChanges++;
     this.live.delete(node.ino);
     this.dirty.delete(node.ino);
     this.unnoted.inodes.delete(node.ino);
@@ -433,6 +435,13 @@ export class Tree {
     this.unnoted.entries = merge(changes.entries, this.unnoted.entries);
     for (const name of changes.names) this.unnoted.names.add(name);
   }
+
+  /** Moves on every change made: whether the drive is being written to. */
+  get changeStamp(): number {
+    return this.inodeChanges + this.entryChanges;
+  }
+
+  private inodeChanges = 0;
 
   get hasChanges(): boolean {
     return this.dirty.size > 0 || this.removed.size > 0 || this.entries.size > 0 || this.newNames.size > 0 || this.pendingDeletes.length > 0;

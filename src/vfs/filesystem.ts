@@ -9,6 +9,7 @@ import { attrOf, type Attr } from './attr.js';
 import { checkName, isWithin, PATH_MAX, splitPath, type Place, type Target } from './paths.js';
 import { Xattrs } from './xattrs.js';
 import { DirStreams, type DirPiece, type PlusListing } from './dir-streams.js';
+import { BackgroundSync } from './background-sync.js';
 
 export type { Place, Target } from './paths.js';
 
@@ -104,7 +105,7 @@ export class Filesystem {
   /** Files with no name left that the kernel still holds. */
   private readonly keptForKernel = new Map<number, Inode>();
   private readonly log: (message: string) => void;
-  private syncTimer?: NodeJS.Timeout;
+  private backgroundSync?: BackgroundSync;
 
   constructor(private readonly tree: Tree, private readonly cache: BlockCache, private readonly opts: FsOptions = {}) {
     this.readOnly = !!opts.readOnly;
@@ -647,16 +648,17 @@ export class Filesystem {
   }
 
   startBackgroundSync(intervalMs: number): void {
-    this.syncTimer = setInterval(() => {
-      if (!this.cache.hasDirty() && !this.tree.hasChanges) return;
-      this.sync().catch((err) => this.log(`background sync failed, will retry: ${(err as Error).message}`));
+    this.backgroundSync = new BackgroundSync({
+      pending: () => this.cache.hasDirty() || this.tree.hasChanges,
+      changeStamp: () => this.tree.changeStamp,
+      sync: () => this.sync().catch((err) => this.log(`background sync failed, will retry: ${(err as Error).message}`)),
     }, intervalMs);
-    this.syncTimer.unref();
+    this.backgroundSync.start();
   }
 
   /** On unmount: everything stored, committed and checkpointed. */
   async close(): Promise<void> {
-    if (this.syncTimer) clearInterval(this.syncTimer);
+    this.backgroundSync?.stop();
     if (this.readOnly) return;
     // Unmounted: the kernel holds nothing now, and says so with no forget.
     for (const node of [...this.keptForKernel.values()]) {

@@ -1,0 +1,84 @@
+import t from 'tap';
+import { performance } from 'node:perf_hooks';
+import { BackgroundSync } from '../src/vfs/background-sync.js';
+
+/*
+ * When the background commit runs: on time when the daemon is idle or
+ * being written to, later while it is busy serving reads, never more than
+ * one interval late.
+ */
+const INTERVAL = 600;
+
+/** Keeps the event loop about half busy (as while serving a find) until stopped; `write` also changes the drive each time. */
+function load(write: () => void = () => {}): () => void {
+  const timer = setInterval(() => {
+    const until = performance.now() + 3;
+    while (performance.now() < until) { /* the work of a request */ }
+    write();
+  }, 4);
+  return () => clearInterval(timer);
+}
+
+function watchSyncs(stamp: () => number = () => 0): { syncs: number[]; sync: BackgroundSync; started: number } {
+  const syncs: number[] = [];
+  const started = performance.now();
+  const sync = new BackgroundSync({ pending: () => true, changeStamp: stamp, sync: () => syncs.push(performance.now() - started) }, INTERVAL);
+  sync.start();
+  return { syncs, sync, started };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+t.test('an idle drive commits each interval', async (t) => {
+  const { syncs, sync } = watchSyncs();
+  t.teardown(() => sync.stop());
+  await sleep(INTERVAL * 2 + 200);
+  t.ok(syncs.length >= 2, `committed ${syncs.length} times in two intervals`);
+  t.ok(syncs[0] < INTERVAL * 1.5, `the first one ${syncs[0].toFixed(0)} ms in`);
+});
+
+t.test('a drive busy with reads commits once they pause, at most one interval late', async (t) => {
+  const { syncs, sync } = watchSyncs();
+  t.teardown(() => sync.stop());
+  let stopLoad = load();
+  t.teardown(() => stopLoad());
+  await sleep(INTERVAL * 1.3);
+  t.equal(syncs.length, 0, 'no commit while the reads go on');
+  stopLoad();
+  await sleep(200);
+  t.ok(syncs.length >= 1, 'the commit ran once they paused');
+  t.ok(syncs[0] < INTERVAL * 1.3 + 200, `at ${syncs[0].toFixed(0)} ms, not at the deadline (${INTERVAL * 2} ms)`);
+
+  // Reads that never pause: the commit runs one interval late.
+  const before = syncs.length;
+  stopLoad = load();
+  await sleep(INTERVAL * 2.6);
+  t.ok(syncs.length > before, 'reads that go on do not hold the commit back for longer than an interval');
+});
+
+t.test('a drive being written to commits on time', async (t) => {
+  let stamp = 0;
+  const { syncs, sync } = watchSyncs(() => stamp);
+  t.teardown(() => sync.stop());
+  const stopLoad = load(() => stamp++);
+  t.teardown(() => stopLoad());
+  await sleep(INTERVAL * 1.6);
+  t.equal(syncs.length, 1, 'committed while the writes went on');
+  t.ok(syncs[0] < INTERVAL * 1.4, `at ${syncs[0].toFixed(0)} ms`);
+});
+
+t.test('nothing pending, nothing committed; stop ends it', async (t) => {
+  const syncs: number[] = [];
+  let pending = false;
+  const sync = new BackgroundSync({ pending: () => pending, changeStamp: () => 0, sync: () => syncs.push(1) }, 50);
+  sync.start();
+  await sleep(200);
+  t.equal(syncs.length, 0, 'no commit without changes');
+  pending = true;
+  await sleep(200);
+  t.ok(syncs.length >= 1, 'a commit once there are changes');
+  sync.stop();
+  const after = syncs.length;
+  await sleep(200);
+  t.equal(syncs.length, after, 'none after stop');
+});
