@@ -178,13 +178,17 @@ t.test('a bulk load writes a tree that reads, changes and flushes like any other
   await t.rejects(buildPages(io, [['b', 1], ['a', 2]]), /out of order/);
 });
 
-t.test('a walk through many leaves in order evicts its own leaves before one used alone', async (t) => {
+/** 60,000 keys in pages, opened with room for about 16 leaves: the walks of the tests below read far more than that. */
+async function smallBudgetTree(): Promise<{ io: MemoryPages; pairs: [string, unknown][]; tree: PageTree; budget: number }> {
   const io = new MemoryPages();
   const pairs: [string, unknown][] = Array.from({ length: 60_000 }, (_, i) => [key(i), { n: i, pad: 'p'.repeat(40) }]);
   const { root, height } = await buildPages(io, pairs);
-  // Room for about 16 leaves: the walk below reads far more than that.
   const budget = 16 * 12 * 1024;
-  const tree = PageTree.open(io, root, height, budget);
+  return { io, pairs, tree: PageTree.open(io, root, height, budget), budget };
+}
+
+t.test('a walk through many leaves in order evicts its own leaves before one used alone', async (t) => {
+  const { io, tree, budget } = await smallBudgetTree();
   t.same(await tree.get(key(59_000)), { n: 59_000, pad: 'p'.repeat(40) }, 'a lookup far from the walk');
   const leavesRead = io.reads;
   let walked = 0;
@@ -206,11 +210,7 @@ t.test('a walk through many leaves in order evicts its own leaves before one use
 });
 
 t.test('prefetches for many keys evict their own leaves before one a lookup used', async (t) => {
-  const io = new MemoryPages();
-  const pairs: [string, unknown][] = Array.from({ length: 60_000 }, (_, i) => [key(i), { n: i, pad: 'p'.repeat(40) }]);
-  const { root, height } = await buildPages(io, pairs);
-  const budget = 16 * 12 * 1024;
-  const tree = PageTree.open(io, root, height, budget);
+  const { io, pairs, tree, budget } = await smallBudgetTree();
   await tree.get(key(59_000));
   // A listing's inodes: scattered keys, as many leaves per prefetch as it loads at once (a quarter of the budget), each then looked up.
   const before = io.reads;
