@@ -23,6 +23,10 @@ export class S3Proxy {
 
   private connect(client: net.Socket): void {
     const server = net.connect(Number(this.upstream.port), this.upstream.hostname);
+    // Forwarded as it comes: with Nagle's algorithm on (net's default), a small write waiting for the ACK of the
+    // last one met the peer's delayed ACK, and requests through the proxy at "+0 ms" took 17 ms, not 4.
+    client.setNoDelay(true);
+    server.setNoDelay(true);
     this.sockets.add(client).add(server);
     let carry = '';
     this.pipe(client, server, (chunk) => {
