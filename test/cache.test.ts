@@ -169,21 +169,53 @@ t.test('a sequential reader fetches ahead with several blocks in flight; a rando
   reader = cold();
   const random = reader.newReadahead();
   store.gets = 0;
-  for (const block of [150, 10, 90, 190, 50]) await reader.read(file, block * BS + 100, 4096, chunk, random);
+  // Each in a different 4 MiB window (64 blocks): none comes back to a region read before.
+  for (const block of [150, 10, 90, 195]) await reader.read(file, block * BS + 100, 4096, chunk, random);
   await new Promise((r) => setTimeout(r, 100));
-  t.equal(store.gets, 5, 'random reads fetch only the blocks they touch');
+  t.equal(store.gets, 4, 'random reads fetch only the blocks they touch');
 });
 
-t.test('format 2: a sequential reader fetches packs ahead, several at once, each once', async (t) => {
+/** A file of random bytes written in format 2 (segments in packs) and sealed, and a maker of readers' codecs on its store. */
+async function packedFile(t: Parameters<typeof tempDir>[0], bytes: number) {
   const store = new CountingStore(new LocalStore(path.join(tempDir(t), 's')));
   const packed = (packCacheBytes: number) => new PackedSegments(store, { packCacheBytes, log: () => {} });
   const writer = packed(0);
   const cache = new BlockCache(writer, { stored: () => {}, log: () => {} }, { cacheSize: 64 * 2 ** 20 });
   const file = newFile(2);
-  const data = randomBytes(24 * 2 ** 20);
+  const data = randomBytes(bytes);
   await cache.write(file, 0, data);
   await cache.flush(file);
   await writer.seal();
+  return { store, packed, file, data };
+}
+
+t.test('random reads that come back to a 4 MiB window fetch it whole, with one request per pack', async (t) => {
+  const { store, packed, file, data } = await packedFile(t, 16 * 2 ** 20);
+  const reader = new BlockCache(packed(8 * 2 ** 20), { stored: () => {}, log: () => {} }, { cacheSize: 64 * 2 ** 20 });
+  const random = reader.newReadahead();
+  const chunk = Buffer.alloc(4096);
+  const readAt = async (block: number) => {
+    await reader.read(file, block * BS + 512, chunk.length, chunk, random);
+    t.equal(Buffer.compare(chunk, data.subarray(block * BS + 512, block * BS + 512 + chunk.length)), 0, `block ${block} reads back`);
+  };
+  const settle = () => new Promise((r) => setTimeout(r, 200));
+  store.gets = 0;
+  await readAt(70);
+  await readAt(200);
+  await settle();
+  t.equal(store.gets, 2, 'reads in two windows: a request each');
+  await readAt(100);
+  await settle();
+  const packsOfWindow = new Set(Array.from({ length: 64 }, (_, i) => file.blocks.get(64 + i)!.split('.')[0])).size;
+  t.equal(store.gets, 3 + packsOfWindow, `back in the window of block 70: it is fetched whole (${packsOfWindow} pack(s))`);
+  const before = store.gets;
+  // Backwards by more than 1 MiB: still random reads, which would fetch nothing ahead.
+  for (let block = 127; block >= 64; block -= 17) await readAt(block);
+  t.equal(store.gets, before, 'and the rest of it reads from memory');
+});
+
+t.test('format 2: a sequential reader fetches packs ahead, several at once, each once', async (t) => {
+  const { store, packed, file, data } = await packedFile(t, 24 * 2 ** 20);
   const packs = new Set([...file.blocks.values()].map((ref) => ref.split('.')[0])).size;
   t.ok(packs >= 6, `${packs} packs`);
 

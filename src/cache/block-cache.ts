@@ -47,6 +47,8 @@ interface FetchContext {
 
 /** Files up to this size are read with their neighbours in the store: small files are written, and read, together. */
 const SMALL_FILE = 1024 * 1024;
+/** What random reads landing twice in it fetch whole (Readahead.denseWindow): a pack of a file written in one go. */
+const DENSE_WINDOW_BYTES = 4 * 1024 * 1024;
 
 /**
  * Plaintext blocks in memory. Clean blocks sit in an LRU keyed by object id
@@ -84,7 +86,7 @@ export class BlockCache {
 
   /** Sequential-read detection for one open file. */
   newReadahead(): Readahead {
-    return new Readahead(this.maxReadahead);
+    return new Readahead(this.maxReadahead, Math.max(1, Math.floor(DENSE_WINDOW_BYTES / this.blockSize)));
   }
 
   private dirtyKey(file: CachedFile, index: number): string {
@@ -141,6 +143,9 @@ export class BlockCache {
     if (readahead && ahead > 0) {
       this.prefetch(file, last + 1, ahead, readahead);
       if (ahead === readahead.maxBlocks) this.fetchAhead(file, last + 1 + ahead, readahead);
+    } else if (readahead) {
+      const from = readahead.denseWindow(first);
+      if (from >= 0) this.fetchWindow(file, from, readahead.windowBlocks, first, last);
     }
     const parts: Promise<Buffer | null>[] = [];
     for (let i = first; i <= last; i++) parts.push(this.blockData(file, i, ahead > 0));
@@ -167,6 +172,21 @@ export class BlockCache {
       const objectId = file.blocks.get(i);
       if (!objectId || this.clean.has(objectId)) continue;
       this.fetch(objectId, { file, index: i, together: true }).catch(() => {});
+    }
+  }
+
+  /**
+   * Starts fetching the blocks of a window that random reads keep coming
+   * back to, with their neighbours in the store (one request per pack),
+   * but for those being read now, which load on their own without waiting
+   * for the rest.
+   */
+  private fetchWindow(file: CachedFile, from: number, count: number, readingFrom: number, readingTo: number): void {
+    const end = Math.min(from + count, Math.floor((file.size - 1) / this.blockSize) + 1);
+    for (let i = from; i < end; i++) {
+      if ((i >= readingFrom && i <= readingTo) || this.dirty.has(this.dirtyKey(file, i))) continue;
+      const ref = file.blocks.get(i);
+      if (ref && !this.clean.has(ref)) this.fetch(ref, { file, index: i, together: true }).catch(() => {});
     }
   }
 
