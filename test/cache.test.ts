@@ -173,6 +173,10 @@ t.test('a sequential reader fetches ahead with several blocks in flight; a rando
   for (const block of [150, 10, 90, 195]) await reader.read(file, block * BS + 100, 4096, chunk, random);
   await new Promise((r) => setTimeout(r, 100));
   t.equal(store.gets, 4, 'random reads fetch only the blocks they touch');
+  // Back in the window of block 10, but the file is more than the cache holds: what a whole window brought would go before it was read.
+  await reader.read(file, 20 * BS, 4096, chunk, random);
+  await new Promise((r) => setTimeout(r, 100));
+  t.equal(store.gets, 5, 'in a file larger than the cache, a window read again is not fetched whole');
 });
 
 /** A file of random bytes written in format 2 (segments in packs) and sealed, and a maker of readers' codecs on its store. */

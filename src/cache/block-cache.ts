@@ -143,7 +143,8 @@ export class BlockCache {
     if (readahead && ahead > 0) {
       this.prefetch(file, last + 1, ahead, readahead);
       if (ahead === readahead.maxBlocks) this.fetchAhead(file, last + 1 + ahead, readahead);
-    } else if (readahead) {
+    } else if (readahead && file.size <= this.clean.maxSize / 2) {
+      // Only in a file the cache can hold: in a larger one, a window fetched whole is evicted before reads come back to it.
       const from = readahead.denseWindow(first);
       if (from >= 0) this.fetchWindow(file, from, readahead.windowBlocks, first, last);
     }
