@@ -165,30 +165,35 @@ export class BlockCache {
     return end - offset;
   }
 
+  /** Where `count` blocks from `from` end, within the file. */
+  private blocksEnd(file: CachedFile, from: number, count: number): number {
+    return Math.min(from + count, Math.ceil(file.size / this.blockSize));
+  }
+
+  /** Starts fetching blocks [from, end) not in memory, each with its neighbours in the store (one request per pack). */
+  private fetchTogether(file: CachedFile, from: number, end: number): void {
+    for (let i = from; i < end; i++) {
+      if (this.dirty.has(this.dirtyKey(file, i))) continue;
+      const ref = file.blocks.get(i);
+      if (ref && !this.clean.has(ref)) this.fetch(ref, { file, index: i, together: true }).catch(() => {});
+    }
+  }
+
   /** Starts fetching blocks a sequential reader will want next. */
   private prefetch(file: CachedFile, fromIndex: number, count: number, readahead: Readahead): void {
-    const end = Math.min(fromIndex + count, Math.floor((file.size - 1) / this.blockSize) + 1);
-    for (let i = readahead.near.firstUnrequested(fromIndex, end); i < end; i++) {
-      if (this.dirty.has(this.dirtyKey(file, i))) continue;
-      const objectId = file.blocks.get(i);
-      if (!objectId || this.clean.has(objectId)) continue;
-      this.fetch(objectId, { file, index: i, together: true }).catch(() => {});
-    }
+    const end = this.blocksEnd(file, fromIndex, count);
+    this.fetchTogether(file, readahead.near.firstUnrequested(fromIndex, end), end);
   }
 
   /**
    * Starts fetching the blocks of a window that random reads keep coming
-   * back to, with their neighbours in the store (one request per pack),
-   * but for those being read now, which load on their own without waiting
-   * for the rest.
+   * back to, but for those being read now (readingFrom to readingTo),
+   * which load on their own without waiting for the rest.
    */
   private fetchWindow(file: CachedFile, from: number, count: number, readingFrom: number, readingTo: number): void {
-    const end = Math.min(from + count, Math.floor((file.size - 1) / this.blockSize) + 1);
-    for (let i = from; i < end; i++) {
-      if ((i >= readingFrom && i <= readingTo) || this.dirty.has(this.dirtyKey(file, i))) continue;
-      const ref = file.blocks.get(i);
-      if (ref && !this.clean.has(ref)) this.fetch(ref, { file, index: i, together: true }).catch(() => {});
-    }
+    const end = this.blocksEnd(file, from, count);
+    this.fetchTogether(file, from, Math.min(readingFrom, end));
+    this.fetchTogether(file, Math.max(readingTo + 1, from), end);
   }
 
   /**
@@ -198,7 +203,7 @@ export class BlockCache {
    */
   private fetchAhead(file: CachedFile, fromIndex: number, readahead: Readahead): void {
     const blocks = Math.floor(this.codec.fetchAheadBytes / this.blockSize);
-    const end = Math.min(fromIndex + blocks, Math.floor((file.size - 1) / this.blockSize) + 1);
+    const end = this.blocksEnd(file, fromIndex, blocks);
     for (let i = readahead.far.firstUnrequested(fromIndex, end); i < end; i++) {
       const ref = file.blocks.get(i);
       if (ref && !this.dirty.has(this.dirtyKey(file, i)) && !this.clean.has(ref)) this.codec.fetchAhead(ref);

@@ -53,10 +53,10 @@ function direntPlusBytes(name: string): number {
   return 128 + direntBytes(name);
 }
 
-/** The inodes a listing with attributes loads for these entries: those the caller does not have. */
-function inodesToLoad(entries: [string, EntryValue][], known: ((ino: number) => boolean) | undefined): number[] {
+/** The inodes a listing with attributes loads for the entries from `from` on: those the caller does not have. */
+function inodesToLoad(entries: [string, EntryValue][], known: ((ino: number) => boolean) | undefined, from = 0): number[] {
   const inos: number[] = [];
-  for (const [, [ino]] of entries) if (!known?.(ino)) inos.push(ino);
+  for (let i = from; i < entries.length; i++) if (!known?.(entries[i][1][0])) inos.push(entries[i][1][0]);
   return inos;
 }
 
@@ -153,7 +153,7 @@ export class DirStreams {
         // The first inode not in memory: the rest of the piece's load with it, rather than one wait each.
         if (withAttrs && !prefetched && !this.tree.cached(ino)) {
           prefetched = true;
-          await this.tree.prefetch(inodesToLoad(entries.slice(i), plus.known));
+          await this.tree.prefetch(inodesToLoad(entries, plus.known, i));
         }
         const node = await this.tree.get(ino);
         // An entry whose inode is missing is fsck's to report; listing goes on.
