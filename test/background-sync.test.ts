@@ -8,6 +8,8 @@ import { BackgroundSync } from '../src/vfs/background-sync.js';
  * one interval late.
  */
 const INTERVAL = 600;
+/** Room for the watch (50 ms) and timers on a busy machine. */
+const WATCH_SLACK = 100;
 
 /** Keeps the event loop about half busy (as while serving a find) until stopped; `write` also changes the drive each time. */
 function load(write: () => void = () => {}): () => void {
@@ -81,4 +83,67 @@ t.test('nothing pending, nothing committed; stop ends it', async (t) => {
   const after = syncs.length;
   await sleep(200);
   t.equal(syncs.length, after, 'none after stop');
+});
+
+t.test('the checkpoint a commit made due waits for reads that start after the commit', async (t) => {
+  let pending = true;
+  let due = false;
+  let stopLoad = () => {};
+  t.teardown(() => stopLoad());
+  const started = performance.now();
+  let committedAt = -1;
+  const checkpoints: number[] = [];
+  const sync = new BackgroundSync({
+    pending: () => pending,
+    changeStamp: () => 0,
+    // A commit that ends as the writes end and reads begin (a `find` right after creating files).
+    sync: () => {
+      committedAt = performance.now() - started;
+      pending = false;
+      due = true;
+      stopLoad = load();
+    },
+    checkpointDue: () => due,
+    checkpoint: async () => {
+      checkpoints.push(performance.now() - started);
+      due = false;
+    },
+  }, INTERVAL);
+  sync.start();
+  t.teardown(() => sync.stop());
+  await sleep(INTERVAL * 1.2 + WATCH_SLACK);
+  t.ok(committedAt > 0, `committed at ${committedAt.toFixed(0)} ms`);
+  await sleep(INTERVAL * 0.6);
+  t.equal(checkpoints.length, 0, 'no checkpoint while the reads go on');
+  stopLoad();
+  await sleep(250);
+  t.equal(checkpoints.length, 1, 'the checkpoint ran once they paused');
+  t.ok(checkpoints[0] < committedAt + INTERVAL, `at ${checkpoints[0]?.toFixed(0)} ms, before its deadline`);
+});
+
+t.test('a checkpoint due with nothing to commit runs on the next interval; stop abandons a step that waits', async (t) => {
+  let due = true;
+  const checkpoints: number[] = [];
+  const sync = new BackgroundSync({
+    pending: () => false,
+    changeStamp: () => 0,
+    sync: () => t.fail('nothing to commit'),
+    checkpointDue: () => due,
+    checkpoint: async () => {
+      checkpoints.push(1);
+      due = false;
+    },
+  }, 200);
+  sync.start();
+  await sleep(300);
+  t.equal(checkpoints.length, 1, 'checkpointed once');
+  // Due again, with reads going on: the next interval's step (at 400 ms) waits for them, until 600 ms at most.
+  due = true;
+  const stopLoad = load();
+  t.teardown(() => stopLoad());
+  await sleep(150);
+  sync.stop();
+  stopLoad();
+  await sleep(300);
+  t.equal(checkpoints.length, 1, 'a checkpoint waiting for reads to pause does not run after stop');
 });

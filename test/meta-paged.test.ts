@@ -333,3 +333,73 @@ t.test('a listing while a commit of the directory is half applied reads each sto
   await committed;
 });
 
+
+t.test('a listing in pieces merges stored names with changes since the commit: added, removed, replaced, and made between its pages', async (t) => {
+  const dir = tempDir(t);
+  const store = new LocalStore(path.join(dir, 'store'));
+  await initDrive(store, PASSPHRASE, { kdfLogN: 10, cacheDir: path.join(dir, 'cache') });
+  const tree = await pagedTree(store, dir, 64 * 1024);
+  const random = (seed: number) => () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  const rand = random(11);
+  const expected = new Map<string, number>();
+  const put = (name: string) => {
+    const node = tree.create(S_IFREG | 0o644, 0, 0);
+    tree.setEntry(tree.root, name, node);
+    expected.set(name, node.ino);
+  };
+  const remove = (name: string) => {
+    tree.setEntry(tree.root, name, undefined);
+    expected.delete(name);
+  };
+  for (let i = 0; i < 3000; i++) put(`n${Math.floor(rand() * 1e6)}`);
+  tree.changed(tree.root);
+  await tree.commit();
+  await tree.settled();
+  // Changes since the commit: new names among the stored ones, stored names removed or pointed elsewhere.
+  const stored = [...expected.keys()];
+  for (let i = 0; i < 600; i++) put(`n${Math.floor(rand() * 1e6)}`);
+  for (let i = 0; i < 300; i++) remove(stored[Math.floor(rand() * stored.length)]);
+  for (let i = 0; i < 300; i++) put(stored[Math.floor(rand() * stored.length)]);
+  // Pages read one at a time: each wait lets a name be made ahead of the listing (or behind it).
+  const page = PageTree.prototype.page;
+  t.teardown(() => {
+    PageTree.prototype.page = page;
+  });
+  let listed: string[] = [];
+  const madeAhead: string[] = [];
+  let changedBehind = 0;
+  let lastPage: string[] = [];
+  PageTree.prototype.page = async function (this: PageTree, ...args: Parameters<PageTree['page']>) {
+    const got = await page.apply(this, args);
+    const name = `n${Math.floor(rand() * 1e6)}`;
+    if (!expected.has(name) && name > (listed.at(-1) ?? '')) {
+      put(name);
+      madeAhead.push(name);
+    }
+    // A stored name from the page read before this one, not listed yet: removed or pointed elsewhere while this one loads.
+    const behind = lastPage.map((key) => key.slice(key.indexOf('/') + 1)).filter((n) => n > (listed.at(-1) ?? '') && expected.has(n));
+    if (behind.length && rand() < 0.5) {
+      const victim = behind[Math.floor(rand() * behind.length)];
+      if (rand() < 0.5) remove(victim);
+      else put(victim);
+      changedBehind++;
+    }
+    lastPage = got.entries.map(([key]) => key);
+    return got;
+  };
+  for (const limit of [7, 64, 1000]) {
+    listed = [];
+    for (let piece = await tree.entriesAfter(tree.root.ino, undefined, limit); piece.length > 0; piece = await tree.entriesAfter(tree.root.ino, listed.at(-1), limit)) {
+      t.ok(piece.length <= limit, 'no more than asked for');
+      for (const [name, [ino]] of piece) {
+        if (listed.length && name <= listed.at(-1)!) t.fail(`${name} out of order after ${listed.at(-1)}`);
+        listed.push(name);
+        if (expected.get(name) !== ino) t.fail(`${name} listed with inode ${ino}, expected ${expected.get(name)}`);
+      }
+    }
+    const missing = [...expected.keys()].filter((n) => !listed.includes(n));
+    t.same(missing, [], `pieces of ${limit}: every name there is listed, the removed ones are not`);
+  }
+  t.ok(madeAhead.length > 10, `names were made ahead of the listing between its pages (${madeAhead.length})`);
+  t.ok(changedBehind > 10, `stored names read by a piece were removed or replaced before it was done (${changedBehind})`);
+});

@@ -226,6 +226,25 @@ t.test('prefetches for many keys evict their own leaves before one a lookup used
   t.equal(io.reads - after, 0, 'the leaf the lookup used is still in memory');
 });
 
+t.test('applying commits to leaves in memory does not make them newer than a leaf a lookup used', async (t) => {
+  const { io, pairs, tree } = await smallBudgetTree();
+  // Leaves far apart (about 11 leaves), so that no load looks like a walk and reads ahead.
+  const upkept = Array.from({ length: 8 }, (_, i) => key(20_000 + i * 2000));
+  for (const k of upkept) await tree.get(k, 'upkeep');
+  await tree.get(key(59_000));
+  // A commit changes the leaves it loaded before the lookup (records of new files, the kernel already holds them).
+  for (let round = 0; round < 3; round++) for (const k of upkept) await tree.set(k, { n: round, pad: 'p'.repeat(40) }, 'upkeep');
+  await tree.flush();
+  // Lookups elsewhere fill the budget (16 leaves): eviction drops down to 12, oldest first.
+  for (let j = 0; j < 9; j++) await tree.get(key(36_000 + j * 2000));
+  const before = io.reads;
+  t.same(await tree.get(key(59_001)), pairs[59_001][1]);
+  t.equal(io.reads - before, 0, 'the leaf the lookup used is still in memory');
+  const upkeepReads = io.reads;
+  for (const k of upkept) await tree.get(k);
+  t.ok(io.reads - upkeepReads >= 4, `the leaves only the commits changed went first (${io.reads - upkeepReads} of 8 read again)`);
+});
+
 t.test('keys that only grow fill their pages; keys in random order still split in half', async (t) => {
   /** Leaves, and the fewest leaves the pairs would fit in, once `keys` are set in that order. */
   const leavesFor = async (keys: string[]) => {

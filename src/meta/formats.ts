@@ -171,11 +171,11 @@ async function applyToPages(pages: PageTree, changes: Changes, only?: (key: stri
   const { set, del } = pairsOf(changes);
   const pause = new IoYield();
   for (const [key, value] of set) {
-    if (!only || only(key)) await pages.set(key, value);
+    if (!only || only(key)) await pages.set(key, value, 'upkeep');
     await pause.step();
   }
   for (const key of del) {
-    if (!only || only(key)) await pages.delete(key);
+    if (!only || only(key)) await pages.delete(key, 'upkeep');
     await pause.step();
   }
 }
@@ -236,8 +236,8 @@ export class PagedFormat implements MetaFormat {
     const { state, notes } = await this.log.replay<{ pages: PageTree; nextIno: number; inodeCount: number }, KvNote>(
       (cp: PagedCheckpoint) => ({ pages: PageTree.open(this.io, cp.root, cp.height, this.pageBudget), nextIno: cp.nextIno, inodeCount: cp.inodeCount }),
       async (st, batch: PagedBatch) => {
-        for (const [key, value] of batch.set) await st.pages.set(key, value);
-        for (const key of batch.del) await st.pages.delete(key);
+        for (const [key, value] of batch.set) await st.pages.set(key, value, 'upkeep');
+        for (const key of batch.del) await st.pages.delete(key, 'upkeep');
         st.nextIno = batch.nextIno;
         st.inodeCount = batch.inodeCount;
       },
@@ -266,7 +266,7 @@ export class PagedFormat implements MetaFormat {
     };
     const pause = new IoYield();
     for (const [ino, r] of changes.inodes) {
-      add((await pages.get(inodeKey(ino))) as InodeRecord | undefined, -1);
+      add((await pages.get(inodeKey(ino), 'upkeep')) as InodeRecord | undefined, -1);
       add(r, 1);
       await pause.step();
     }
@@ -274,7 +274,7 @@ export class PagedFormat implements MetaFormat {
     const unused: string[] = [];
     for (const [pack, delta] of deltas) {
       if (delta === 0) continue;
-      const count = (((await pages.get(packCountKey(pack))) as number | undefined) ?? 0) + delta;
+      const count = (((await pages.get(packCountKey(pack), 'upkeep')) as number | undefined) ?? 0) + delta;
       counts.set(packCountKey(pack), count > 0 ? count : undefined);
       if (count <= 0) unused.push(pack);
     }

@@ -73,6 +73,18 @@ export interface FlushResult {
 
 const NEED_LOAD = Symbol('need load');
 
+/**
+ * How an access counts for eviction. A lookup, listing or change made for
+ * someone is a use: its pages become the most recently used. Applying a
+ * commit's changes to the map (and reading the records they replace) is
+ * upkeep: it moves a page up only when it had to load it. Otherwise every
+ * commit made the pages of what it wrote the newest, and after creating
+ * 100,000 files the inode pages of the last ones (which the kernel already
+ * holds, and a listing does not read) pushed out the directory's entry
+ * pages, which the next `find` then read back from the store, 140 of them.
+ */
+export type Access = 'use' | 'upkeep';
+
 /** A page to load, and where it hangs (for readahead among its siblings). */
 interface Missing {
   [NEED_LOAD]: Child;
@@ -190,7 +202,7 @@ export class PageTree {
   }
 
   /** Descends to key's leaf without waiting; NEED_LOAD names the page to load first. */
-  private descend(key: string): Path | Missing {
+  private descend(key: string, access: Access = 'use'): Path | Missing {
     const steps: Step[] = [];
     let child = this.root;
     let parent: Inner | undefined;
@@ -198,7 +210,7 @@ export class PageTree {
     let index = 0;
     for (;;) {
       if (!child.node) return { [NEED_LOAD]: child, parent, index };
-      child.used = ++this.clock;
+      if (access === 'use') child.used = ++this.clock;
       steps.push({ child, index });
       const node = child.node;
       if (node.leaf) return { steps, leaf: node, upper };
@@ -210,15 +222,16 @@ export class PageTree {
   }
 
   /** Runs fn on key's path once every page on it is loaded (fn must not await). */
-  private async withPath<T>(key: string, fn: (path: Path) => T): Promise<T> {
+  private async withPath<T>(key: string, fn: (path: Path) => T, access: Access = 'use'): Promise<T> {
     for (;;) {
-      const found = this.descend(key);
+      const found = this.descend(key, access);
       if (!(NEED_LOAD in found)) {
         const result = fn(found);
         this.evict();
         return result;
       }
       found[NEED_LOAD].scanned = this.readAhead(found);
+      if (access === 'upkeep') found[NEED_LOAD].used = ++this.clock;
       await this.load(found[NEED_LOAD]);
     }
   }
@@ -279,14 +292,14 @@ export class PageTree {
     this.evict();
   }
 
-  async get(key: string): Promise<unknown> {
+  async get(key: string, access: Access = 'use'): Promise<unknown> {
     return this.withPath(key, ({ leaf }) => {
       const { found, at } = search(leaf.keys, key);
       return found ? leaf.values[at] : undefined;
-    });
+    }, access);
   }
 
-  async set(key: string, value: unknown): Promise<void> {
+  async set(key: string, value: unknown, access: Access = 'use'): Promise<void> {
     const size = key.length + JSON.stringify(value).length + 6;
     await this.withPath(key, (path) => {
       const { leaf } = path;
@@ -305,11 +318,11 @@ export class PageTree {
       }
       this.touch(path.steps);
       if (leaf.bytes > LEAF_BYTES && leaf.keys.length > 1) this.split(path.steps, at === leaf.keys.length - 1);
-    });
+    }, access);
   }
 
   /** Removes key; true if it was there. */
-  async delete(key: string): Promise<boolean> {
+  async delete(key: string, access: Access = 'use'): Promise<boolean> {
     return this.withPath(key, (path) => {
       const { leaf } = path;
       const { found, at } = search(leaf.keys, key);
@@ -322,7 +335,7 @@ export class PageTree {
       this.touch(path.steps);
       if (leaf.keys.length === 0) this.unlinkEmpty(path.steps);
       return true;
-    });
+    }, access);
   }
 
   /**

@@ -46,13 +46,13 @@ const NO_CHANGES: ReadonlyMap<string, EntryValue | undefined> = new Map();
 /** Names in the order of the map's keys (UTF-16 code units, as string comparison). */
 const compareNames = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
-/** The index of the first name in sorted that sorts after `after`. */
-function firstAfter(sorted: string[], after: string): number {
+/** The index of the first name in sorted that sorts after `after` (or, inclusive, is `after`). */
+function firstAfter(sorted: string[], after: string, inclusive = false): number {
   let lo = 0;
   let hi = sorted.length;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
-    if (sorted[mid] <= after) lo = mid + 1;
+    if (inclusive ? sorted[mid] < after : sorted[mid] <= after) lo = mid + 1;
     else hi = mid;
   }
   return lo;
@@ -307,25 +307,35 @@ export class Tree {
     // Stored entries that changes override count too: while a commit puts a big directory's new names into the
     // map, every stored name is also a change, and reading on until `limit` were kept read the whole directory.
     let read = 0;
+    let walked: { changes: ReadonlyMap<string, EntryValue | undefined>; size: number } | undefined;
     while (cursor !== undefined && read < limit) {
       const { entries, next } = await this.pages.page(cursor, prefixEnd(prefix), limit - read);
       changes = changesNow();
+      walked ??= { changes, size: changes.size };
       read += entries.length;
+      // Both in name order: a walk along the changes, rather than a hash lookup per entry in a map of
+      // thousands of names (scattered over the heap: most of a listing's time right after creating them).
+      const changed = this.sortedNames(changes);
+      let c = entries.length ? firstAfter(changed, entries[0][0].slice(prefix.length), true) : 0;
       for (const [key, value] of entries) {
         last = key.slice(prefix.length);
-        if (!changes.has(last)) kept.push([last, value as EntryValue]);
+        while (c < changed.length && changed[c] < last) c++;
+        if (changed[c] !== last) kept.push([last, value as EntryValue]);
       }
       cursor = next;
     }
-    kept = kept.filter(([name]) => !changes.has(name));
-    // At most `limit` added names can go into this piece: the first ones past `after`.
+    // Names are only ever added to a layer: the same layer, as big as at the first walk, overrides nothing more.
+    if (walked && (walked.changes !== changes || walked.size !== changes.size)) kept = kept.filter(([name]) => !changes.has(name));
+    const complete = cursor === undefined;
+    // At most `limit` added names can go into this piece: the first ones past `after`, and (unless
+    // the directory was read to its end) none past the last stored name read.
     const added: [string, EntryValue][] = [];
     const names = this.sortedNames(changes);
     for (let k = after === undefined ? 0 : firstAfter(names, after); k < names.length && added.length < limit; k++) {
+      if (!complete && last !== undefined && names[k] > last) break;
       const value = changes.get(names[k]);
       if (value !== undefined) added.push([names[k], value]);
     }
-    const complete = cursor === undefined;
     if (added.length === 0 && (kept.length > 0 || complete)) return kept;
     // Past the last stored entry read, the map may hold names not read yet: added ones beyond it wait for the next piece.
     const merged: [string, EntryValue][] = [];
@@ -333,10 +343,7 @@ export class Tree {
     let j = 0;
     while (merged.length < limit && (i < kept.length || j < added.length)) {
       const takeAdded = j < added.length && (i >= kept.length || added[j][0] < kept[i][0]);
-      if (takeAdded) {
-        if (!complete && last !== undefined && added[j][0] > last) break;
-        merged.push(added[j++]);
-      } else merged.push(kept[i++]);
+      merged.push(takeAdded ? added[j++] : kept[i++]);
     }
     // Every entry read was overridden by changes: never an empty piece before the end.
     if (merged.length === 0 && !complete) return this.entriesAfter(dir, last, limit);
@@ -514,8 +521,26 @@ export class Tree {
       return this.commitNow();
     });
     // The checkpoint a commit makes due comes before the next commit, but the callers of this one do not wait for it.
-    this.commits = next.then(() => this.checkpointIfDue(), () => {});
+    this.commits = next.then(() => (this.checkpointAfterCommit ? this.checkpointIfDue() : undefined), () => {});
     this.queued = next;
+    return next;
+  }
+
+  /**
+   * Whether a commit that makes a checkpoint due runs it (the default), or
+   * leaves it to checkpoint(): a mounted drive's BackgroundSync runs it
+   * when the drive is not busy serving reads.
+   */
+  checkpointAfterCommit = true;
+
+  get checkpointDue(): boolean {
+    return this.format.shouldCheckpoint();
+  }
+
+  /** Runs the checkpoint that is due, if any, after the commits asked for so far (a failure is logged, and retried later). */
+  checkpoint(): Promise<void> {
+    const next = this.commits.then(() => this.checkpointIfDue());
+    this.commits = next;
     return next;
   }
 

@@ -652,7 +652,10 @@ export class Filesystem {
       pending: () => this.cache.hasDirty() || this.tree.hasChanges,
       changeStamp: () => this.tree.changeStamp,
       sync: () => this.sync().catch((err) => this.log(`background sync failed, will retry: ${(err as Error).message}`)),
+      checkpointDue: () => this.tree.checkpointDue,
+      checkpoint: () => this.tree.checkpoint(),
     }, intervalMs);
+    this.tree.checkpointAfterCommit = false;
     this.backgroundSync.start();
   }
 
