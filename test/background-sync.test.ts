@@ -24,7 +24,7 @@ function load(write: () => void = () => {}): () => void {
 function watchSyncs(stamp: () => number = () => 0): { syncs: number[]; sync: BackgroundSync; started: number } {
   const syncs: number[] = [];
   const started = performance.now();
-  const sync = new BackgroundSync({ pending: () => true, changeStamp: stamp, sync: () => syncs.push(performance.now() - started) }, INTERVAL);
+  const sync = new BackgroundSync({ pending: () => true, changeStamp: stamp, sync: () => void syncs.push(performance.now() - started) }, INTERVAL);
   sync.start();
   return { syncs, sync, started };
 }
@@ -72,7 +72,7 @@ t.test('a drive being written to commits on time', async (t) => {
 t.test('nothing pending, nothing committed; stop ends it', async (t) => {
   const syncs: number[] = [];
   let pending = false;
-  const sync = new BackgroundSync({ pending: () => pending, changeStamp: () => 0, sync: () => syncs.push(1) }, 50);
+  const sync = new BackgroundSync({ pending: () => pending, changeStamp: () => 0, sync: () => void syncs.push(1) }, 50);
   sync.start();
   await sleep(200);
   t.equal(syncs.length, 0, 'no commit without changes');
@@ -127,7 +127,7 @@ t.test('a checkpoint due with nothing to commit runs on the next interval; stop 
   const sync = new BackgroundSync({
     pending: () => false,
     changeStamp: () => 0,
-    sync: () => t.fail('nothing to commit'),
+    sync: () => void t.fail('nothing to commit'),
     checkpointDue: () => due,
     checkpoint: async () => {
       checkpoints.push(1);
