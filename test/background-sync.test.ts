@@ -147,3 +147,43 @@ t.test('a checkpoint due with nothing to commit runs on the next interval; stop 
   await sleep(300);
   t.equal(checkpoints.length, 1, 'a checkpoint waiting for reads to pause does not run after stop');
 });
+
+t.test('writes that end during the watch, with reads right behind them: the commit waits for the reads', async (t) => {
+  let stamp = 0;
+  const { syncs, sync, started } = watchSyncs(() => stamp);
+  t.teardown(() => sync.stop());
+  let stopLoad = load(() => stamp++);
+  t.teardown(() => stopLoad());
+  // The writes end 25 ms into the watch of the first due commit (at INTERVAL), and reads begin (a `find` after creating files).
+  await sleep(INTERVAL + 25 - (performance.now() - started));
+  stopLoad();
+  stopLoad = load();
+  await sleep(INTERVAL * 0.6);
+  t.equal(syncs.length, 0, 'no commit while the reads go on');
+  stopLoad();
+  await sleep(250);
+  t.equal(syncs.length, 1, 'the commit ran once they paused');
+});
+
+t.test('a commit is due early once thousands of inodes wait for it', async (t) => {
+  let backlog = 10;
+  const syncs: number[] = [];
+  const started = performance.now();
+  const sync = new BackgroundSync({
+    pending: () => backlog > 0,
+    changeStamp: () => backlog,
+    backlog: () => backlog,
+    sync: () => {
+      syncs.push(performance.now() - started);
+      backlog = 0;
+    },
+  }, 5000);
+  sync.start();
+  t.teardown(() => sync.stop());
+  await sleep(400);
+  t.equal(syncs.length, 0, 'a few changed inodes wait for the interval');
+  backlog = 5000;
+  await sleep(400);
+  t.equal(syncs.length, 1, 'thousands are committed without waiting for it');
+  t.ok(syncs[0] < 1000, `at ${syncs[0]?.toFixed(0)} ms, the interval being 5000 ms`);
+});

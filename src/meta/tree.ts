@@ -450,6 +450,11 @@ export class Tree {
 
   private inodeChanges = 0;
 
+  /** Inodes changed or removed since the last commit: what the next one will write records for. */
+  get inodesToCommit(): number {
+    return this.dirty.size + this.removed.size;
+  }
+
   get hasChanges(): boolean {
     return this.dirty.size > 0 || this.removed.size > 0 || this.entries.size > 0 || this.newNames.size > 0 || this.pendingDeletes.length > 0;
   }

@@ -652,6 +652,7 @@ export class Filesystem {
       pending: () => this.cache.hasDirty() || this.tree.hasChanges,
       changeStamp: () => this.tree.changeStamp,
       sync: () => this.sync().catch((err) => this.log(`background sync failed, will retry: ${(err as Error).message}`)),
+      backlog: () => this.tree.inodesToCommit,
       checkpointDue: () => this.tree.checkpointDue,
       checkpoint: () => this.tree.checkpoint(),
     }, intervalMs);
