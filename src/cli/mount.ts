@@ -51,7 +51,7 @@ export const mountCommand: CommandModule<object, MountArgs> = {
     .option('cache-size', { type: 'string', describe: `Memory for decrypted blocks (e.g. 64M, 1G; default ${formatSize(DEFAULT_CACHE_SIZE)})` })
     .option('metadata-cache-size', { type: 'string', describe: 'Memory for metadata pages in use (format 3; default 1/16 of --cache-size, at least 8M); also bounds the files the kernel holds through the mount to one per 128 bytes of it' })
     .option('journal-size', { type: 'string', default: '4G', describe: 'Local disk for changes not yet uploaded; writers wait when it is full' })
-    .option('commit-interval', { type: 'number', default: 2, describe: 'Seconds between commits of changes to the store; one due while the drive is busy with reads waits for a pause, at most one more interval (close and fsync journal them locally at once)' })
+    .option('commit-interval', { type: 'number', default: 2, describe: 'Seconds between commits of changes to the store (sooner once 4096 files changed); a commit or checkpoint due while the drive is busy with reads waits for a pause, at most one more interval (close and fsync journal changes locally at once)' })
     .option('checkpoint-interval', { type: 'number', default: 128, describe: 'Commits between checkpoints of the whole tree (fewer: faster mounts, more: less rewriting)' })
     .option('read-only', { type: 'boolean', default: false, describe: 'Mount read-only' })
     .option('allow-other', { type: 'boolean', default: false, describe: 'Let other users use the mount (needs user_allow_other in /etc/fuse.conf unless root)' })
