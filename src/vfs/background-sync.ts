@@ -9,6 +9,7 @@ const BUSY = 0.05;
 const EARLY_BACKLOG = 4096;
 const BACKLOG_CHECK_MS = 100;
 
+/** What the steps run on. sync and checkpoint report their own failures, and do not reject. */
 export interface SyncSubject {
   /** Whether anything waits to be committed. */
   pending(): boolean;
