@@ -187,3 +187,20 @@ t.test('a commit is due early once thousands of inodes wait for it', async (t) =
   t.equal(syncs.length, 1, 'thousands are committed without waiting for it');
   t.ok(syncs[0] < 1000, `at ${syncs[0]?.toFixed(0)} ms, the interval being 5000 ms`);
 });
+
+t.test('an idle drive is not looked at between intervals', async (t) => {
+  let looks = 0;
+  const sync = new BackgroundSync({
+    pending: () => false,
+    changeStamp: () => 0,
+    backlog: () => {
+      looks++;
+      return 0;
+    },
+    sync: () => void t.fail('nothing to commit'),
+  }, 5000);
+  sync.start();
+  t.teardown(() => sync.stop());
+  await sleep(600);
+  t.equal(looks, 0, 'no backlog looked at while nothing waits (a wake-up every 100 ms otherwise)');
+});

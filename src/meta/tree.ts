@@ -307,11 +307,10 @@ export class Tree {
     // Stored entries that changes override count too: while a commit puts a big directory's new names into the
     // map, every stored name is also a change, and reading on until `limit` were kept read the whole directory.
     let read = 0;
-    let walked: { changes: ReadonlyMap<string, EntryValue | undefined>; size: number } | undefined;
+    const [firstChanges, firstSize] = [changes, changes.size];
     while (cursor !== undefined && read < limit) {
       const { entries, next } = await this.pages.page(cursor, prefixEnd(prefix), limit - read);
       changes = changesNow();
-      walked ??= { changes, size: changes.size };
       read += entries.length;
       // Both in name order: a walk along the changes, rather than a hash lookup per entry in a map of
       // thousands of names (scattered over the heap: most of a listing's time right after creating them).
@@ -324,8 +323,8 @@ export class Tree {
       }
       cursor = next;
     }
-    // Names are only ever added to a layer: the same layer, as big as at the first walk, overrides nothing more.
-    if (walked && (walked.changes !== changes || walked.size !== changes.size)) kept = kept.filter(([name]) => !changes.has(name));
+    // Names are only ever added to a layer: the same layer, as big as when the listing began, overrides nothing more.
+    if (changes !== firstChanges || changes.size !== firstSize) kept = kept.filter(([name]) => !changes.has(name));
     const complete = cursor === undefined;
     // At most `limit` added names can go into this piece: the first ones past `after`, and (unless
     // the directory was read to its end) none past the last stored name read.

@@ -55,19 +55,35 @@ export class BackgroundSync {
   constructor(private readonly subject: SyncSubject, private readonly intervalMs: number) {}
 
   start(): void {
-    this.timer = setInterval(() => void this.due(), this.intervalMs);
+    this.timer = setInterval(() => {
+      this.watchBacklog();
+      void this.due();
+    }, this.intervalMs);
     this.timer.unref();
-    if (!this.subject.backlog) return;
-    this.backlogTimer = setInterval(() => {
+    this.watchBacklog();
+  }
+
+  /**
+   * Looks at the backlog every BACKLOG_CHECK_MS while changes wait; once
+   * nothing does, it stops until the next interval finds changes, so an
+   * idle daemon wakes once an interval, not ten times a second.
+   */
+  private watchBacklog(): void {
+    if (!this.subject.backlog || this.backlogTimer || this.stopped) return;
+    const check = () => {
+      this.backlogTimer = undefined;
+      if (this.stopped || !this.subject.pending()) return;
       if ((this.subject.backlog?.() ?? 0) >= EARLY_BACKLOG) void this.due();
-    }, BACKLOG_CHECK_MS);
+      this.watchBacklog();
+    };
+    this.backlogTimer = setTimeout(check, BACKLOG_CHECK_MS);
     this.backlogTimer.unref();
   }
 
   stop(): void {
     this.stopped = true;
     clearInterval(this.timer);
-    clearInterval(this.backlogTimer);
+    clearTimeout(this.backlogTimer);
     clearTimeout(this.watch);
     this.watch = undefined;
     this.abandon?.();
