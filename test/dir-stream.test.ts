@@ -114,6 +114,48 @@ t.test('a listing leaves out the attributes of the inodes the caller has, withou
   t.ok(known.gets * 2 < unknown.gets, `their inodes were not loaded: ${known.gets} store reads, against ${unknown.gets}`);
 });
 
+t.test('a listing without attributes gives those of the subdirectories in memory, and loads none', async (t) => {
+  const store = new CountingStore(new LocalStore(path.join(tempDir(t), 's')));
+  const vault = await testVault(t, { store });
+  const made = await vault.open();
+  await made.fs.mkdir('/d', 0o755);
+  const N = 1500;
+  for (let i = 0; i < N; i++) {
+    if (i % 3 === 0) await made.fs.mkdir(`/d/${pad(i)}`, 0o750);
+    else made.fs.release(await made.fs.create(`/d/${pad(i)}`, 0o640));
+  }
+  await made.close();
+  // A small page budget: most inode pages are still in the store when the listing comes.
+  const drive = await vault.open({ cacheSize: 1 << 20 });
+  t.teardown(() => drive.close());
+  const list = async (known: (ino: number) => boolean) => {
+    const before = store.gets;
+    const fd = await drive.fs.opendir('/d');
+    const attrs = new Map<string, number | undefined>();
+    for (let cookie = 0; ;) {
+      const piece = await drive.fs.readdirAt(fd, cookie, { bytes: 32768, attrs: false, known });
+      if (piece.names.length === 0) break;
+      piece.names.forEach((n, i) => attrs.set(n, piece.attrs[i]?.mode));
+      cookie = piece.cookies[piece.cookies.length - 1];
+    }
+    drive.fs.releasedir(fd);
+    return { attrs, gets: store.gets - before };
+  };
+  const dirs = Array.from({ length: N }, (_, i) => pad(i)).filter((_, i) => i % 3 === 0);
+  const cold = await list(() => false);
+  const listed = [...cold.attrs.values()].filter((m) => m !== undefined).length;
+  t.ok(listed < dirs.length / 2, `a cold listing leaves out most subdirectories (${listed} of ${dirs.length} given)`);
+  // A walk reaches some of them: their inodes (and the pages they sit in) are in memory now.
+  const walked = dirs.slice(0, 40);
+  for (const d of walked) await drive.fs.getattr(`/d/${d}`);
+  const warm = await list(() => false);
+  t.same(walked.map((d) => warm.attrs.get(d)), walked.map(() => 0o040750), 'the walked subdirectories come with their attributes');
+  t.ok([...warm.attrs].every(([n, m]) => m === undefined || dirs.includes(n)), 'files never do');
+  t.equal(warm.gets, 0, 'and the listing read nothing from the store for them');
+  const known = await list(() => true);
+  t.ok([...known.attrs.values()].every((m) => m === undefined), 'nor anything the caller has');
+});
+
 t.test('cookies survive a rewind: the same name keeps its cookie, a name made since gets one that works', async (t) => {
   const vault = await testVault(t);
   const drive = await vault.open();

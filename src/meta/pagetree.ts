@@ -292,6 +292,11 @@ export class PageTree {
     this.evict();
   }
 
+  /** Whether every page on key's path is in memory (without counting as a use). */
+  resident(key: string): boolean {
+    return !(NEED_LOAD in this.descend(key, 'upkeep'));
+  }
+
   async get(key: string, access: Access = 'use'): Promise<unknown> {
     return this.withPath(key, ({ leaf }) => {
       const { found, at } = search(leaf.keys, key);

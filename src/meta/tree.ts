@@ -195,6 +195,11 @@ export class Tree {
     return this.live.get(ino);
   }
 
+  /** Whether get(ino) needs nothing from the store: the inode or the page holding its record is in memory. */
+  inMemory(ino: number): boolean {
+    return this.live.has(ino) || this.pages.resident(inodeKey(ino));
+  }
+
   /** The inode a directory entry names, or undefined. */
   async lookup(dir: number, name: string): Promise<number | undefined> {
     return (await this.entry(dir, name))?.[0];

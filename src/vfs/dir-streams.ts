@@ -148,8 +148,9 @@ export class DirStreams {
       if (piece.names.length > 0 && bytes + sizeOf(name) > budget) break;
       let mode = type << 12;
       let attr: Attr | undefined;
+      const wantsAttr = withAttrs || (plus !== undefined && this.walkedInto(mode, ino));
       // Entries written before types were kept in them name only the inode.
-      if (!type || (withAttrs && !plus.known?.(ino))) {
+      if (!type || (wantsAttr && !plus?.known?.(ino))) {
         // The first inode not in memory: the rest of the piece's load with it, rather than one wait each.
         if (withAttrs && !prefetched && !this.tree.cached(ino)) {
           prefetched = true;
@@ -159,7 +160,7 @@ export class DirStreams {
         // An entry whose inode is missing is fsck's to report; listing goes on.
         if (!node) continue;
         mode = node.mode;
-        if (withAttrs) attr = this.attr(node);
+        if (wantsAttr) attr = this.attr(node);
       }
       add(name, ino, mode, attr, this.cookie(stream, name));
       if ((mode & S_IFMT) === S_IFDIR) this.walk.listed(ino, (stream.subdirs ??= []));
@@ -170,6 +171,19 @@ export class DirStreams {
     if (this.tree.pageLoads !== loads) this.lastReadThatLoaded = this.reads;
     if (withAttrs && entries.length === PIECE_ENTRIES && stream.last !== undefined && this.storeIsSlowing()) this.loadAhead(stream, plus.known);
     return piece;
+  }
+
+  /**
+   * A subdirectory whose inode is in memory goes with its attributes even
+   * to a caller that reads none: a walk stats every directory it enters
+   * (find, du, ls --color), and the kernel drops a directory's atime each
+   * time it is listed and its times each time a name in it changes, so
+   * without them each directory of a walk costs a GETATTR (or a LOOKUP) of
+   * its own. An inode whose page is still in the store is left out:
+   * loading it would make a plain `ls` of a cold directory wait for it.
+   */
+  private walkedInto(mode: number, ino: number): boolean {
+    return (mode & S_IFMT) === S_IFDIR && this.tree.inMemory(ino);
   }
 
   /**
