@@ -86,3 +86,46 @@ t.test('a listing right after making the files: exact, and no request per entry'
   }
   t.equal((await drive.unmount()).code, 0);
 });
+
+// A walk stats each directory it enters, and the kernel drops a
+// directory's times whenever it lists it or a name in it changes. The
+// listing of its parent hands them back (the daemon has the inode in
+// memory), so a walk costs no GETATTR per directory, and what it shows
+// is current.
+t.test('a walk of many directories, again and after changes: no GETATTR per directory, and current times', async (t) => {
+  const cli = cliEnv(t);
+  t.equal((await veilfs(['init', '--store', cli.store], cli.env)).code, 0);
+  const ref = path.join(cli.dir, 'ref');
+  const m = path.join(cli.dir, 'mnt');
+  const drive = await mountDrive(t, cli, m);
+  const make = (dir: string) => run(`mkdir ${dir}/top && cd ${dir}/top && for d in $(seq 1 60); do mkdir d$d && touch d$d/a d$d/b && mkdir d$d/s; done`);
+  mkdirSync(ref);
+  await make(ref);
+  await make(m);
+  const walk = (dir: string) => run(`cd ${dir} && find top -printf '%p %m %n %y\\n' | sort`);
+  const trace = fuseRequests(m);
+  const walkCounted = async () => {
+    let seen = '';
+    const requests = trace ? await trace.count(async () => void (seen = await walk(m))) : (seen = await walk(m), undefined);
+    t.equal(seen, await walk(ref), 'every directory and file, with its mode, link count and type, as on the reference');
+    return requests;
+  };
+  const getattrs = (requests: Map<string, number> | undefined, when: string) => {
+    if (!requests) return t.comment('no fuse tracepoints here: request counts not checked');
+    // top itself: its own listing dropped its times, and the root's listing is not part of the walk.
+    t.ok((requests.get('GETATTR') ?? 0) <= 2, `${when}: ${requests.get('GETATTR') ?? 0} getattr for 121 directories`);
+    t.equal(requests.get('LOOKUP') ?? 0, 0, `${when}: no lookups`);
+  };
+  getattrs(await walkCounted(), 'right after making them');
+  getattrs(await walkCounted(), 'walked again');
+  // Names made in some directories after the walks: their times and link counts change.
+  const mtime = async (p: string) => Number((await run(`stat -c %.9Y ${m}/top/${p}`)).trim());
+  const before = await mtime('d5');
+  const change = (dir: string) => run(`cd ${dir}/top && touch d5/new && mkdir d7/t && rmdir d9/s`);
+  await change(ref);
+  await change(m);
+  getattrs(await walkCounted(), 'after changes in three of them');
+  const after = await mtime('d5');
+  t.ok(after > before && after <= await mtime('d5/new'), `the walk brought the directory's new time (${before} -> ${after})`);
+  t.equal((await drive.unmount()).code, 0);
+});
