@@ -10,6 +10,7 @@ import { CountingStore } from './lib/counting-store.js';
 import { tempDir } from './lib/tmp.js';
 import { LocalStore } from '../src/store/local.js';
 import { S_IFMT, S_IFREG } from '../src/meta/inode.js';
+import type { Tree } from '../src/meta/tree.js';
 
 const PROBE = path.join(path.dirname(fileURLToPath(import.meta.url)), 'lib/dir_stream.py');
 const pad = (i: number) => `f${String(i).padStart(5, '0')}`;
@@ -154,6 +155,61 @@ t.test('a listing without attributes gives those of the subdirectories in memory
   t.equal(warm.gets, 0, 'and the listing read nothing from the store for them');
   const known = await list(() => true);
   t.ok([...known.attrs.values()].every((m) => m === undefined), 'nor anything the caller has');
+});
+
+t.test('the next piece is chosen while the caller reads the last, and what changes meanwhile still shows', async (t) => {
+  const vault = await testVault(t);
+  const drive = await vault.open();
+  t.teardown(() => drive.close());
+  const fs = drive.fs;
+  await fs.mkdir('/d', 0o755);
+  const N = 3000;
+  for (let i = 0; i < N; i++) fs.release(await fs.create(`/d/${pad(i)}`, 0o644));
+  await fs.sync();
+  // Counts the tree's listing calls: a drafted piece needs none when its request comes.
+  const tree = (fs as unknown as { tree: Tree }).tree;
+  const entriesAfter = tree.entriesAfter.bind(tree);
+  let calls = 0;
+  tree.entriesAfter = (...args) => (calls++, entriesAfter(...args));
+  const readerPause = () => new Promise((resolve) => setImmediate(resolve));
+  const plus = { bytes: 32768, attrs: true, known: () => false };
+
+  const fd = await fs.opendir('/d');
+  const first = await fs.readdirAt(fd, 0, plus);
+  const next = (name: string) => pad(Number(name.slice(1)) + 1);
+  await readerPause();
+  calls = 0;
+  // Between the pieces: a file of the next piece changes mode, so its drafted entry must not carry the old one.
+  const changed = next(first.names.at(-1)!);
+  await fs.chmod((await fs.getattr(`/d/${changed}`)).ino, 0o600);
+  const second = await fs.readdirAt(fd, first.cookies.at(-1)!, plus);
+  t.equal(calls, 0, 'the second piece was chosen ahead');
+  t.equal(second.names[0], changed, 'and starts right after the first');
+  t.equal(second.attrs[0]!.mode & 0o777, 0o600, 'with the mode it has now, not the one it had when it was chosen');
+
+  // A name made and one removed in the next piece's range: the draft is stale and not used.
+  await readerPause();
+  const gone = next(second.names.at(-1)!);
+  await fs.unlink(`/d/${gone}`);
+  fs.release(await fs.create(`/d/${gone}x`, 0o644));
+  calls = 0;
+  const third = await fs.readdirAt(fd, second.cookies.at(-1)!, plus);
+  t.ok(calls > 0, 'after a change in the directory the piece is chosen again');
+  t.notOk(third.names.includes(gone), 'the removed name is not listed');
+  t.ok(third.names.includes(`${gone}x`), 'the made one is');
+
+  // The whole listing, drafts and all, is the directory in order.
+  const all = [...first.names, ...second.names, ...third.names];
+  for (let cookie = third.cookies.at(-1)!; ;) {
+    await readerPause();
+    const piece = await fs.readdirAt(fd, cookie, plus);
+    if (piece.names.length === 0) break;
+    all.push(...piece.names);
+    cookie = piece.cookies.at(-1)!;
+  }
+  fs.releasedir(fd);
+  const expected = ['.', '..', ...Array.from({ length: N }, (_, i) => pad(i)).filter((n) => n !== gone), `${gone}x`].sort((a, b) => (a < b ? -1 : 1));
+  t.same(all.slice(2), expected.filter((n) => n !== '.' && n !== '..'), 'every name once, in order');
 });
 
 t.test('cookies survive a rewind: the same name keeps its cookie, a name made since gets one that works', async (t) => {

@@ -244,6 +244,12 @@ export class Tree {
   }
 
   private readonly merges = new LayerMerges<EntryValue>();
+
+  /** Moves whenever a directory entry is made, removed or replaced, in any directory. */
+  get entryStamp(): number {
+    return this.entryChanges;
+  }
+
   /** Moves on every entry change: a merge of layers made before may be out of date. */
   private entryChanges = 0;
 

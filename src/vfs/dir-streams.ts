@@ -60,6 +60,35 @@ function inodesToLoad(entries: [string, EntryValue][], known: ((ino: number) => 
   return inos;
 }
 
+/**
+ * A piece chosen but not yet sent: its entries, with their types; which of
+ * them need their inodes read when it goes out (reads: positions), and
+ * whether for their attributes (attrs, one per read).
+ */
+interface Draft {
+  names: string[];
+  inos: number[];
+  modes: number[];
+  cookies: number[];
+  /** How many of the entries are the dots. */
+  dots: number;
+  reads: number[];
+  attrs: boolean[];
+  /** The directory may hold more after it. */
+  more: boolean;
+  /** Choosing the entries loaded pages: the store is slowing the listing (DirStreams.storeIsSlowing). */
+  loaded: boolean;
+}
+
+/** The next piece of a listing, drafted while the caller reads the last one, and what it was drafted for. */
+interface NextDraft {
+  cookie: number;
+  plus: PlusListing | undefined;
+  /** Tree.entryStamp when it was drafted: any entry made or removed since makes it stale. */
+  stamp: number;
+  draft?: Promise<Draft | undefined>;
+}
+
 interface DirStream {
   dir: Inode;
   /** Cookie → name (FIRST_NAME_COOKIE + i: names[i]): a cookie names a position in name order, so it stays valid while entries come and go. */
@@ -72,6 +101,7 @@ interface DirStream {
   ahead?: { to: string; position: number; loading: boolean };
   /** The subdirectories this listing handed out, in order (WalkAhead). */
   subdirs?: number[];
+  next?: NextDraft;
 }
 
 /**
@@ -104,8 +134,9 @@ export class DirStreams {
 
   release(fd: number): void {
     const stream = this.streams.get(fd);
-    // A closed listing loads nothing more ahead.
+    // A closed listing loads and drafts nothing more ahead.
     if (stream?.ahead) stream.ahead.position = Infinity;
+    if (stream) stream.next = undefined;
     this.streams.delete(fd);
   }
 
@@ -118,59 +149,128 @@ export class DirStreams {
   async read(fd: number, cookie: number, plus?: PlusListing): Promise<DirPiece> {
     const stream = this.streams.get(fd);
     if (!stream) throw new FsError('EBADF');
-    const piece: DirPiece = { names: [], inos: [], modes: [], attrs: [], cookies: [] };
+    const loads = this.tree.pageLoads;
+    const draft = (await this.drafted(stream, cookie, plus)) ?? (await this.draft(stream, cookie, plus));
+    const piece = await this.complete(stream, draft, plus);
+    this.walkWantsAttrs = plus?.attrs === true;
+    this.walkKnown = plus?.known;
+    this.reads++;
+    if (this.tree.pageLoads !== loads || draft.loaded) this.lastReadThatLoaded = this.reads;
+    if (draft.more) {
+      if (plus?.attrs && stream.last !== undefined && this.storeIsSlowing()) this.loadAhead(stream, plus.known);
+      this.draftNext(stream, piece.cookies[piece.cookies.length - 1], plus);
+    }
+    return piece;
+  }
+
+  /**
+   * The entries of a piece, chosen as read() would choose them, without
+   * what may change before it goes out: the inodes of entries that need
+   * theirs (attributes, or the type of an entry from before types were
+   * kept) are read when it does (complete).
+   */
+  private async draft(stream: DirStream, cookie: number, plus: PlusListing | undefined): Promise<Draft> {
+    const draft: Draft = { names: [], inos: [], modes: [], cookies: [], dots: 0, reads: [], attrs: [], more: false, loaded: false };
     const [budget, sizeOf] = plus ? [plus.bytes, direntPlusBytes] : [PIECE_BYTES, direntBytes];
     const withAttrs = plus?.attrs === true;
     let bytes = 0;
-    const add = (name: string, ino: number, mode: number, attr: Attr | undefined, next: number) => {
-      piece.names.push(name);
-      piece.inos.push(ino);
-      piece.modes.push(mode);
-      piece.attrs.push(attr);
-      piece.cookies.push(next);
+    const add = (name: string, ino: number, mode: number, next: number) => {
+      draft.names.push(name);
+      draft.inos.push(ino);
+      draft.modes.push(mode);
+      draft.cookies.push(next);
       bytes += sizeOf(name);
     };
-    if (cookie < DOT) add('.', stream.dir.ino, stream.dir.mode, undefined, DOT);
-    if (cookie < DOTDOT) add('..', stream.dir.ino, stream.dir.mode, undefined, DOTDOT);
+    if (cookie < DOT) add('.', stream.dir.ino, stream.dir.mode, DOT);
+    if (cookie < DOTDOT) add('..', stream.dir.ino, stream.dir.mode, DOTDOT);
+    draft.dots = draft.names.length;
     let after: string | undefined;
     if (cookie >= FIRST_NAME_COOKIE) {
       after = stream.names[cookie - FIRST_NAME_COOKIE];
       // Not a cookie this stream handed out: nothing follows it.
-      if (after === undefined) return piece;
+      if (after === undefined) return draft;
     }
     // A removed directory lists nothing more, even while still open.
-    if (stream.dir.nlink === 0) return piece;
+    if (stream.dir.nlink === 0) return draft;
     const loads = this.tree.pageLoads;
     const entries = await this.tree.entriesAfter(stream.dir.ino, after, PIECE_ENTRIES);
-    let prefetched = false;
+    draft.loaded = this.tree.pageLoads !== loads;
+    draft.more = entries.length === PIECE_ENTRIES;
     for (let i = 0; i < entries.length; i++) {
       const [name, [ino, type]] = entries[i];
-      if (piece.names.length > 0 && bytes + sizeOf(name) > budget) break;
-      let mode = type << 12;
-      let attr: Attr | undefined;
+      if (draft.names.length > 0 && bytes + sizeOf(name) > budget) {
+        draft.more = true;
+        break;
+      }
+      const mode = type << 12;
       const wantsAttr = withAttrs || (plus !== undefined && this.walkedInto(mode, ino));
       // Entries written before types were kept in them name only the inode.
       if (!type || (wantsAttr && !plus?.known?.(ino))) {
-        // The first inode not in memory: the rest of the piece's load with it, rather than one wait each.
-        if (withAttrs && !prefetched && !this.tree.cached(ino)) {
-          prefetched = true;
-          await this.tree.prefetch(inodesToLoad(entries, plus.known, i));
-        }
-        const node = await this.tree.get(ino);
-        // An entry whose inode is missing is fsck's to report; listing goes on.
-        if (!node) continue;
-        mode = node.mode;
-        if (wantsAttr) attr = this.attr(node);
+        draft.reads.push(draft.names.length);
+        draft.attrs.push(wantsAttr);
       }
-      add(name, ino, mode, attr, this.cookie(stream, name));
-      if ((mode & S_IFMT) === S_IFDIR) this.walk.listed(ino, (stream.subdirs ??= []));
+      add(name, ino, mode, this.cookie(stream, name));
     }
-    this.walkWantsAttrs = withAttrs;
-    this.walkKnown = plus?.known;
-    this.reads++;
-    if (this.tree.pageLoads !== loads) this.lastReadThatLoaded = this.reads;
-    if (withAttrs && entries.length === PIECE_ENTRIES && stream.last !== undefined && this.storeIsSlowing()) this.loadAhead(stream, plus.known);
-    return piece;
+    return draft;
+  }
+
+  /** The piece a draft stands for, with the inodes it needs read now. */
+  private async complete(stream: DirStream, draft: Draft, plus: PlusListing | undefined): Promise<DirPiece> {
+    const attrs: (Attr | undefined)[] = new Array(draft.names.length).fill(undefined);
+    const modes = draft.modes.slice();
+    let missing: Set<number> | undefined;
+    let prefetched = false;
+    for (let r = 0; r < draft.reads.length; r++) {
+      const i = draft.reads[r];
+      const ino = draft.inos[i];
+      // The first inode not in memory: the rest of the piece's load with it, rather than one wait each.
+      if (plus?.attrs && !prefetched && !this.tree.cached(ino)) {
+        prefetched = true;
+        await this.tree.prefetch(draft.reads.slice(r).map((j) => draft.inos[j]));
+      }
+      const node = await this.tree.get(ino);
+      // An entry whose inode is missing is fsck's to report; listing goes on.
+      if (!node) {
+        (missing ??= new Set()).add(i);
+        continue;
+      }
+      modes[i] = node.mode;
+      if (draft.attrs[r]) attrs[i] = this.attr(node);
+    }
+    for (let i = draft.dots; i < modes.length; i++) {
+      if ((modes[i] & S_IFMT) === S_IFDIR && !missing?.has(i)) this.walk.listed(draft.inos[i], (stream.subdirs ??= []));
+    }
+    const piece: DirPiece = { names: draft.names, inos: draft.inos, modes, attrs, cookies: draft.cookies };
+    if (!missing) return piece;
+    const keep = (_: unknown, i: number) => !missing.has(i);
+    return { names: piece.names.filter(keep), inos: piece.inos.filter(keep), modes: modes.filter(keep), attrs: attrs.filter(keep), cookies: piece.cookies.filter(keep) };
+  }
+
+  /**
+   * Drafts the piece after this one, once the reply to this one is out:
+   * a caller listing a big directory (find, ls -l, rsync) spends a while
+   * on each piece before it asks for the next, and with the next one's
+   * entries chosen meanwhile the daemon has only their inodes left to read
+   * when the request comes.
+   */
+  private draftNext(stream: DirStream, cookie: number, plus: PlusListing | undefined): void {
+    const next: NextDraft = { cookie, plus, stamp: this.tree.entryStamp };
+    stream.next = next;
+    setImmediate(() => {
+      if (stream.next !== next || this.tree.entryStamp !== next.stamp) return;
+      // Only a head start: what fails here fails again, and is reported, when the request comes.
+      next.draft = this.draft(stream, cookie, plus).catch(() => undefined);
+    });
+  }
+
+  /** The draft made ahead for this request, if it is for it and still holds. */
+  private async drafted(stream: DirStream, cookie: number, plus: PlusListing | undefined): Promise<Draft | undefined> {
+    const next = stream.next;
+    stream.next = undefined;
+    const fits = next?.draft && next.cookie === cookie && next.plus?.bytes === plus?.bytes && next.plus?.attrs === plus?.attrs && next.plus?.known === plus?.known;
+    if (!fits || next.stamp !== this.tree.entryStamp) return undefined;
+    const draft = await next.draft;
+    return next.stamp === this.tree.entryStamp ? draft : undefined;
   }
 
   /**
