@@ -72,6 +72,8 @@ export interface FlushResult {
 }
 
 const NEED_LOAD = Symbol('need load');
+/** What PageTree.peek and the lookups built on it return for a key whose page is not in memory. */
+export const NOT_RESIDENT = Symbol('not in memory');
 
 /**
  * How an access counts for eviction. A lookup, listing or change made for
@@ -290,6 +292,18 @@ export class PageTree {
       waiting = still;
     }
     this.evict();
+  }
+
+  /**
+   * key's value when every page on its path is in memory, without waiting
+   * (a use, as get); NOT_RESIDENT when a page would have to be loaded.
+   */
+  peek(key: string): unknown {
+    const found = this.descend(key);
+    if (NEED_LOAD in found) return NOT_RESIDENT;
+    const { found: has, at } = search(found.leaf.keys, key);
+    this.evict();
+    return has ? found.leaf.values[at] : undefined;
   }
 
   /** Whether every page on key's path is in memory (without counting as a use). */

@@ -1,7 +1,7 @@
 import { Inode, ROOT_INO, S_IFDIR, type InodeRecord } from './inode.js';
 import type { Changes, MetaFormat } from './formats.js';
 import { entryKey, entryPrefix, entryValue, inodeKey, INODE_PREFIX, prefixEnd, XATTR_NAME_PREFIX, xattrNameKey, ENTRY_PREFIX, entryOfKey, type EntryValue } from './kv.js';
-import type { PageTree } from './pagetree.js';
+import { NOT_RESIDENT, type PageTree } from './pagetree.js';
 import { refsOf } from './refs.js';
 import { LayerMerges } from './layer-merges.js';
 
@@ -193,6 +193,29 @@ export class Tree {
   /** A loaded inode, if it is in memory (no waiting). */
   cached(ino: number): Inode | undefined {
     return this.live.get(ino);
+  }
+
+  /** The inode numbered ino if that needs nothing from the store (as get), else NOT_RESIDENT. */
+  getInMemory(ino: number): Inode | undefined | typeof NOT_RESIDENT {
+    const node = this.live.get(ino);
+    if (node) return node;
+    if (this.removed.has(ino) || this.committingRemoved.has(ino)) return undefined;
+    const r = this.pages.peek(inodeKey(ino));
+    if (r === NOT_RESIDENT || r === undefined) return r;
+    const loaded = Inode.fromRecord(r as InodeRecord);
+    this.live.set(ino, loaded);
+    this.evict();
+    return loaded;
+  }
+
+  /** The inode a directory entry names (as lookup) if that needs nothing from the store, else NOT_RESIDENT. */
+  lookupInMemory(dir: number, name: string): number | undefined | typeof NOT_RESIDENT {
+    for (const layer of [this.entries, this.committing]) {
+      const names = layer.get(dir);
+      if (names?.has(name)) return names.get(name)?.[0];
+    }
+    const value = this.pages.peek(entryKey(dir, name));
+    return value === NOT_RESIDENT ? value : (value as EntryValue | undefined)?.[0];
   }
 
   /** Whether get(ino) needs nothing from the store: the inode or the page holding its record is in memory. */
