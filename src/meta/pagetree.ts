@@ -108,6 +108,12 @@ function search(keys: string[], key: string): { found: boolean; at: number } {
   return { found: lo < keys.length && keys[lo] === key, at: lo };
 }
 
+/** key's value in its leaf, or undefined. */
+function valueIn(leaf: Leaf, key: string): unknown {
+  const { found, at } = search(leaf.keys, key);
+  return found ? leaf.values[at] : undefined;
+}
+
 /** The child of an inner node that holds key: the last whose smallest key is ≤ key. */
 function childIndex(node: Inner, key: string): number {
   const { found, at } = search(node.keys, key);
@@ -301,21 +307,12 @@ export class PageTree {
   peek(key: string): unknown {
     const found = this.descend(key);
     if (NEED_LOAD in found) return NOT_RESIDENT;
-    const { found: has, at } = search(found.leaf.keys, key);
     this.evict();
-    return has ? found.leaf.values[at] : undefined;
-  }
-
-  /** Whether every page on key's path is in memory (without counting as a use). */
-  resident(key: string): boolean {
-    return !(NEED_LOAD in this.descend(key, 'upkeep'));
+    return valueIn(found.leaf, key);
   }
 
   async get(key: string, access: Access = 'use'): Promise<unknown> {
-    return this.withPath(key, ({ leaf }) => {
-      const { found, at } = search(leaf.keys, key);
-      return found ? leaf.values[at] : undefined;
-    }, access);
+    return this.withPath(key, ({ leaf }) => valueIn(leaf, key), access);
   }
 
   async set(key: string, value: unknown, access: Access = 'use'): Promise<void> {

@@ -5,6 +5,9 @@ import { NOT_RESIDENT, type PageTree } from './pagetree.js';
 import { refsOf } from './refs.js';
 import { LayerMerges } from './layer-merges.js';
 
+/** What Tree.changedEntry returns for a name the changes since the last commit do not touch. */
+const UNCHANGED = Symbol('unchanged');
+
 export interface Logger {
   (message: string): void;
 }
@@ -167,8 +170,11 @@ export class Tree {
     const node = this.live.get(ino);
     if (node) return node;
     if (this.removed.has(ino) || this.committingRemoved.has(ino)) return undefined;
-    const r = (await this.pages.get(inodeKey(ino))) as InodeRecord | undefined;
-    // Another call may have loaded or removed it meanwhile: one object per inode.
+    return this.adopt(ino, (await this.pages.get(inodeKey(ino))) as InodeRecord | undefined);
+  }
+
+  /** The inode's one object, made from the record just read unless another call made it (or removed the inode) meanwhile. */
+  private adopt(ino: number, r: InodeRecord | undefined): Inode | undefined {
     const again = this.live.get(ino);
     if (again) return again;
     if (!r || this.removed.has(ino) || this.committingRemoved.has(ino)) return undefined;
@@ -201,26 +207,23 @@ export class Tree {
     if (node) return node;
     if (this.removed.has(ino) || this.committingRemoved.has(ino)) return undefined;
     const r = this.pages.peek(inodeKey(ino));
-    if (r === NOT_RESIDENT || r === undefined) return r;
-    const loaded = Inode.fromRecord(r as InodeRecord);
-    this.live.set(ino, loaded);
-    this.evict();
-    return loaded;
+    return r === NOT_RESIDENT ? r : this.adopt(ino, r as InodeRecord | undefined);
   }
 
   /** The inode a directory entry names (as lookup) if that needs nothing from the store, else NOT_RESIDENT. */
   lookupInMemory(dir: number, name: string): number | undefined | typeof NOT_RESIDENT {
-    for (const layer of [this.entries, this.committing]) {
-      const names = layer.get(dir);
-      if (names?.has(name)) return names.get(name)?.[0];
-    }
-    const value = this.pages.peek(entryKey(dir, name));
+    const changed = this.changedEntry(dir, name);
+    const value = changed !== UNCHANGED ? changed : this.pages.peek(entryKey(dir, name));
     return value === NOT_RESIDENT ? value : (value as EntryValue | undefined)?.[0];
   }
 
-  /** Whether get(ino) needs nothing from the store: the inode or the page holding its record is in memory. */
-  inMemory(ino: number): boolean {
-    return this.live.has(ino) || this.pages.resident(inodeKey(ino));
+  /** A directory entry as the changes since the last commit have it (undefined: removed), or UNCHANGED. */
+  private changedEntry(dir: number, name: string): EntryValue | undefined | typeof UNCHANGED {
+    let names = this.entries.get(dir);
+    if (names?.has(name)) return names.get(name);
+    names = this.committing.get(dir);
+    if (names?.has(name)) return names.get(name);
+    return UNCHANGED;
   }
 
   /** The inode a directory entry names, or undefined. */
@@ -230,10 +233,8 @@ export class Tree {
 
   /** A directory entry: its inode and type. */
   async entry(dir: number, name: string): Promise<EntryValue | undefined> {
-    for (const layer of [this.entries, this.committing]) {
-      const names = layer.get(dir);
-      if (names?.has(name)) return names.get(name);
-    }
+    const changed = this.changedEntry(dir, name);
+    if (changed !== UNCHANGED) return changed;
     return (await this.pages.get(entryKey(dir, name))) as EntryValue | undefined;
   }
 

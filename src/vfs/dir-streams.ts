@@ -1,6 +1,7 @@
 import { FsError } from '../errors.js';
 import { S_IFDIR, S_IFMT, type Inode } from '../meta/inode.js';
 import type { EntryValue } from '../meta/kv.js';
+import { NOT_RESIDENT } from '../meta/pagetree.js';
 import type { Tree } from '../meta/tree.js';
 import type { Attr } from './attr.js';
 import { WalkAhead } from './walk-ahead.js';
@@ -217,7 +218,8 @@ export class DirStreams {
   /** The piece a draft stands for, with the inodes it needs read now. */
   private async complete(stream: DirStream, draft: Draft, plus: PlusListing | undefined): Promise<DirPiece> {
     const attrs: (Attr | undefined)[] = new Array(draft.names.length).fill(undefined);
-    const modes = draft.modes.slice();
+    // A draft goes out once (drafted() takes it off the stream): its modes are completed in place.
+    const modes = draft.modes;
     let missing: Set<number> | undefined;
     let prefetched = false;
     for (let r = 0; r < draft.reads.length; r++) {
@@ -240,10 +242,9 @@ export class DirStreams {
     for (let i = draft.dots; i < modes.length; i++) {
       if ((modes[i] & S_IFMT) === S_IFDIR && !missing?.has(i)) this.walk.listed(draft.inos[i], (stream.subdirs ??= []));
     }
-    const piece: DirPiece = { names: draft.names, inos: draft.inos, modes, attrs, cookies: draft.cookies };
-    if (!missing) return piece;
-    const keep = (_: unknown, i: number) => !missing.has(i);
-    return { names: piece.names.filter(keep), inos: piece.inos.filter(keep), modes: modes.filter(keep), attrs: attrs.filter(keep), cookies: piece.cookies.filter(keep) };
+    const keep = (_: unknown, i: number) => !missing?.has(i);
+    const of = <T>(xs: T[]) => (missing ? xs.filter(keep) : xs);
+    return { names: of(draft.names), inos: of(draft.inos), modes: of(modes), attrs: of(attrs), cookies: of(draft.cookies) };
   }
 
   /**
@@ -268,8 +269,9 @@ export class DirStreams {
     const next = stream.next;
     stream.next = undefined;
     const fits = next?.draft && next.cookie === cookie && next.plus?.bytes === plus?.bytes && next.plus?.attrs === plus?.attrs && next.plus?.known === plus?.known;
-    if (!fits || next.stamp !== this.tree.entryStamp) return undefined;
+    if (!fits) return undefined;
     const draft = await next.draft;
+    // The stamp was taken before the draft was begun: any entry change since, even while it was made, shows.
     return next.stamp === this.tree.entryStamp ? draft : undefined;
   }
 
@@ -281,9 +283,10 @@ export class DirStreams {
    * without them each directory of a walk costs a GETATTR (or a LOOKUP) of
    * its own. An inode whose page is still in the store is left out:
    * loading it would make a plain `ls` of a cold directory wait for it.
+   * (One in memory is taken as it is looked at: the piece needs it anyway.)
    */
   private walkedInto(mode: number, ino: number): boolean {
-    return (mode & S_IFMT) === S_IFDIR && this.tree.inMemory(ino);
+    return (mode & S_IFMT) === S_IFDIR && this.tree.getInMemory(ino) !== NOT_RESIDENT;
   }
 
   /**

@@ -192,14 +192,11 @@ export class Filesystem {
   /**
    * The kernel's lookup of a name in a directory it holds by number: its
    * attributes, or undefined when there is no such entry (an answer, not an
-   * error: every create asks it first).
-   */
-  /**
-   * The attributes of dir/name, or undefined if there is no such name. When
-   * the directory, the entry and the inode are all in memory the answer
-   * comes at once, not as a promise: a lookup is most of what a shell does
-   * (PATH, includes, `mv` checking its target), and on a machine idle a
-   * moment, each step through the event loop costs tens of microseconds.
+   * error: every create asks it first). When the directory, the entry and
+   * the inode are all in memory the answer comes at once, not as a
+   * promise: a lookup is most of what a shell does (PATH, includes, `mv`
+   * checking its target), and on a machine idle a moment each step
+   * through the event loop costs tens of microseconds.
    */
   lookupIn(dirIno: number, name: string): Attr | undefined | Promise<Attr | undefined> {
     checkName(name);
