@@ -29,6 +29,14 @@ async function vaultWithSizedFiles(t: Test, n: number, sizes: number) {
   return { store, vault, drive };
 }
 
+/** An open drive of a fresh vault holding an empty /d; its filesystem. */
+async function openWithDir(t: Test) {
+  const drive = await (await testVault(t)).open();
+  t.teardown(() => drive.close());
+  await drive.fs.mkdir('/d', 0o755);
+  return drive.fs;
+}
+
 t.test('listing a piece at a time: cookies stay valid while entries come and go', async (t) => {
   const vault = await testVault(t);
   // A small page budget: the listing crosses many pages, loaded and evicted as it goes.
@@ -158,11 +166,7 @@ t.test('a listing without attributes gives those of the subdirectories in memory
 });
 
 t.test('the next piece is chosen while the caller reads the last, and what changes meanwhile still shows', async (t) => {
-  const vault = await testVault(t);
-  const drive = await vault.open();
-  t.teardown(() => drive.close());
-  const fs = drive.fs;
-  await fs.mkdir('/d', 0o755);
+  const fs = await openWithDir(t);
   const N = 3000;
   for (let i = 0; i < N; i++) fs.release(await fs.create(`/d/${pad(i)}`, 0o644));
   await fs.sync();
@@ -213,11 +217,7 @@ t.test('the next piece is chosen while the caller reads the last, and what chang
 });
 
 t.test('cookies survive a rewind: the same name keeps its cookie, a name made since gets one that works', async (t) => {
-  const vault = await testVault(t);
-  const drive = await vault.open();
-  t.teardown(() => drive.close());
-  const fs = drive.fs;
-  await fs.mkdir('/d', 0o755);
+  const fs = await openWithDir(t);
   for (let i = 0; i < 600; i += 2) fs.release(await fs.create(`/d/${pad(i)}`, 0o644));
   const fd = await fs.opendir('/d');
   const read = async () => {

@@ -1,4 +1,4 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { mkdirSync } from 'node:fs';
 import * as path from 'node:path';
 import { cliEnv, driveStatus as status, mountDrive, run, veilfs } from './lib/cli.js';
@@ -60,17 +60,23 @@ t.test('a process that reads attributes gets them in the listing; find -name get
 // not changed since) are listed without them (KernelNodes.attrsFresh); the
 // others with them. Leaving out one the kernel has dropped would cost a
 // GETATTR per entry, and so would show in the count below.
-t.test('a listing right after making the files: exact, and no request per entry', async (t) => {
+/** A fresh vault mounted, and a plain reference directory beside it: make runs on both (in that directory). */
+async function mountedWithReference(t: Test, make: (dir: string) => Promise<unknown>) {
   const cli = cliEnv(t);
   t.equal((await veilfs(['init', '--store', cli.store], cli.env)).code, 0);
   const ref = path.join(cli.dir, 'ref');
   const m = path.join(cli.dir, 'mnt');
   const drive = await mountDrive(t, cli, m);
-  // Made, then: written (the kernel drops size and times), chmod (it gets the new ones), linked, renamed.
-  const make = (dir: string) => run(`mkdir ${dir}/top && cd ${dir}/top && seq -f 'f%.0f' 1 300 | xargs touch && for i in $(seq 5 14); do echo data$i >> f$i; done && chmod 600 f2? && ln f30 hard && mv f31 g31 && mkdir sub && touch sub/inner`);
   mkdirSync(ref);
   await make(ref);
   await make(m);
+  return { ref, m, drive };
+}
+
+t.test('a listing right after making the files: exact, and no request per entry', async (t) => {
+  // Made, then: written (the kernel drops size and times), chmod (it gets the new ones), linked, renamed.
+  const make = (dir: string) => run(`mkdir ${dir}/top && cd ${dir}/top && seq -f 'f%.0f' 1 300 | xargs touch && for i in $(seq 5 14); do echo data$i >> f$i; done && chmod 600 f2? && ln f30 hard && mv f31 g31 && mkdir sub && touch sub/inner`);
+  const { ref, m, drive } = await mountedWithReference(t, make);
   const listing = (dir: string) => run(`cd ${dir} && find top -printf '%p %s %m %n %y\\n' | sort`);
   const trace = fuseRequests(m);
   let seen = '';
@@ -93,15 +99,8 @@ t.test('a listing right after making the files: exact, and no request per entry'
 // memory), so a walk costs no GETATTR per directory, and what it shows
 // is current.
 t.test('a walk of many directories, again and after changes: no GETATTR per directory, and current times', async (t) => {
-  const cli = cliEnv(t);
-  t.equal((await veilfs(['init', '--store', cli.store], cli.env)).code, 0);
-  const ref = path.join(cli.dir, 'ref');
-  const m = path.join(cli.dir, 'mnt');
-  const drive = await mountDrive(t, cli, m);
   const make = (dir: string) => run(`mkdir ${dir}/top && cd ${dir}/top && for d in $(seq 1 60); do mkdir d$d && touch d$d/a d$d/b && mkdir d$d/s; done`);
-  mkdirSync(ref);
-  await make(ref);
-  await make(m);
+  const { ref, m, drive } = await mountedWithReference(t, make);
   const walk = (dir: string) => run(`cd ${dir} && find top -printf '%p %m %n %y\\n' | sort`);
   const trace = fuseRequests(m);
   const walkCounted = async () => {
