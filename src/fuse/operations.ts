@@ -144,11 +144,12 @@ export function kernelHandlers(fs: Filesystem, { binding: b, log, ttl, live }: K
   };
 
   /** Removes parent/name; the kernel keeps the inode (by number) until it forgets it. */
-  const remove = (req: Req, op: string, parent: number, name: string, run: (place: Place) => Promise<number>) => {
-    answer(req, op, childName(parent, name), async () => {
-      nodes.removed(await run({ dir: parent, name }), parent, name);
+  const remove = (req: Req, op: string, parent: number, name: string, run: (place: Place) => number | Promise<number>) => {
+    answer(req, op, childName(parent, name), () => run({ dir: parent, name }), (ino) => {
+      nodes.removed(ino, parent, name);
       nodes.attrsStale(parent);
-    }, done(req));
+      b.replyErr(req, 0);
+    });
   };
 
   return {
@@ -200,18 +201,20 @@ export function kernelHandlers(fs: Filesystem, { binding: b, log, ttl, live }: K
       rename: (req: Req, parent: number, name: string, newParent: number, newName: string, flags = 0) => {
         if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) return b.replyErr(req, errnoOf('EINVAL'));
         let path = '';
-        answer(req, 'rename', () => path, async () => {
+        answer(req, 'rename', () => path, () => {
           path = childOf(parent, name);
-          const { moved, replaced, exchanged } = await fs.rename(path, childOf(newParent, newName), {
+          return fs.rename(path, childOf(newParent, newName), {
             noReplace: (flags & RENAME_NOREPLACE) !== 0,
             exchange: (flags & RENAME_EXCHANGE) !== 0,
           });
+        }, ({ moved, replaced, exchanged }) => {
           nodes.attrsStale(parent);
           nodes.attrsStale(newParent);
           if (replaced !== undefined) nodes.removed(replaced, newParent, newName);
           nodes.renamed(moved, parent, name, newParent, newName);
           if (exchanged !== undefined && exchanged !== moved) nodes.renamed(exchanged, newParent, newName, parent, name);
-        }, done(req));
+          b.replyErr(req, 0);
+        });
       },
       create: (req: Req, parent: number, name: string, mode: number, flags: number) => {
         const caller = currentCaller();

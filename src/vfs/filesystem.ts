@@ -54,6 +54,51 @@ interface NamePlace {
   names: string[];
 }
 
+/** renameat2(2)'s flags (Filesystem.rename). */
+export interface RenameFlags {
+  noReplace?: boolean;
+  exchange?: boolean;
+}
+
+/** What a rename moved, replaced, or swapped (Filesystem.rename). */
+export interface Renamed {
+  moved: number;
+  replaced?: number;
+  exchanged?: number;
+}
+
+interface RenameOperands {
+  src: NamePlace;
+  dst: NamePlace;
+  node: Inode;
+  target: Inode | undefined;
+  targetNotEmpty: boolean;
+}
+
+/** A path's names, which must name something below the root. */
+function namesBelowRoot(path: string): string[] {
+  const names = splitPath(path);
+  if (names.length === 0) throw new FsError('EBUSY', 'the root directory');
+  return names;
+}
+
+function namePlace(dir: Inode, names: string[]): NamePlace {
+  if (!dir.isDir) throw new FsError('ENOTDIR');
+  return { dir, name: names[names.length - 1], names };
+}
+
+/** A directory to make or remove a name in: it must still be one, and still linked. */
+function linkedPlace(dir: Inode | undefined, name: string): { dir: Inode; name: string } {
+  if (!dir) throw new FsError('ENOENT');
+  if (!dir.isDir) throw new FsError('ENOTDIR');
+  if (dir.nlink === 0) throw new FsError('ENOENT', 'the directory was removed');
+  return { dir, name };
+}
+
+function missingInode(name: string, ino: number): never {
+  throw new FsError('EIO', `directory entry "${name}" names inode ${ino}, which is missing (run "veilfs fsck")`);
+}
+
 interface Handle {
   node: Inode;
   flags: number;
@@ -138,28 +183,55 @@ export class Filesystem {
   private async entry(dir: Inode, name: string): Promise<Inode | undefined> {
     const ino = await this.tree.lookup(dir.ino, name);
     if (ino === undefined) return undefined;
-    const node = await this.tree.get(ino);
-    if (!node) throw new FsError('EIO', `directory entry "${name}" names inode ${ino}, which is missing (run "veilfs fsck")`);
-    return node;
+    return (await this.tree.get(ino)) ?? missingInode(name, ino);
+  }
+
+  /** As entry(), when that needs nothing from the store; else NOT_RESIDENT. */
+  private entryInMemory(dir: Inode, name: string): Inode | undefined | typeof NOT_RESIDENT {
+    const ino = this.tree.lookupInMemory(dir.ino, name);
+    if (ino === undefined || ino === NOT_RESIDENT) return ino;
+    return this.tree.getInMemory(ino) ?? missingInode(name, ino);
   }
 
   /** The directory and name a place names; a directory given by number must still be one, and still linked. */
   private async placeOf(place: Place): Promise<{ dir: Inode; name: string }> {
     if (typeof place === 'string') return this.parentOf(place);
-    const dir = await this.inode(place.dir);
-    if (!dir.isDir) throw new FsError('ENOTDIR');
-    if (dir.nlink === 0) throw new FsError('ENOENT', 'the directory was removed');
-    return { dir, name: place.name };
+    return linkedPlace(await this.tree.get(place.dir), place.name);
+  }
+
+  /** As placeOf(), when that needs nothing from the store; else NOT_RESIDENT. */
+  private placeInMemory(place: Place): { dir: Inode; name: string } | typeof NOT_RESIDENT {
+    if (typeof place === 'string') return this.parentInMemory(place);
+    const dir = this.tree.getInMemory(place.dir);
+    return dir === NOT_RESIDENT ? dir : linkedPlace(dir, place.name);
   }
 
   private async parentOf(path: string): Promise<NamePlace> {
-    const names = splitPath(path);
-    if (names.length === 0) throw new FsError('EBUSY', 'the root directory');
-    const name = names[names.length - 1];
+    const names = namesBelowRoot(path);
+    let { dir, walked } = this.walkInMemory(names);
+    for (; walked < names.length - 1; walked++) dir = await this.child(dir, names[walked]);
+    return namePlace(dir, names);
+  }
+
+  /** As parentOf(), when that needs nothing from the store; else NOT_RESIDENT. */
+  private parentInMemory(path: string): NamePlace | typeof NOT_RESIDENT {
+    const names = namesBelowRoot(path);
+    const { dir, walked } = this.walkInMemory(names);
+    return walked < names.length - 1 ? NOT_RESIDENT : namePlace(dir, names);
+  }
+
+  /** Walks the directories a name's path goes through as far as memory has them: where it got, and how many names that took. */
+  private walkInMemory(names: string[]): { dir: Inode; walked: number } {
     let dir = this.tree.root;
-    for (const n of names.slice(0, -1)) dir = await this.child(dir, n);
-    if (!dir.isDir) throw new FsError('ENOTDIR');
-    return { dir, name, names };
+    let walked = 0;
+    for (; walked < names.length - 1; walked++) {
+      if (!dir.isDir) throw new FsError('ENOTDIR');
+      const next = this.entryInMemory(dir, names[walked]);
+      if (next === NOT_RESIDENT) break;
+      if (!next) throw new FsError('ENOENT');
+      dir = next;
+    }
+    return { dir, walked };
   }
 
   private handle(fd: number): Handle {
@@ -202,10 +274,8 @@ export class Filesystem {
     checkName(name);
     const dir = this.tree.cached(dirIno);
     if (dir?.isDir && dir.nlink > 0) {
-      const ino = this.tree.lookupInMemory(dirIno, name);
-      if (ino === undefined) return undefined;
-      const node = ino === NOT_RESIDENT ? NOT_RESIDENT : this.tree.getInMemory(ino);
-      if (node !== NOT_RESIDENT && node !== undefined) return this.attr(node);
+      const node = this.entryInMemory(dir, name);
+      if (node !== NOT_RESIDENT) return node && this.attr(node);
     }
     return this.lookupStored(dirIno, name);
   }
@@ -398,11 +468,24 @@ export class Filesystem {
     this.addEntry(dir, name, node, node.ctime);
   }
 
-  /** Returns the inode number the name had. */
-  async unlink(place: Place): Promise<number> {
+  /**
+   * Returns the inode number the name had. When the directory, the entry
+   * and the inode are in memory the name goes at once, not as a promise
+   * (lookupIn says why): `rm -rf` is an unlink per file.
+   */
+  unlink(place: Place): number | Promise<number> {
     this.writable();
+    const known = this.placeInMemory(place);
+    const node = known === NOT_RESIDENT ? NOT_RESIDENT : this.entryInMemory(known.dir, known.name);
+    return known === NOT_RESIDENT || node === NOT_RESIDENT ? this.unlinkStored(place) : this.unlinkFile(known.dir, known.name, node);
+  }
+
+  private async unlinkStored(place: Place): Promise<number> {
     const { dir, name } = await this.placeOf(place);
-    const node = await this.entry(dir, name);
+    return this.unlinkFile(dir, name, await this.entry(dir, name));
+  }
+
+  private unlinkFile(dir: Inode, name: string, node: Inode | undefined): number {
     if (!node) throw new FsError('ENOENT');
     if (node.isDir) throw new FsError('EISDIR');
     this.tree.setEntry(dir, name, undefined);
@@ -445,25 +528,51 @@ export class Filesystem {
    * anything. renameat2(2)'s flags: noReplace fails with EEXIST rather than
    * replace; exchange swaps the two names, both of which must exist
    * (`exchanged`: the inode that went the other way). Either is decided in
-   * the same step as the move.
+   * the same step as the move. When everything it looks at is in memory the
+   * rename is made at once, not as a promise (lookupIn says why).
    */
-  async rename(from: string, to: string, { noReplace = false, exchange = false } = {}): Promise<{ moved: number; replaced?: number; exchanged?: number }> {
+  rename(from: string, to: string, flags: RenameFlags = {}): Renamed | Promise<Renamed> {
     this.writable();
-    if (noReplace && exchange) throw new FsError('EINVAL');
+    if (flags.noReplace && flags.exchange) throw new FsError('EINVAL');
+    const operands = this.renameOperandsInMemory(from, to);
+    return operands === NOT_RESIDENT ? this.renameStored(from, to, flags) : this.moveName(operands, flags);
+  }
+
+  /** The names and inodes a rename works on, when memory has all of them; else NOT_RESIDENT. */
+  private renameOperandsInMemory(from: string, to: string): RenameOperands | typeof NOT_RESIDENT {
+    const src = this.parentInMemory(from);
+    if (src === NOT_RESIDENT) return src;
+    const dst = this.parentInMemory(to);
+    if (dst === NOT_RESIDENT) return dst;
+    checkName(dst.name);
+    const node = this.entryInMemory(src.dir, src.name);
+    if (node === NOT_RESIDENT) return node;
+    if (!node) throw new FsError('ENOENT');
+    const target = this.entryInMemory(dst.dir, dst.name);
+    // Whether a directory has entries can take a scan of the store: that goes the stored way.
+    if (target === NOT_RESIDENT || target?.isDir) return NOT_RESIDENT;
+    return { src, dst, node, target, targetNotEmpty: false };
+  }
+
+  private async renameStored(from: string, to: string, flags: RenameFlags): Promise<Renamed> {
     const src = await this.parentOf(from);
     const dst = await this.parentOf(to);
     checkName(dst.name);
     const node = await this.entry(src.dir, src.name);
     if (!node) throw new FsError('ENOENT');
-    const ino = node.ino;
-    if (node.isDir && isWithin(dst.names, src.names) && dst.names.length > src.names.length) {
-      throw new FsError('EINVAL', 'cannot move a directory into itself');
-    }
     const target = await this.entry(dst.dir, dst.name);
     const targetNotEmpty = target?.isDir ? await this.tree.hasEntries(target.ino) : false;
     // The lookups above waited: what they found must still hold when the change is made, all at once.
-    if ((await this.tree.lookup(src.dir.ino, src.name)) !== ino || (await this.tree.lookup(dst.dir.ino, dst.name)) !== target?.ino) {
+    if ((await this.tree.lookup(src.dir.ino, src.name)) !== node.ino || (await this.tree.lookup(dst.dir.ino, dst.name)) !== target?.ino) {
       throw new FsError('EBUSY', 'the directory changed during rename');
+    }
+    return this.moveName({ src, dst, node, target, targetNotEmpty }, flags);
+  }
+
+  private moveName({ src, dst, node, target, targetNotEmpty }: RenameOperands, { noReplace = false, exchange = false }: RenameFlags): Renamed {
+    const ino = node.ino;
+    if (node.isDir && isWithin(dst.names, src.names) && dst.names.length > src.names.length) {
+      throw new FsError('EINVAL', 'cannot move a directory into itself');
     }
     const time = now();
     if (exchange) return this.exchange(src, dst, node, target, time);
