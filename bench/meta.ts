@@ -67,6 +67,13 @@ async function shape(t: Target, kind: 'flat' | 'tree', r: Result): Promise<void>
   // rename(2) alone, from this process: timed through `mv`, the start of a
   // shell and of mv (about 4 ms, the same on every filesystem) hid it.
   r[`${kind} rename top`] = await timed(async () => renameSync(top, `${top}-moved`));
+  // The same rename back at once, and again after a pause: a daemon that
+  // has just answered is warm, and one idle even 10 ms is not (on this
+  // VM its first request then runs 10-25x slower), which is most of what
+  // a single timed rename measures.
+  r[`${kind} rename back at once`] = await timed(async () => renameSync(`${top}-moved`, top));
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  r[`${kind} rename after 0.1 s`] = await timed(async () => renameSync(top, `${top}-moved`));
   r[`${kind} rm -rf`] = await timed(() => sh(`rm -rf ${top}-moved`));
   r[`${kind} rm rss`] = rssOf(t.mnt);
 }
