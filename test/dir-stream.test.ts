@@ -212,8 +212,8 @@ t.test('the next piece is chosen while the caller reads the last, and what chang
     cookie = piece.cookies.at(-1)!;
   }
   fs.releasedir(fd);
-  const expected = ['.', '..', ...Array.from({ length: N }, (_, i) => pad(i)).filter((n) => n !== gone), `${gone}x`].sort((a, b) => (a < b ? -1 : 1));
-  t.same(all.slice(2), expected.filter((n) => n !== '.' && n !== '..'), 'every name once, in order');
+  const expected = [...Array.from({ length: N }, (_, i) => pad(i)).filter((n) => n !== gone), `${gone}x`].sort();
+  t.same(all.slice(2), expected, 'every name once, in order');
 });
 
 t.test('cookies survive a rewind: the same name keeps its cookie, a name made since gets one that works', async (t) => {

@@ -54,10 +54,10 @@ function direntPlusBytes(name: string): number {
   return 128 + direntBytes(name);
 }
 
-/** The inodes a listing with attributes loads for the entries from `from` on: those the caller does not have. */
-function inodesToLoad(entries: [string, EntryValue][], known: ((ino: number) => boolean) | undefined, from = 0): number[] {
+/** The inodes a listing with attributes loads for these entries: those the caller does not have. */
+function inodesToLoad(entries: [string, EntryValue][], known: ((ino: number) => boolean) | undefined): number[] {
   const inos: number[] = [];
-  for (let i = from; i < entries.length; i++) if (!known?.(entries[i][1][0])) inos.push(entries[i][1][0]);
+  for (const [, [ino]] of entries) if (!known?.(ino)) inos.push(ino);
   return inos;
 }
 

@@ -67,6 +67,12 @@ export interface Renamed {
   exchanged?: number;
 }
 
+interface Child {
+  dir: Inode;
+  name: string;
+  node: Inode | undefined;
+}
+
 interface RenameOperands {
   src: NamePlace;
   dst: NamePlace;
@@ -206,6 +212,20 @@ export class Filesystem {
     return dir === NOT_RESIDENT ? dir : linkedPlace(dir, place.name);
   }
 
+  /** A place and the inode its name stands for now (undefined: none). */
+  private async entryAt(place: Place): Promise<Child> {
+    const { dir, name } = await this.placeOf(place);
+    return { dir, name, node: await this.entry(dir, name) };
+  }
+
+  /** As entryAt(), when that needs nothing from the store; else NOT_RESIDENT. */
+  private entryAtInMemory(place: Place): Child | typeof NOT_RESIDENT {
+    const at = this.placeInMemory(place);
+    if (at === NOT_RESIDENT) return at;
+    const node = this.entryInMemory(at.dir, at.name);
+    return node === NOT_RESIDENT ? node : { dir: at.dir, name: at.name, node };
+  }
+
   private async parentOf(path: string): Promise<NamePlace> {
     const names = namesBelowRoot(path);
     let { dir, walked } = this.walkInMemory(names);
@@ -272,16 +292,13 @@ export class Filesystem {
    */
   lookupIn(dirIno: number, name: string): Attr | undefined | Promise<Attr | undefined> {
     checkName(name);
-    const dir = this.tree.cached(dirIno);
-    if (dir?.isDir && dir.nlink > 0) {
-      const node = this.entryInMemory(dir, name);
-      if (node !== NOT_RESIDENT) return node && this.attr(node);
-    }
-    return this.lookupStored(dirIno, name);
+    const place = { dir: dirIno, name };
+    const found = this.entryAtInMemory(place);
+    return found === NOT_RESIDENT ? this.lookupStored(place) : found.node && this.attr(found.node);
   }
 
-  private async lookupStored(dirIno: number, name: string): Promise<Attr | undefined> {
-    const node = await this.entry((await this.placeOf({ dir: dirIno, name })).dir, name);
+  private async lookupStored(place: Place): Promise<Attr | undefined> {
+    const { node } = await this.entryAt(place);
     return node && this.attr(node);
   }
 
@@ -475,17 +492,15 @@ export class Filesystem {
    */
   unlink(place: Place): number | Promise<number> {
     this.writable();
-    const known = this.placeInMemory(place);
-    const node = known === NOT_RESIDENT ? NOT_RESIDENT : this.entryInMemory(known.dir, known.name);
-    return known === NOT_RESIDENT || node === NOT_RESIDENT ? this.unlinkStored(place) : this.unlinkFile(known.dir, known.name, node);
+    const found = this.entryAtInMemory(place);
+    return found === NOT_RESIDENT ? this.unlinkStored(place) : this.unlinkFile(found);
   }
 
   private async unlinkStored(place: Place): Promise<number> {
-    const { dir, name } = await this.placeOf(place);
-    return this.unlinkFile(dir, name, await this.entry(dir, name));
+    return this.unlinkFile(await this.entryAt(place));
   }
 
-  private unlinkFile(dir: Inode, name: string, node: Inode | undefined): number {
+  private unlinkFile({ dir, name, node }: Child): number {
     if (!node) throw new FsError('ENOENT');
     if (node.isDir) throw new FsError('EISDIR');
     this.tree.setEntry(dir, name, undefined);
