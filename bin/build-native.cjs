@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Builds veilfs's addons (native/) at install time: the FUSE binding, the
-// cipher (on the OpenSSL inside Node) and scrypt (on libsodium). Offline: npm's bundled node-gyp
+// cipher (on the OpenSSL inside Node), reads of the local store that never
+// wait for a disk, and scrypt (on libsodium). Offline: npm's bundled node-gyp
 // against the headers of the Node that runs this and the system's libfuse 2
 // (libfuse-dev) and libsodium (libsodium-dev), nothing downloaded.
 'use strict';
@@ -42,10 +43,12 @@ try {
   const detail = String(err.stderr ?? err.message).split('\n').filter((l) => /error/i.test(l)).slice(0, 5).join('\n');
   fail(`node-gyp rebuild in ${pkg} failed (needs g++, make, python3 and the headers of libfuse 2 and libsodium: apt-get install build-essential python3 libfuse-dev libsodium-dev)\n${detail}`);
 }
-try {
-  require(path.join(pkg, 'build/Release/veilfs_crypto.node'));
-} catch (err) {
-  fail(err.message);
+for (const addon of ['veilfs_crypto', 'veilfs_io']) {
+  try {
+    require(path.join(pkg, `build/Release/${addon}.node`));
+  } catch (err) {
+    fail(err.message);
+  }
 }
 try {
   require(path.join(pkg, 'build/Release/veilfs_fuse.node'));

@@ -11,6 +11,10 @@
     "sources": ["veilfs-crypto.c"],
     "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"]
   }, {
+    "target_name": "veilfs_io",
+    "sources": ["veilfs-io.c"],
+    "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"]
+  }, {
     "target_name": "veilfs_scrypt",
     "sources": ["veilfs-scrypt.c"],
     "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
