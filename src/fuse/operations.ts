@@ -17,9 +17,15 @@ const SET_ATIME = 1 << 4;
 const SET_MTIME = 1 << 5;
 const SET_ATIME_NOW = 1 << 7;
 const SET_MTIME_NOW = 1 << 8;
-/** The kernel never asks for more in one read (mount.ts sets max_read to it). */
-export const MAX_READ = 128 * 1024;
+/**
+ * The kernel never asks for more in one read (mount.ts sets max_read to
+ * it, and native/veilfs-fuse.c asks for requests that large).
+ */
+export const MAX_READ = 1024 * 1024;
+/** Most reads are no larger than this: page cache readahead and 128 KiB buffers. */
+const COMMON_READ = 128 * 1024;
 const READ_BUFFERS_KEPT = 16;
+const LARGE_READ_BUFFERS_KEPT = 4;
 /** renameat2(2)'s flags; RENAME_WHITEOUT (for overlayfs) is refused with EINVAL, as the kernel does without RENAME2. */
 const RENAME_NOREPLACE = 1;
 const RENAME_EXCHANGE = 2;
@@ -96,9 +102,11 @@ export function kernelHandlers(fs: Filesystem, { binding: b, log, ttl, live }: K
   /**
    * Read buffers, reused once their reply has gone out (the reply copies
    * into the kernel): a 128 KiB allocation per read showed up as garbage.
-   * A read that fails drops its buffer.
+   * A read that fails drops its buffer. Buffers for reads over
+   * COMMON_READ are kept apart, and fewer of them.
    */
   const readBuffers: Buffer[] = [];
+  const largeReadBuffers: Buffer[] = [];
   /** The numbers of a listing reply, reused the same way (the reply copies them); grown, never shrunk. */
   let listing = new Float64Array(0);
   const listingNumbers = (count: number) => (listing.length >= count ? listing : (listing = new Float64Array(count)));
@@ -234,9 +242,11 @@ export function kernelHandlers(fs: Filesystem, { binding: b, log, ttl, live }: K
       },
       read: (req: Req, ino: number, fh: number, size: number, offset: number) => {
         nodes.attrsStale(ino);
-        const buf = readBuffers.pop() ?? Buffer.allocUnsafe(MAX_READ);
-        const keep = () => void (readBuffers.length < READ_BUFFERS_KEPT && readBuffers.push(buf));
-        answer(req, 'read', () => nameOf(ino), () => fs.read(fh, buf, Math.min(size, MAX_READ), offset), (n) => {
+        const large = size > COMMON_READ;
+        const [pool, kept] = large ? [largeReadBuffers, LARGE_READ_BUFFERS_KEPT] : [readBuffers, READ_BUFFERS_KEPT];
+        const buf = pool.pop() ?? Buffer.allocUnsafe(large ? MAX_READ : COMMON_READ);
+        const keep = () => void (pool.length < kept && pool.push(buf));
+        answer(req, 'read', () => nameOf(ino), () => fs.read(fh, buf, Math.min(size, buf.length), offset), (n) => {
           b.replyData(req, buf, n);
           keep();
         });

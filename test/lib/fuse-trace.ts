@@ -11,7 +11,11 @@ const TRACING = '/sys/kernel/tracing';
  * side do not see each other's. undefined where tracing is unavailable
  * (no tracefs, not root, an older kernel).
  */
-export function fuseRequests(mountpoint: string): { count(run: () => Promise<unknown>): Promise<Map<string, number>> } | undefined {
+export function fuseRequests(mountpoint: string): {
+  count(run: () => Promise<unknown>): Promise<Map<string, number>>;
+  /** Every request while run runs, in order: its opcode name and its length in bytes (header, arguments, data). */
+  list(run: () => Promise<unknown>): Promise<{ op: string; len: number }[]>;
+} | undefined {
   const events = path.join(TRACING, 'events/fuse/fuse_request_send');
   let connection: number;
   try {
@@ -21,22 +25,27 @@ export function fuseRequests(mountpoint: string): { count(run: () => Promise<unk
   } catch {
     return undefined;
   }
+  const list = async (run: () => Promise<unknown>) => {
+    const instance = path.join(TRACING, 'instances', `veilfs-test-${process.pid}-${Date.now()}`);
+    mkdirSync(instance);
+    try {
+      const event = path.join(instance, 'events/fuse/fuse_request_send');
+      writeFileSync(path.join(event, 'filter'), `connection == ${connection}`);
+      writeFileSync(path.join(event, 'enable'), '1');
+      await run();
+      writeFileSync(path.join(event, 'enable'), '0');
+      const text = readFileSync(path.join(instance, 'trace'), 'utf8');
+      return [...text.matchAll(/opcode \d+ \(FUSE_(\w+)\) len (\d+)/g)].map(([, op, len]) => ({ op, len: Number(len) }));
+    } finally {
+      rmdirSync(instance);
+    }
+  };
   return {
+    list,
     async count(run) {
-      const instance = path.join(TRACING, 'instances', `veilfs-test-${process.pid}-${Date.now()}`);
-      mkdirSync(instance);
-      try {
-        const event = path.join(instance, 'events/fuse/fuse_request_send');
-        writeFileSync(path.join(event, 'filter'), `connection == ${connection}`);
-        writeFileSync(path.join(event, 'enable'), '1');
-        await run();
-        writeFileSync(path.join(event, 'enable'), '0');
-        const counts = new Map<string, number>();
-        for (const [, op] of readFileSync(path.join(instance, 'trace'), 'utf8').matchAll(/opcode \d+ \(FUSE_(\w+)\)/g)) counts.set(op, (counts.get(op) ?? 0) + 1);
-        return counts;
-      } finally {
-        rmdirSync(instance);
-      }
+      const counts = new Map<string, number>();
+      for (const { op } of await list(run)) counts.set(op, (counts.get(op) ?? 0) + 1);
+      return counts;
     },
   };
 }
