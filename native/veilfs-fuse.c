@@ -79,7 +79,7 @@ typedef struct session {
   uint64_t init_unique;
   // Added to the open reply being sent (replyOpen sets it around its call).
   uint32_t open_flags;
-  // Requests of up to IO_BYTES were asked for (mount's bigRequests).
+  // Requests of up to IO_BYTES are asked for at INIT (unless VEILFS_FUSE_BIG_IO=0).
   int big_io;
 } session_t;
 

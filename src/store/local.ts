@@ -18,7 +18,7 @@ interface IoAddon {
   readCached(path: string, offset: number, length: number, most: number): Buffer | number;
 }
 let io: IoAddon | undefined;
-const ioAddon = () => (io ??= requireAddon<IoAddon>('veilfs_io', 'reading the local store (native/veilfs-io.c)'));
+const ioAddon = () => (io ??= requireAddon<IoAddon>('veilfs_io', 'the local store reader (native/veilfs-io.c)'));
 
 /**
  * Objects as files under a directory. Every put is durable when it returns:
