@@ -79,8 +79,6 @@ typedef struct session {
   uint64_t init_unique;
   // Added to the open reply being sent (replyOpen sets it around its call).
   uint32_t open_flags;
-  // Requests of up to IO_BYTES are asked for at INIT (unless VEILFS_FUSE_BIG_IO=0).
-  int big_io;
 } session_t;
 
 #define CHECK(call) do { if ((call) != napi_ok) { napi_throw_error(env, NULL, #call " failed"); return NULL; } } while (0)
@@ -170,7 +168,7 @@ static session_t *begin(fuse_req_t req, int op) {
 // Requests of up to 1 MiB (FUSE_MAX_PAGES, protocol 7.28) are asked for
 // the same way: libfuse 2 sizes its buffer for 128 KiB and knows no
 // max_pages, so the buffer here is larger (js_mount) and the INIT reply is
-// rewritten whole with max_pages and max_write set (big_init_reply). A
+// rewritten whole with max_pages and max_write set (big_init). A
 // `dd bs=1M` or a copy with large buffers then costs one round trip per
 // MiB instead of eight. Claiming 7.28 is safe for the same reason as 7.23:
 // what 7.24-7.28 added is behind INIT flags that stay unset (parallel
@@ -212,9 +210,9 @@ static void raw_reply(raw_req_t *r, int error, const void *data, size_t len) {
   free(r);
 }
 
-// libfuse's INIT reply (given: its first given bytes), sent as the full
-// structure of 7.28 with requests of up to IO_BYTES.
-static int big_init_reply(struct fuse_chan *ch, const struct fuse_out_header *out, const struct fuse_init_out *given, size_t size) {
+// libfuse's INIT reply (given: its first size bytes) as the full
+// structure of 7.28, asking for requests of up to IO_BYTES.
+static struct fuse_init_out big_init(const struct fuse_init_out *given, size_t size) {
   struct fuse_init_out init;
   memset(&init, 0, sizeof init);
   memcpy(&init, given, size < sizeof init ? size : sizeof init);
@@ -222,11 +220,7 @@ static int big_init_reply(struct fuse_chan *ch, const struct fuse_out_header *ou
   init.flags |= FUSE_MAX_PAGES;
   init.max_pages = IO_PAGES;
   init.max_write = IO_BYTES;
-  struct fuse_out_header header = *out;
-  header.len = sizeof header + sizeof init;
-  struct iovec reply[] = { { &header, sizeof header }, { &init, sizeof init } };
-  ssize_t res = writev(fuse_chan_fd(ch), reply, 2);
-  return res < 0 ? -errno : 0;
+  return init;
 }
 
 static int hook_send(struct fuse_chan *ch, const struct iovec iov[], size_t count) {
@@ -234,6 +228,10 @@ static int hook_send(struct fuse_chan *ch, const struct iovec iov[], size_t coun
   if (!iov || count == 0) return 0;
   session_t *s = fuse_chan_data(ch);
   const struct fuse_out_header *out = iov[0].iov_base;
+  // The INIT reply, when it is sent rewritten whole (big_init).
+  struct fuse_out_header big_header;
+  struct fuse_init_out big;
+  struct iovec big_reply[2];
   if (out->error == 0 && count >= 2) {
     if (out->unique == s->init_unique && iov[1].iov_len >= offsetof(struct fuse_init_out, flags) + sizeof(uint32_t)) {
       struct fuse_init_out *init = iov[1].iov_base;
@@ -241,8 +239,13 @@ static int hook_send(struct fuse_chan *ch, const struct iovec iov[], size_t coun
       // whole directory before it stats any entry, which that mode misses.
       if (s->plus_offered) init->flags |= FUSE_DO_READDIRPLUS;
       if (s->ops[OP_RENAME] && s->kernel_minor >= RENAME2_MINOR && init->minor < RENAME2_MINOR) init->minor = RENAME2_MINOR;
-      if (s->big_io && s->kernel_minor >= MAX_PAGES_MINOR && count == 2 && iov[1].iov_len >= offsetof(struct fuse_init_out, time_gran)) {
-        return big_init_reply(ch, out, init, iov[1].iov_len);
+      if (big_io_wanted && s->kernel_minor >= MAX_PAGES_MINOR && count == 2 && iov[1].iov_len >= offsetof(struct fuse_init_out, time_gran)) {
+        big = big_init(init, iov[1].iov_len);
+        big_header = *out;
+        big_header.len = sizeof big_header + sizeof big;
+        big_reply[0] = (struct iovec){ &big_header, sizeof big_header };
+        big_reply[1] = (struct iovec){ &big, sizeof big };
+        iov = big_reply;
       }
     }
     if (s->open_flags && iov[1].iov_len >= sizeof(struct fuse_open_out)) ((struct fuse_open_out *)iov[1].iov_base)->open_flags |= s->open_flags;
@@ -694,8 +697,7 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
   int fd = fuse_chan_fd(s->ch);
   s->bufsize = fuse_chan_bufsize(s->ch);
   // The kernel refuses to read into a buffer that could not hold its largest write.
-  s->big_io = big_io_wanted;
-  if (s->big_io && s->bufsize < IO_BYTES + 4096) s->bufsize = IO_BYTES + 4096;
+  if (big_io_wanted && s->bufsize < IO_BYTES + 4096) s->bufsize = IO_BYTES + 4096;
   s->hook = fuse_chan_new(&HOOK_OPS, fd, s->bufsize, s);
   fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
   // A child process (systemd-notify, a shell) holding /dev/fuse would keep

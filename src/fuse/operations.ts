@@ -24,8 +24,6 @@ const SET_MTIME_NOW = 1 << 8;
 export const MAX_READ = 1024 * 1024;
 /** Most reads are no larger than this: page cache readahead and 128 KiB buffers. */
 const COMMON_READ = 128 * 1024;
-const READ_BUFFERS_KEPT = 16;
-const LARGE_READ_BUFFERS_KEPT = 4;
 /** renameat2(2)'s flags; RENAME_WHITEOUT (for overlayfs) is refused with EINVAL, as the kernel does without RENAME2. */
 const RENAME_NOREPLACE = 1;
 const RENAME_EXCHANGE = 2;
@@ -42,6 +40,13 @@ export interface KernelLink {
   ttl: number;
   /** False once unmounted: a late answer would go to freed memory in libfuse. */
   live: () => boolean;
+}
+
+/** Reply buffers of one size, and how many of them are kept for reuse. */
+interface ReadPool {
+  size: number;
+  kept: number;
+  free: Buffer[];
 }
 
 const timeOf = (valid: number, given: number, now: number, sec: number, nsec: number): Timespec =>
@@ -105,8 +110,10 @@ export function kernelHandlers(fs: Filesystem, { binding: b, log, ttl, live }: K
    * A read that fails drops its buffer. Buffers for reads over
    * COMMON_READ are kept apart, and fewer of them.
    */
-  const readBuffers: Buffer[] = [];
-  const largeReadBuffers: Buffer[] = [];
+  const readPools: readonly ReadPool[] = [
+    { size: COMMON_READ, kept: 16, free: [] },
+    { size: MAX_READ, kept: 4, free: [] },
+  ];
   /** The numbers of a listing reply, reused the same way (the reply copies them); grown, never shrunk. */
   let listing = new Float64Array(0);
   const listingNumbers = (count: number) => (listing.length >= count ? listing : (listing = new Float64Array(count)));
@@ -242,10 +249,9 @@ export function kernelHandlers(fs: Filesystem, { binding: b, log, ttl, live }: K
       },
       read: (req: Req, ino: number, fh: number, size: number, offset: number) => {
         nodes.attrsStale(ino);
-        const large = size > COMMON_READ;
-        const [pool, kept] = large ? [largeReadBuffers, LARGE_READ_BUFFERS_KEPT] : [readBuffers, READ_BUFFERS_KEPT];
-        const buf = pool.pop() ?? Buffer.allocUnsafe(large ? MAX_READ : COMMON_READ);
-        const keep = () => void (pool.length < kept && pool.push(buf));
+        const pool = readPools[size > COMMON_READ ? 1 : 0];
+        const buf = pool.free.pop() ?? Buffer.allocUnsafe(pool.size);
+        const keep = () => void (pool.free.length < pool.kept && pool.free.push(buf));
         answer(req, 'read', () => nameOf(ino), () => fs.read(fh, buf, Math.min(size, buf.length), offset), (n) => {
           b.replyData(req, buf, n);
           keep();
