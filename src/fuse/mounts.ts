@@ -44,10 +44,30 @@ export async function liveMountpoints(): Promise<string[]> {
   return out;
 }
 
+/** /proc/PID/stat's fields from the third (the state) on, or undefined once the process is gone. */
+async function statFields(pid: number): Promise<string[] | undefined> {
+  try {
+    const stat = await fs.readFile(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * When a process started (clock ticks since boot, the 22nd field): with
+ * its pid, what tells it from a later process given the same pid.
+ */
+async function processStartTime(pid: number): Promise<string | undefined> {
+  return (await statFields(pid))?.[19];
+}
+
 export async function registerDaemon(mountpoint: string): Promise<void> {
   const file = registryFile(mountpoint);
   await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
-  await fs.writeFile(file, `${process.pid}\n`);
+  const started = await processStartTime(process.pid);
+  await fs.writeFile(file, started ? `${process.pid} ${started}\n` : `${process.pid}\n`);
 }
 
 /**
@@ -70,12 +90,8 @@ export async function heartbeatAgeMs(mountpoint: string): Promise<number | undef
 
 /** Running, and not a zombie waiting to be reaped (a zombie answers kill(pid, 0) too). */
 export async function processRunning(pid: number): Promise<boolean> {
-  try {
-    const stat = await fs.readFile(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
-  } catch {
-    return false;
-  }
+  const state = (await statFields(pid))?.[0];
+  return state !== undefined && state !== 'Z';
 }
 
 export async function unregisterDaemon(mountpoint: string): Promise<void> {
@@ -83,11 +99,19 @@ export async function unregisterDaemon(mountpoint: string): Promise<void> {
   await fs.unlink(controlSocket(mountpoint)).catch(() => {});
 }
 
+/**
+ * The daemon serving a mount point, if it still runs. The pid file names
+ * it by pid and start time: a daemon started any way at all (bin/veilfs,
+ * `node dist/cli/main.js`, a copy under another name) is found, and a
+ * later process that reused the pid is not taken for it.
+ */
 export async function daemonPid(mountpoint: string): Promise<number | undefined> {
   try {
-    const pid = Number((await fs.readFile(registryFile(mountpoint), 'utf8')).trim());
+    const [pidText, started] = (await fs.readFile(registryFile(mountpoint), 'utf8')).trim().split(' ');
+    const pid = Number(pidText);
     if (!Number.isInteger(pid) || pid <= 0) return undefined;
-    process.kill(pid, 0);
+    if (started !== undefined) return (await processStartTime(pid)) === started ? pid : undefined;
+    // A pid file without a start time, from a daemon of an earlier version: its command line must name veilfs.
     const cmdline = await fs.readFile(`/proc/${pid}/cmdline`, 'utf8');
     return cmdline.includes('veilfs') ? pid : undefined;
   } catch {
