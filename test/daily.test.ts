@@ -1,5 +1,5 @@
 import t from 'tap';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { existsSync, lstatSync, mkdirSync, readFileSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -142,6 +142,48 @@ t.test('each common failure gets one line with its fix and a documented exit cod
     t.match(full.stderr(), /no space left for the local journal/, 'and the log says where');
     await full.unmount();
   }
+});
+
+t.test('an unmount that waits on a full store says why; Ctrl-C stops the wait, --leave-pending the daemon, and the next mount uploads the rest', { skip: !root && 'needs root (a small tmpfs for the store)' }, async (t) => {
+  const cli = cliEnv(t);
+  const small = path.join(cli.dir, 'small');
+  mkdirSync(small);
+  t.equal((await sh(`mount -t tmpfs -o size=8m tmpfs ${small}`)).code, 0);
+  t.teardown(() => sh(`umount ${small}`).then(() => {}));
+  const full = { ...cli, store: path.join(small, 'store') };
+  t.equal((await veilfs(['init', '--store', full.store], cli.env)).code, 0);
+  const m = path.join(cli.dir, 'mnt');
+  const drive = await mountDrive(t, full, m);
+  const data = path.join(cli.dir, 'data.bin');
+  t.equal((await sh(`head -c 20000000 /dev/urandom > ${data} && cp ${data} ${m}/data.bin`)).code, 0, 'the copy goes into the journal');
+
+  const waiting = spawn(BIN, ['unmount', m], { env: cli.env, stdio: ['ignore', 'ignore', 'pipe'] });
+  let said = '';
+  waiting.stderr!.on('data', (d) => (said += d));
+  const waitedOut = new Promise<number | null>((resolve) => waiting.on('exit', (code) => resolve(code)));
+  const deadline = Date.now() + 60_000;
+  while (!/the store refuses uploads/.test(said) && Date.now() < deadline && waiting.exitCode === null) await new Promise((r) => setTimeout(r, 100));
+  t.match(said, /^veilfs: the store refuses uploads \(store is full .*\); \d+ changes? \(.*B\) wait in the journal, .*press Ctrl-C to stop waiting$/m, 'the wait says what it waits for, and why');
+  t.notOk(await isMounted(m), 'the drive is unmounted meanwhile');
+  waiting.kill('SIGINT');
+  t.equal(await waitedOut, 130, 'Ctrl-C ends the wait');
+  t.match(said, /stopped waiting; the daemon \(pid \d+\) goes on storing \d+ changes? .*"veilfs unmount --leave-pending /, 'and says what goes on, and how to stop it');
+  t.equal(drive.child.exitCode, null, 'the daemon still runs, retrying');
+
+  const leave = await veilfs(['unmount', '--leave-pending', m], cli.env);
+  t.equal(leave.code, 0, `unmount --leave-pending ${leave.stderr}`);
+  t.match(leave.stderr, /left \d+ changes? \(.*\) in the journal; the next mount of this vault uploads them/);
+  t.equal(await drive.exited, 1, 'the daemon stopped without waiting for the store');
+
+  // Space again: the next mount (at once: the lock of the daemon that just exited is no obstacle) uploads the journal.
+  t.equal((await sh(`mount -o remount,size=128m ${small}`)).code, 0);
+  const again = await mountDrive(t, full, m);
+  t.equal((await sh(`cmp ${data} ${m}/data.bin`)).code, 0, 'the data is all there');
+  const done = await again.unmount();
+  t.equal(done.code, 0, `a plain unmount now finishes ${done.stderr}`);
+  t.match(again.stderr(), /everything is stored/);
+  const check = await veilfs(['fsck', '--store', full.store], cli.env);
+  t.equal(check.code, 0, `the store holds a sound vault ${check.stdout}${check.stderr}`);
 });
 
 const s3 = s3Skip();

@@ -1,4 +1,5 @@
 import t from 'tap';
+import { spawn } from 'node:child_process';
 import { appendFileSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { PackedSegments } from '../src/data/packed.js';
@@ -7,6 +8,7 @@ import { Wal } from '../src/journal/wal.js';
 import { FaultStore } from '../src/store/fault.js';
 import { LocalStore } from '../src/store/local.js';
 import { ConflictError, keysOf, NotFoundError, StoreFullError, type PutOptions } from '../src/store/types.js';
+import { processIdentity } from '../src/util/processes.js';
 import { tempDir } from './lib/tmp.js';
 
 /** Records the order in which the remote completes operations; puts of chosen keys can be held. */
@@ -194,6 +196,27 @@ t.test('one process per journal', async (t) => {
   const stale = await JournaledStore.open(remote, { dir: journalDir });
   t.pass('a lock of a dead process is taken over');
   await stale.close();
+
+  // A live process of another program: its identity locks, the same pid with another start time does not.
+  const other = spawn('sh', ['-c', 'sleep 0.1 & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  t.teardown(() => other.kill('SIGKILL'));
+  const zombie = Number(await new Promise<string>((resolve) => other.stdout!.once('data', (d) => resolve(String(d)))));
+  const owner = await processIdentity(other.pid);
+  t.match(owner, /^\d+ \d+$/, 'a process is named by pid and start time');
+  writeFileSync(path.join(journalDir, 'lock'), `${owner}\n`);
+  await t.rejects(JournaledStore.open(remote, { dir: journalDir }), new RegExp(`in use by another veilfs process on this machine \\(pid ${other.pid}\\)`));
+  const [pid, started] = owner.split(' ');
+  writeFileSync(path.join(journalDir, 'lock'), `${pid} ${Number(started) - 1}\n`);
+  const reused = await JournaledStore.open(remote, { dir: journalDir });
+  t.pass('the lock of a process whose pid went to another one is taken over');
+  await reused.close();
+  // The shell's child exits while `sleep 30` (the shell, exec'd) never reaps it: a zombie still answers kill(pid, 0).
+  for (let i = 0; i < 100 && readFileSync(`/proc/${zombie}/stat`, 'utf8').split(') ')[1][0] !== 'Z'; i++) await new Promise((r) => setTimeout(r, 20));
+  t.equal(readFileSync(`/proc/${zombie}/stat`, 'utf8').split(') ')[1][0], 'Z', 'the owner is a zombie');
+  writeFileSync(path.join(journalDir, 'lock'), `${zombie}\n`);
+  const afterZombie = await JournaledStore.open(remote, { dir: journalDir });
+  t.pass('the lock of a process that exited but is not reaped yet is taken over');
+  await afterZombie.close();
 });
 
 t.test('segments roll over and are deleted once uploaded', async (t) => {

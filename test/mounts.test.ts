@@ -3,7 +3,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import t from 'tap';
-import { controlSocket, daemonPid, processRunning, registerDaemon, unregisterDaemon } from '../src/fuse/mounts.js';
+import { controlSocket, daemonPid, registerDaemon, unregisterDaemon } from '../src/fuse/mounts.js';
+import { processRunning } from '../src/util/processes.js';
 
 // `veilfs unmount` waits for the process daemonPid names: a daemon it fails
 // to find is detached at once while it still stores, and a stranger it takes

@@ -3,12 +3,14 @@ import { humanBytes, humanDuration } from '../util/human.js';
 
 interface Line {
   update(done: number, total: number, payload?: Record<string, string>): void;
+  /** A line of its own above the live one (the live line comes back at the next update). */
+  log(text: string): void;
   stop(): void;
 }
 
 /** A live line on a terminal; nothing at all when stderr is not a terminal (scripts, logs). */
 function liveLine(format: string): Line {
-  if (!process.stderr.isTTY) return { update: () => {}, stop: () => {} };
+  if (!process.stderr.isTTY) return { update: () => {}, log: (text) => process.stderr.write(`${text}\n`), stop: () => {} };
   const bar = new cliProgress.SingleBar({ format, stream: process.stderr, hideCursor: true }, cliProgress.Presets.shades_classic);
   let started = false;
   return {
@@ -19,6 +21,11 @@ function liveLine(format: string): Line {
       }
       bar.setTotal(total);
       bar.update(done, payload);
+    },
+    log(text) {
+      if (started) bar.stop();
+      started = false;
+      process.stderr.write(`${text}\n`);
     },
     stop() {
       if (started) bar.stop();
@@ -33,7 +40,7 @@ export function counter(label: string, unit: string): { update(done: number, tot
 }
 
 /** Something that counts down (uploads left): the total is the most ever seen left. */
-export function countdown(label: string): { update(left: number, bytesLeft: number): void; stop(): void } {
+export function countdown(label: string): { update(left: number, bytesLeft: number): void; log(text: string): void; stop(): void } {
   const line = liveLine(`${label} [{bar}] {value}/{total} objects, {bytesLeft} left{eta}`);
   let total = 0;
   let first: { at: number; bytes: number } | undefined;
@@ -46,6 +53,7 @@ export function countdown(label: string): { update(left: number, bytesLeft: numb
       const eta = rate > 0 && bytesLeft > 0 ? `, about ${humanDuration(bytesLeft / rate / 1000)}` : '';
       line.update(total - left, total, { bytesLeft: humanBytes(bytesLeft), eta });
     },
+    log: (text) => line.log(text),
     stop: () => line.stop(),
   };
 }

@@ -1,49 +1,41 @@
 import * as path from 'node:path';
 import type { CommandModule } from 'yargs';
 import { UserError } from '../errors.js';
+import { EXIT } from '../exit-codes.js';
+import { humanBytes } from '../util/human.js';
 import { countdown } from './progress.js';
 import { control } from '../control/client.js';
 import type { StatusReport } from '../control/protocol.js';
-import { controlSocket, daemonPid, forceUnmount, heartbeatAgeMs, isMounted, processRunning, unregisterDaemon } from '../fuse/mounts.js';
+import { controlSocket, daemonPid, forceUnmount, heartbeatAgeMs, isMounted, unregisterDaemon } from '../fuse/mounts.js';
+import { processRunning } from '../util/processes.js';
 
 const WAIT_LOG_MS = 5000;
 const PROGRESS_MS = 500;
 /** A daemon that ran no JavaScript for this long is wedged, not busy (it beats every 2 s). */
 const WEDGED_MS = 30_000;
+/**
+ * A store error this recent is why uploads wait: the journal retries at
+ * least every 30 s, and each failed try is recorded again.
+ */
+const STUCK_ERROR_MS = 45_000;
 
-export const unmountCommand: CommandModule<object, { mountpoint: string }> = {
+type Args = { mountpoint: string; leavePending: boolean };
+
+export const unmountCommand: CommandModule<object, Args> = {
   command: 'unmount <mountpoint>',
   aliases: ['umount'],
   describe: 'Unmount a drive; waits until everything written is stored',
-  builder: (y) => y.positional('mountpoint', { type: 'string', demandOption: true }) as any,
+  builder: (y) =>
+    y.positional('mountpoint', { type: 'string', demandOption: true })
+      .option('leave-pending', {
+        type: 'boolean',
+        default: false,
+        describe: 'do not wait for uploads: the daemon stops, and the next mount of the vault uploads what its journal holds',
+      }) as any,
   handler: async (argv) => {
     const target = path.resolve(argv.mountpoint);
     const pid = await daemonPid(target);
-    if (pid) {
-      process.kill(pid, 'SIGTERM');
-      const line = countdown('unmounting: uploading');
-      let waited = 0;
-      while (await processRunning(pid)) {
-        await new Promise((r) => setTimeout(r, 50));
-        waited += 50;
-        if (waited % PROGRESS_MS === 0) {
-          const status = await control<StatusReport>(controlSocket(target), { command: 'status' }, undefined, 1000).catch(() => undefined);
-          if (status) line.update(status.upload.pendingObjects, status.upload.pendingBytes);
-        }
-        if (waited % WAIT_LOG_MS === 0 && !process.stderr.isTTY) process.stderr.write(`veilfs: waiting for the daemon (pid ${pid}) to store pending data…\n`);
-        if (((await heartbeatAgeMs(target)) ?? 0) > WEDGED_MS) {
-          // Everything acknowledged is in the local journal: killing loses nothing.
-          line.stop();
-          process.kill(pid, 'SIGKILL');
-          if (await isMounted(target)) await forceUnmount(target);
-          await unregisterDaemon(target);
-          throw new UserError(`the daemon (pid ${pid}) stopped responding and was killed; what it had not uploaded stays in the journal and is uploaded at the next mount`);
-        }
-      }
-      line.stop();
-      if (await isMounted(target)) await forceUnmount(target);
-      return;
-    }
+    if (pid) return stopDaemon(target, pid, argv.leavePending);
     if (await isMounted(target)) {
       // No daemon: it was killed. Detach the dead mount.
       await forceUnmount(target);
@@ -52,3 +44,103 @@ export const unmountCommand: CommandModule<object, { mountpoint: string }> = {
     throw new UserError(`${target} is not mounted`);
   },
 };
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A daemon that exits on its own meanwhile needs no signal: not an error. */
+function signal(pid: number, name: NodeJS.Signals): void {
+  try {
+    process.kill(pid, name);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
+  }
+}
+
+/**
+ * The daemon's first signal unmounts and then uploads what is pending; a
+ * second one makes it leave that to the next mount. A daemon already
+ * unmounted (an earlier `veilfs unmount` stopped waiting for it) is only
+ * waited for, unless leavePending.
+ */
+async function stopDaemon(target: string, pid: number, leavePending: boolean): Promise<void> {
+  const mounted = await isMounted(target);
+  if (mounted) signal(pid, 'SIGTERM');
+  if (leavePending) {
+    while (mounted && (await isMounted(target)) && (await processRunning(pid))) await sleep(50);
+    const report = await status(target);
+    await signalUntilGone(pid);
+    if (await isMounted(target)) await forceUnmount(target);
+    const left = report?.upload.pendingObjects ?? 0;
+    if (left > 0) process.stderr.write(`veilfs: left ${describePending(report!)} in the journal; the next mount of this vault uploads them\n`);
+    return;
+  }
+  await waitForUploads(target, pid);
+}
+
+/** A daemon told to leave its uploads exits at the next signal (one sent too early may have counted as the first). */
+async function signalUntilGone(pid: number): Promise<void> {
+  for (let tries = 0; await processRunning(pid); tries++) {
+    if (tries % 20 === 0) signal(pid, 'SIGTERM');
+    await sleep(50);
+  }
+}
+
+function status(target: string): Promise<StatusReport | undefined> {
+  return control<StatusReport>(controlSocket(target), { command: 'status' }, undefined, 1000).catch(() => undefined);
+}
+
+function describePending(report: StatusReport): string {
+  const { pendingObjects: objects, pendingBytes: bytes } = report.upload;
+  return `${objects} ${objects === 1 ? 'change' : 'changes'} (${humanBytes(bytes)})`;
+}
+
+/** Why uploads are not going ahead: the store's latest error, if recent. */
+function stuckOn(report: StatusReport | undefined): string | undefined {
+  const last = report?.storeErrors[report.storeErrors.length - 1];
+  if (!last || report.upload.pendingObjects === 0 || Date.now() - Date.parse(last.at) > STUCK_ERROR_MS) return undefined;
+  return last.message;
+}
+
+async function waitForUploads(target: string, pid: number): Promise<void> {
+  const line = countdown('unmounting: uploading');
+  let report: StatusReport | undefined;
+  let toldReason: string | undefined;
+  // Ctrl-C ends the wait, not the uploads: the journal holds everything, and the daemon goes on.
+  const stopWaiting = () => {
+    line.stop();
+    process.stderr.write(`veilfs: stopped waiting; the daemon (pid ${pid}) goes on storing ${report ? describePending(report) : 'what is pending'}. ` +
+      `"veilfs unmount --leave-pending ${target}" stops it, and the next mount uploads the rest\n`);
+    process.exit(EXIT.CANCELLED);
+  };
+  process.once('SIGINT', stopWaiting);
+  let waited = 0;
+  while (await processRunning(pid)) {
+    await sleep(50);
+    waited += 50;
+    if (waited % PROGRESS_MS === 0) {
+      report = (await status(target)) ?? report;
+      if (report) line.update(report.upload.pendingObjects, report.upload.pendingBytes);
+      const reason = stuckOn(report);
+      // Said once per reason, at once: an unmount that waits on a full or unreachable store must not look hung.
+      if (reason && reason !== toldReason) {
+        line.log(`veilfs: the store refuses uploads (${reason}); ${describePending(report!)} wait in the journal, retried every 30 s or sooner. ` +
+          `Free space or fix the store, or press Ctrl-C to stop waiting`);
+      }
+      toldReason = reason;
+    }
+    if (waited % WAIT_LOG_MS === 0 && !process.stderr.isTTY) {
+      process.stderr.write(`veilfs: waiting for the daemon (pid ${pid}) to store ${report ? describePending(report) : 'pending data'}…\n`);
+    }
+    if (((await heartbeatAgeMs(target)) ?? 0) > WEDGED_MS) {
+      // Everything acknowledged is in the local journal: killing loses nothing.
+      line.stop();
+      signal(pid, 'SIGKILL');
+      if (await isMounted(target)) await forceUnmount(target);
+      await unregisterDaemon(target);
+      throw new UserError(`the daemon (pid ${pid}) stopped responding and was killed; what it had not uploaded stays in the journal and is uploaded at the next mount`);
+    }
+  }
+  process.off('SIGINT', stopWaiting);
+  line.stop();
+  if (await isMounted(target)) await forceUnmount(target);
+}

@@ -4,6 +4,7 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { defaultCacheDir } from '../meta/local-state.js';
+import { processIdentity, runningProcess } from '../util/processes.js';
 
 const run = promisify(execFile);
 
@@ -44,30 +45,10 @@ export async function liveMountpoints(): Promise<string[]> {
   return out;
 }
 
-/** /proc/PID/stat's fields from the third (the state) on, or undefined once the process is gone. */
-async function statFields(pid: number): Promise<string[] | undefined> {
-  try {
-    const stat = await fs.readFile(`/proc/${pid}/stat`, 'utf8');
-    // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  } catch {
-    return undefined;
-  }
-}
-
-/**
- * When a process started (clock ticks since boot, the 22nd field): with
- * its pid, what tells it from a later process given the same pid.
- */
-async function processStartTime(pid: number): Promise<string | undefined> {
-  return (await statFields(pid))?.[19];
-}
-
 export async function registerDaemon(mountpoint: string): Promise<void> {
   const file = registryFile(mountpoint);
   await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
-  const started = await processStartTime(process.pid);
-  await fs.writeFile(file, started ? `${process.pid} ${started}\n` : `${process.pid}\n`);
+  await fs.writeFile(file, `${await processIdentity()}\n`);
 }
 
 /**
@@ -88,12 +69,6 @@ export async function heartbeatAgeMs(mountpoint: string): Promise<number | undef
   }
 }
 
-/** Running, and not a zombie waiting to be reaped (a zombie answers kill(pid, 0) too). */
-export async function processRunning(pid: number): Promise<boolean> {
-  const state = (await statFields(pid))?.[0];
-  return state !== undefined && state !== 'Z';
-}
-
 export async function unregisterDaemon(mountpoint: string): Promise<void> {
   await fs.unlink(registryFile(mountpoint)).catch(() => {});
   await fs.unlink(controlSocket(mountpoint)).catch(() => {});
@@ -106,17 +81,9 @@ export async function unregisterDaemon(mountpoint: string): Promise<void> {
  * later process that reused the pid is not taken for it.
  */
 export async function daemonPid(mountpoint: string): Promise<number | undefined> {
-  try {
-    const [pidText, started] = (await fs.readFile(registryFile(mountpoint), 'utf8')).trim().split(' ');
-    const pid = Number(pidText);
-    if (!Number.isInteger(pid) || pid <= 0) return undefined;
-    if (started !== undefined) return (await processStartTime(pid)) === started ? pid : undefined;
-    // A pid file without a start time, from a daemon of an earlier version: its command line must name veilfs.
-    const cmdline = await fs.readFile(`/proc/${pid}/cmdline`, 'utf8');
-    return cmdline.includes('veilfs') ? pid : undefined;
-  } catch {
-    return undefined;
-  }
+  const identity = await fs.readFile(registryFile(mountpoint), 'utf8').catch(() => '');
+  // A pid file without a start time, from a daemon of an earlier version: its command line must name veilfs.
+  return runningProcess(identity, async (pid) => (await fs.readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).includes('veilfs'));
 }
 
 /** Detaches a FUSE mount whose daemon is gone (or never answers). */

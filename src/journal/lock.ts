@@ -1,18 +1,10 @@
 import { constants, promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { UserError } from '../errors.js';
+import { processIdentity, processRunning, runningProcess } from '../util/processes.js';
 
 export interface Lock {
   release(): Promise<void>;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** Locks this process holds: a second holder in the same process is a bug too. */
@@ -20,17 +12,19 @@ const held = new Set<string>();
 
 /**
  * One process at a time may write a vault's journal on this machine. The
- * lock file holds the owner's pid; a lock left by a killed process is taken
- * over.
+ * lock file names the owner by pid and start time; a lock left by a killed
+ * process is taken over, even while the process is a zombie not yet reaped
+ * or once its pid went to another process.
  */
 export async function acquireLock(dir: string): Promise<Lock> {
   await fs.mkdir(dir, { recursive: true, mode: 0o700 });
   const file = path.join(path.resolve(dir), 'lock');
   if (held.has(file)) throw new UserError(`this vault is in use by another veilfs process on this machine (pid ${process.pid}); unmount it first`);
+  const identity = await processIdentity();
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
       const handle = await fs.open(file, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
-      await handle.writeFile(`${process.pid}\n`);
+      await handle.writeFile(`${identity}\n`);
       await handle.close();
       held.add(file);
       let released = false;
@@ -45,8 +39,9 @@ export async function acquireLock(dir: string): Promise<Lock> {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     }
-    const owner = Number((await fs.readFile(file, 'utf8').catch(() => '')).trim());
-    if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && alive(owner)) {
+    // A bare pid (a lock of an earlier version) is believed while that process runs.
+    const owner = await runningProcess(await fs.readFile(file, 'utf8').catch(() => ''), processRunning);
+    if (owner !== undefined && owner !== process.pid) {
       throw new UserError(`this vault is in use by another veilfs process on this machine (pid ${owner}); unmount it first`);
     }
     await fs.unlink(file).catch(() => {});
