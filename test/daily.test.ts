@@ -164,6 +164,8 @@ t.test('an unmount that waits on a full store says why; Ctrl-C stops the wait, -
   const deadline = Date.now() + 60_000;
   while (!/the store refuses uploads/.test(said) && Date.now() < deadline && waiting.exitCode === null) await new Promise((r) => setTimeout(r, 100));
   t.match(said, /^veilfs: the store refuses uploads \(store is full .*\); \d+ changes? \(.*B\) wait in the journal, .*press Ctrl-C to stop waiting$/m, 'the wait says what it waits for, and why');
+  await new Promise((r) => setTimeout(r, 2000));
+  t.equal(said.match(/the store refuses uploads/g)?.length, 1, 'said once, not once per object that fails');
   t.notOk(await isMounted(m), 'the drive is unmounted meanwhile');
   waiting.kill('SIGINT');
   t.equal(await waitedOut, 130, 'Ctrl-C ends the wait');

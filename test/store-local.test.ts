@@ -1,11 +1,11 @@
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmdirSync } from 'node:fs';
 import { constants } from 'node:os';
 import * as path from 'node:path';
 import { LocalStore } from '../src/store/local.js';
-import { ConflictError, keysOf, NotFoundError, StoreError } from '../src/store/types.js';
+import { ConflictError, keysOf, NotFoundError, StoreError, TransientStoreError } from '../src/store/types.js';
 import { loadAddon } from '../src/util/native-addon.js';
 import { tempDir } from './lib/tmp.js';
 
@@ -74,4 +74,41 @@ t.test('what the kernel has in memory is read at once; what it would read from d
   execFileSync('dd', [`if=${file}`, 'iflag=nocache', 'count=0', 'status=none']);
   t.ok((await store.get('p/pack')).equals(data), 'whole, too');
   await t.rejects(store.get('p'), StoreError, 'a directory is not an object, either way');
+});
+
+t.test('a store whose directory went away, or was replaced, is unavailable: nothing written in its place, nothing read as missing', async (t) => {
+  const base = tempDir(t);
+  const root = path.join(base, 'vault');
+  // A store created where nothing is yet (veilfs init) makes its directory.
+  const store = new LocalStore(root);
+  await store.put('p/aa/pack1', Buffer.from('one'));
+  await t.rejects(store.get('p/aa/nothing'), NotFoundError, 'a missing object is just missing');
+
+  // The disk it was on is unmounted: its path is gone.
+  renameSync(root, path.join(base, 'away'));
+  const gone = /store's directory .*vault is gone/;
+  await t.rejects(store.put('p/bb/pack2', Buffer.from('two')), gone, 'a put into a new subdirectory');
+  await t.rejects(store.put('p/aa/pack3', Buffer.from('three')), gone, 'a put into a subdirectory it had');
+  t.notOk(existsSync(root), 'nothing was made in its place');
+  await t.rejects(store.get('p/aa/pack1'), gone, 'a get is not told the object is missing');
+  await t.rejects(store.get('p/aa/pack1', { offset: 0, length: 2 }), gone, 'nor a ranged get');
+  await t.rejects(store.stat('p/aa/pack1'), gone, 'nor a stat');
+  await t.rejects(store.list('p/'), gone, 'a listing is not empty, it fails');
+  await t.rejects(store.delete('p/aa/pack1'), gone, 'a delete does not pretend');
+  const err = await store.put('p/cc/pack4', Buffer.from('four')).catch((e: unknown) => e);
+  t.type(err, TransientStoreError, 'retried, like an unreachable server');
+
+  // The empty mount point of that disk is at its path now.
+  mkdirSync(root);
+  const replaced = /no longer the directory the store was opened on/;
+  await t.rejects(store.put('p/aa/pack3', Buffer.from('three')), replaced, 'a put into the directory now at its path');
+  await t.rejects(store.get('p/aa/pack1'), replaced);
+  t.same(readdirSync(root), [], 'it stays empty');
+
+  // The disk is back.
+  rmdirSync(root);
+  renameSync(path.join(base, 'away'), root);
+  await store.put('p/bb/pack2', Buffer.from('two'));
+  t.equal(String(await store.get('p/aa/pack1')), 'one', 'everything is there again');
+  t.equal(String(await store.get('p/bb/pack2')), 'two');
 });

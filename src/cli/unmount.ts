@@ -101,6 +101,9 @@ function stuckOn(report: StatusReport | undefined): string | undefined {
   return last.message;
 }
 
+/** A store error without the names of objects and temporary files in it. */
+const sameReason = (message: string | undefined) => message?.replace(/[0-9a-f]{16,}/g, '…');
+
 async function waitForUploads(target: string, pid: number): Promise<void> {
   const line = countdown('unmounting: uploading');
   let report: StatusReport | undefined;
@@ -121,8 +124,8 @@ async function waitForUploads(target: string, pid: number): Promise<void> {
       report = (await status(target)) ?? report;
       if (report) line.update(report.upload.pendingObjects, report.upload.pendingBytes);
       const reason = stuckOn(report);
-      // Said once per reason, at once: an unmount that waits on a full or unreachable store must not look hung.
-      if (reason && reason !== toldReason) {
+      // Said at once, and again only for another reason (not for each object that fails the same way): an unmount that waits on a full or unreachable store must not look hung.
+      if (reason && sameReason(reason) !== sameReason(toldReason)) {
         line.log(`veilfs: the store refuses uploads (${reason}); ${describePending(report!)} wait in the journal, retried every 30 s or sooner. ` +
           `Free space or fix the store, or press Ctrl-C to stop waiting`);
       }

@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { close as closeFd, constants, open as openCb, promises as fs, read as readCb } from 'node:fs';
+import { close as closeFd, constants, open as openCb, promises as fs, read as readCb, statSync, type Stats } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { requireAddon } from '../util/native-addon.js';
-import { checkKey, ConflictError, NotFoundError, StoreError, StoreFullError, type ByteRange, type ObjectInfo, type ObjectStore, type PutOptions } from './types.js';
+import { checkKey, ConflictError, NotFoundError, StoreError, StoreFullError, TransientStoreError, type ByteRange, type ObjectInfo, type ObjectStore, type PutOptions } from './types.js';
 
 const TEMP_PREFIX = '.tmp-';
 const errnos = osConstants.errno;
@@ -20,17 +20,50 @@ interface IoAddon {
 let io: IoAddon | undefined;
 const ioAddon = () => (io ??= requireAddon<IoAddon>('veilfs_io', 'the local store reader (native/veilfs-io.c)'));
 
+/** A directory as (device, inode): what tells it from another one put at the same path. */
+const identityOf = (st: Stats | undefined) => (st?.isDirectory() ? `${st.dev}:${st.ino}` : undefined);
+
 /**
  * Objects as files under a directory. Every put is durable when it returns:
  * the data is written to a temporary file, fsynced, then moved into place
  * (rename, or link() for create-if-absent, which fails atomically if the
  * name exists), and the directory is fsynced.
+ *
+ * The directory must stay the one the store was opened on: if it goes (a
+ * disk unmounted, a directory moved) or another one takes its path (the
+ * empty mount point of that disk), nothing is written there and nothing
+ * reads as missing; the store is unavailable until it comes back.
  */
 export class LocalStore implements ObjectStore {
   readonly location: string;
+  /** The root as first seen; undefined until it exists (a vault being created makes it). */
+  private rootIdentity: string | undefined;
 
   constructor(readonly root: string) {
     this.location = path.resolve(root);
+    this.rootIdentity = identityOf(statSync(this.location, { throwIfNoEntry: false }));
+  }
+
+  /**
+   * Called when a name is missing: throws unless the root is still the
+   * directory the store was opened on (and takes it as that directory
+   * when none was seen yet).
+   */
+  private async checkRoot(): Promise<void> {
+    const now = identityOf(await fs.stat(this.location).catch(() => undefined));
+    if (this.rootIdentity === undefined || now === this.rootIdentity) {
+      this.rootIdentity ??= now;
+      return;
+    }
+    throw new TransientStoreError(now === undefined
+      ? `the store's directory ${this.location} is gone (a disk unmounted, or the directory moved?); nothing is written in its place until it is back`
+      : `${this.location} is no longer the directory the store was opened on (a disk unmounted, or the directory replaced?); nothing is written to it until the store's directory is back`);
+  }
+
+  /** A missing object, as an error: NotFoundError, or the reason the whole store is missing. */
+  private async missing(key: string): Promise<never> {
+    await this.checkRoot();
+    throw new NotFoundError(key);
   }
 
   private pathOf(key: string): string {
@@ -46,9 +79,9 @@ export class LocalStore implements ObjectStore {
     // every error but a missing object, take the thread pool as before.
     const cached = ioAddon().readCached(file, range?.offset ?? 0, range?.length ?? -1, IN_PLACE_MAX);
     if (typeof cached !== 'number') return cached;
-    if (cached === -errnos.ENOENT) throw new NotFoundError(key);
+    if (cached === -errnos.ENOENT) return this.missing(key);
     // Whole objects: fs.readFile is much cheaper than a FileHandle (measured 2x).
-    if (!range) return fs.readFile(file).catch((err) => Promise.reject(translate(err, key)));
+    if (!range) return fs.readFile(file).catch((err) => this.failed(err, key));
     // Plain descriptors, not a FileHandle, and a close nobody waits for: a
     // ranged read is then two trips to the thread pool instead of three
     // (random reads of packs are made of these).
@@ -56,7 +89,7 @@ export class LocalStore implements ObjectStore {
     try {
       fd = await openFd(file, constants.O_RDONLY);
     } catch (err) {
-      throw translate(err, key);
+      return this.failed(err, key);
     }
     try {
       const buf = Buffer.allocUnsafe(range.length);
@@ -102,7 +135,10 @@ export class LocalStore implements ObjectStore {
       handle = await fs.open(temp, 'wx', 0o600);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw translate(err, temp);
+      // A new subdirectory, or the root of a vault being created; never a root that went away.
+      await this.checkRoot();
       await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+      await this.checkRoot();
       handle = await fs.open(temp, 'wx', 0o600);
     }
     try {
@@ -120,7 +156,9 @@ export class LocalStore implements ObjectStore {
     try {
       await fs.unlink(this.pathOf(key));
     } catch (err) {
+      // Deleting what is not there is done, unless the whole store is not there.
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw translate(err, key);
+      await this.checkRoot();
     }
   }
 
@@ -139,7 +177,7 @@ export class LocalStore implements ObjectStore {
       entries = await fs.readdir(path.join(this.location, dirKey), { withFileTypes: true });
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' || code === 'ENOTDIR') return;
+      if (code === 'ENOENT' || code === 'ENOTDIR') return this.checkRoot();
       throw translate(err, dirKey);
     }
     for (const entry of entries) {
@@ -159,9 +197,14 @@ export class LocalStore implements ObjectStore {
       const st = await fs.stat(this.pathOf(key));
       return { size: st.size };
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return this.checkRoot().then(() => undefined);
       throw translate(err, key);
     }
+  }
+
+  /** An error of the file system, as the store's: a missing file is checked against a missing store. */
+  private failed(err: unknown, key: string): Promise<never> {
+    return (err as NodeJS.ErrnoException).code === 'ENOENT' ? this.missing(key) : Promise.reject(translate(err, key));
   }
 
   async capacity(): Promise<{ total: number; free: number } | undefined> {
