@@ -1,6 +1,6 @@
 import t from 'tap';
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, lstatSync, mkdirSync, readFileSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readFileSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isMounted } from '../src/fuse/mounts.js';
@@ -186,6 +186,32 @@ t.test('an unmount that waits on a full store says why; Ctrl-C stops the wait, -
   t.match(again.stderr(), /everything is stored/);
   const check = await veilfs(['fsck', '--store', full.store], cli.env);
   t.equal(check.code, 0, `the store holds a sound vault ${check.stdout}${check.stderr}`);
+});
+
+t.test('clearing ~/.cache while mounted loses nothing: the journal and the pid file are made again, and unmount still waits for the uploads', async (t) => {
+  const cli = cliEnv(t);
+  t.equal((await veilfs(['init', '--store', cli.store], cli.env)).code, 0);
+  const m = path.join(cli.dir, 'mnt');
+  const drive = await mountDrive(t, cli, m);
+  const data = path.join(cli.dir, 'data.bin');
+  t.equal((await sh(`head -c 100000000 /dev/urandom > ${data} && cp ${data} ${m}/a`)).code, 0);
+  // What a user clearing space does; the runtime directory (pid file, control socket) goes too, as on a machine without one.
+  rmSync(cli.env.XDG_CACHE_HOME!, { recursive: true, force: true });
+  rmSync(cli.env.XDG_RUNTIME_DIR!, { recursive: true, force: true });
+  t.equal((await sh(`cp ${data} ${m}/b && echo small > ${m}/c && sync ${m}/c`)).code, 0, 'writes after it are acknowledged');
+  t.match(drive.stderr(), /journal: its directory .* was removed while in use, and is made again/, 'the log says what happened');
+  // The daemon registers again at its next heartbeat (every 2 s).
+  await new Promise((r) => setTimeout(r, 2500));
+  const done = await veilfs(['unmount', m], cli.env);
+  t.equal(done.code, 0, `unmount ${done.stderr}`);
+  t.equal(await Promise.race([drive.exited, new Promise((r) => setTimeout(() => r('still running'), 5000))]), 0, 'unmount waited for the daemon, which exited cleanly');
+  t.match(drive.stderr(), /everything is stored/);
+  t.notMatch(drive.stderr(), /\n\s+at /, 'no stack trace');
+  const again = await mountDrive(t, cli, m);
+  t.equal((await sh(`cmp ${data} ${m}/a && cmp ${data} ${m}/b && cat ${m}/c`)).stdout, 'small\n', 'every file is whole');
+  t.equal((await again.unmount()).code, 0);
+  const check = await veilfs(['fsck', '--store', cli.store], cli.env);
+  t.equal(check.code, 0, `fsck ${check.stdout}${check.stderr}`);
 });
 
 const s3 = s3Skip();

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { spawn } from 'node:child_process';
-import { appendFileSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { PackedSegments } from '../src/data/packed.js';
 import { JournaledStore } from '../src/journal/journaled-store.js';
@@ -282,4 +282,40 @@ t.test('a note written while a commit drops the notes before it is kept, and let
   const again = await JournaledStore.open(remote, { dir: journalDir, log: () => {} });
   t.same(await again.pendingNotes(), [], 'and nothing comes back at the next open');
   await again.close();
+});
+
+t.test('a journal whose directory is removed while open makes it again and journals on, reading older records from the files it holds', async (t) => {
+  const dir = path.join(tempDir(t), 'journal');
+  const said: string[] = [];
+  let remade = 0;
+  const { wal } = await Wal.open(dir, { log: (m) => said.push(m), onDirRemade: async () => void remade++ });
+  const before = await wal.append({ op: 'put', key: 'd/1' }, Buffer.from('before'));
+  rmSync(dir, { recursive: true, force: true });
+  const after = await wal.append({ op: 'put', key: 'd/2' }, Buffer.from('after'));
+  t.ok(existsSync(dir), 'the directory is back');
+  t.equal(readdirSync(dir).filter((n) => n.endsWith('.wal')).length, 1, 'with a segment for what comes next');
+  t.not(after.segment, before.segment, 'in a new segment');
+  t.equal(String(await wal.read(before)), 'before', 'a record of the removed segment is still read');
+  t.equal(String(await wal.read(after)), 'after');
+  await wal.sync();
+  t.equal(remade, 1, 'the owner is told once (it writes its lock again)');
+  t.match(said.join('\n'), /was removed while in use, and is made again/);
+  rmSync(dir, { recursive: true, force: true });
+  await wal.sync();
+  t.equal(remade, 2, 'a sync notices too');
+  wal.release(before);
+  wal.release(after);
+  await wal.close();
+  const { records } = await Wal.open(dir);
+  t.same(records, [], 'nothing left behind to replay');
+});
+
+t.test('the lock is written again when its directory was removed', async (t) => {
+  const { journalDir, remote } = setup(t);
+  const j = await JournaledStore.open(remote, { dir: journalDir, segmentBytes: 1000 });
+  rmSync(journalDir, { recursive: true, force: true });
+  await j.put('d/1', Buffer.alloc(10));
+  t.ok(existsSync(path.join(journalDir, 'lock')), 'the lock is back');
+  t.equal(readFileSync(path.join(journalDir, 'lock'), 'utf8'), `${await processIdentity()}\n`, 'naming this process, for any other that would open the journal');
+  await j.close();
 });

@@ -23,7 +23,8 @@ export async function mountLink(argv: MountArgs, cacheSize: number): Promise<voi
   const mountpoint = await checkMountpoint(argv.mountpoint);
   const mounted = await mountFilesystem(fs, mountpoint, { readOnly: true, allowOther: argv.allowOther, log: (m) => daemonLog(m, 'error') });
   await registerDaemon(mountpoint);
-  setInterval(() => void heartbeat(mountpoint), 2000).unref();
+  const beat = setInterval(() => void heartbeat(mountpoint), 2000);
+  beat.unref();
   daemonLog(`mounted the share ${link.id} (${manifest.root.name}) read-only at ${mountpoint} (pid ${process.pid}); it shows the share as it was now`);
   tellStarterReady();
   const stop = (signal: string) => {
@@ -32,6 +33,7 @@ export async function mountLink(argv: MountArgs, cacheSize: number): Promise<voi
   };
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => stop(signal));
   await mounted.gone;
+  clearInterval(beat);
   await unregisterDaemon(mountpoint);
   daemonLog(`unmounted ${mountpoint}`);
   process.exit();

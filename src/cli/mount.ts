@@ -170,6 +170,7 @@ async function runMount(
     if (++signals > 1) {
       // Everything acknowledged is in the local journal; the next mount uploads it.
       daemonLog(`${signal} again: exiting without waiting for uploads; the journal keeps what is not stored yet`);
+      clearInterval(beat);
       unregisterDaemon(mountpoint).finally(() => process.exit(1));
       return;
     }
@@ -188,6 +189,7 @@ async function runMount(
     process.exitCode = 1;
     daemonLog(`unmounted ${mountpoint}, but not everything could be stored: ${errorMessage(err)}`);
   } finally {
+    clearInterval(beat);
     await unregisterDaemon(mountpoint);
   }
   process.exit();

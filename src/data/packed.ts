@@ -156,6 +156,8 @@ export class PackedSegments implements DataCodec {
     this.open = newPack();
     const entry: Closing = { pack, bytes: assemblePack(pack.parts, pack.used), done: Promise.resolve() };
     entry.done = this.put(entry);
+    // Awaited later (settleClosing takes closed packs one after another): a failure meanwhile must not count as unhandled, which ends the process.
+    entry.done.catch(() => {});
     this.closing.set(pack.id, entry);
     return entry;
   }

@@ -54,11 +54,15 @@ export async function registerDaemon(mountpoint: string): Promise<void> {
 /**
  * The daemon touches its pid file every few seconds from its event loop; a
  * file that stops changing means a daemon that no longer runs JavaScript
- * (wedged), which `veilfs unmount` must not wait for forever.
+ * (wedged), which `veilfs unmount` must not wait for forever. A daemon
+ * stops beating before it unregisters, or it would register again.
  */
 export async function heartbeat(mountpoint: string): Promise<void> {
   const now = new Date();
-  await fs.utimes(registryFile(mountpoint), now, now).catch(() => {});
+  await fs.utimes(registryFile(mountpoint), now, now).catch(async (err: NodeJS.ErrnoException) => {
+    // Removed while mounted (someone cleared ~/.cache): without it, `veilfs unmount` would not wait for this daemon.
+    if (err.code === 'ENOENT') await registerDaemon(mountpoint).catch(() => {});
+  });
 }
 
 export async function heartbeatAgeMs(mountpoint: string): Promise<number | undefined> {

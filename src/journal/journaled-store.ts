@@ -93,7 +93,7 @@ export class JournaledStore implements ObjectStore {
   static async open(remote: ObjectStore, opts: JournalOptions): Promise<JournaledStore> {
     const lock = await acquireLock(opts.dir);
     try {
-      const { wal, records } = await Wal.open(opts.dir, { log: opts.log, segmentBytes: opts.segmentBytes });
+      const { wal, records } = await Wal.open(opts.dir, { log: opts.log, segmentBytes: opts.segmentBytes, onDirRemade: () => lock.renew() });
       const store = new JournaledStore(remote, wal, lock, opts);
       for (const record of records) {
         if (record.op === 'note') store.notes.push(record);

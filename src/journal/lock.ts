@@ -5,6 +5,8 @@ import { processIdentity, processRunning, runningProcess } from '../util/process
 
 export interface Lock {
   release(): Promise<void>;
+  /** Writes the lock file again if it was removed (with its directory) while held. */
+  renew(): Promise<void>;
 }
 
 /** Locks this process holds: a second holder in the same process is a bug too. */
@@ -23,9 +25,7 @@ export async function acquireLock(dir: string): Promise<Lock> {
   const identity = await processIdentity();
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
-      const handle = await fs.open(file, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
-      await handle.writeFile(`${identity}\n`);
-      await handle.close();
+      await writeLock(file, identity);
       held.add(file);
       let released = false;
       return {
@@ -34,6 +34,10 @@ export async function acquireLock(dir: string): Promise<Lock> {
           released = true;
           held.delete(file);
           await fs.unlink(file).catch(() => {});
+        },
+        // Another process that took the lock meanwhile keeps it: the store's conditional writes then tell the two apart.
+        renew: async () => {
+          if (!released) await writeLock(file, identity).catch(() => {});
         },
       };
     } catch (err) {
@@ -47,4 +51,14 @@ export async function acquireLock(dir: string): Promise<Lock> {
     await fs.unlink(file).catch(() => {});
   }
   throw new UserError(`cannot lock ${dir}: another process keeps taking the lock`);
+}
+
+/** Creates the lock file, failing with EEXIST if there is one. */
+async function writeLock(file: string, identity: string): Promise<void> {
+  const handle = await fs.open(file, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+  try {
+    await handle.writeFile(`${identity}\n`);
+  } finally {
+    await handle.close();
+  }
 }

@@ -1,4 +1,4 @@
-import { constants, promises as fs, writevSync } from 'node:fs';
+import { constants, fstatSync, promises as fs, writevSync } from 'node:fs';
 import * as path from 'node:path';
 import { crc32 } from 'node:zlib';
 
@@ -26,6 +26,8 @@ export interface WalOptions {
   /** A segment is closed and a new one started past this size. */
   segmentBytes?: number;
   log?: (message: string) => void;
+  /** Called once the directory, removed while the log was open, is made again. */
+  onDirRemade?: () => Promise<void>;
 }
 
 // "VWL1": version 1 of the journal record format.
@@ -61,7 +63,7 @@ export class Wal {
   private closed = false;
   private readonly segmentBytes: number;
 
-  private constructor(readonly dir: string, opts: WalOptions) {
+  private constructor(readonly dir: string, private readonly opts: WalOptions) {
     this.segmentBytes = opts.segmentBytes ?? 64 * 1024 * 1024;
   }
 
@@ -111,10 +113,35 @@ export class Wal {
 
   private async startSegment(): Promise<void> {
     const no = Math.max(0, ...this.segments.keys()) + 1;
-    const handle = await fs.open(this.segmentPath(no), constants.O_RDWR | constants.O_CREAT | constants.O_EXCL, 0o600);
+    const open = () => fs.open(this.segmentPath(no), constants.O_RDWR | constants.O_CREAT | constants.O_EXCL, 0o600);
+    const handle = await open().catch(async (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') throw err;
+      await this.remakeDir();
+      return open();
+    });
     this.current = { no, handle, size: 0, live: 0, unsynced: false };
     this.segments.set(no, this.current);
     this.dirUnsynced = true;
+  }
+
+  /**
+   * The directory was removed while the log was open (someone cleared
+   * ~/.cache): it is made again, so that what comes next is journaled in
+   * files again. The records in the removed files stay readable through
+   * the descriptors held, and are uploaded from there; they would not
+   * survive a crash before that.
+   */
+  private async remakeDir(): Promise<void> {
+    await fs.mkdir(this.dir, { recursive: true, mode: 0o700 });
+    this.opts.log?.(`journal: its directory ${this.dir} was removed while in use, and is made again; the changes journaled before are uploaded from the files still open, but a crash before then would lose them`);
+    await this.opts.onDirRemade?.();
+  }
+
+  /** Appends go to a new segment if the current one was removed with its directory (remakeDir). */
+  private async ensureCurrentLinked(): Promise<void> {
+    if (fstatSync(this.current.handle.fd).nlink > 0) return;
+    await this.remakeDir();
+    await this.startSegment();
   }
 
   /** Payload bytes of records not yet released. */
@@ -131,6 +158,7 @@ export class Wal {
 
   private async write(op: WalOp, payload: Uint8Array): Promise<WalRecord> {
     if (this.closed) throw new Error('journal is closed');
+    await this.ensureCurrentLinked();
     if (this.current.size >= this.segmentBytes) {
       const full = this.current;
       await this.startSegment();
@@ -198,6 +226,7 @@ export class Wal {
   /** Everything appended so far survives a power cut once this resolves. */
   sync(): Promise<void> {
     const run = this.chain.then(async () => {
+      if (!this.closed) await this.ensureCurrentLinked();
       for (const seg of this.segments.values()) {
         if (!seg.unsynced) continue;
         seg.unsynced = false;
