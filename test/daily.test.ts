@@ -200,8 +200,11 @@ t.test('clearing ~/.cache while mounted loses nothing: the journal and the pid f
   rmSync(cli.env.XDG_RUNTIME_DIR!, { recursive: true, force: true });
   t.equal((await sh(`cp ${data} ${m}/b && echo small > ${m}/c && sync ${m}/c`)).code, 0, 'writes after it are acknowledged');
   t.match(drive.stderr(), /journal: its directory .* was removed while in use, and is made again/, 'the log says what happened');
-  // The daemon registers again at its next heartbeat (every 2 s).
+  // The daemon registers again, and serves its control socket again, at its next heartbeat (every 2 s).
   await new Promise((r) => setTimeout(r, 2500));
+  const seen = await veilfs(['status', m], cli.env);
+  t.equal(seen.code, 0, `veilfs status reaches the mount again ${seen.stderr}`);
+  t.match(drive.stderr(), /the control socket .* was removed while mounted; it is served again/);
   const done = await veilfs(['unmount', m], cli.env);
   t.equal(done.code, 0, `unmount ${done.stderr}`);
   t.equal(await Promise.race([drive.exited, new Promise((r) => setTimeout(() => r('still running'), 5000))]), 0, 'unmount waited for the daemon, which exited cleanly');

@@ -159,9 +159,12 @@ async function runMount(
     log: (m) => daemonLog(m, 'error'), note: (m) => daemonLog(m),
   });
   await registerDaemon(mountpoint);
-  const beat = setInterval(() => void heartbeat(mountpoint), 2000);
+  const control = await serveControl(startControlServer, drive, mounted, { mountpoint, store: store.location, readOnly: argv.readOnly, stallMs: drainStallMs });
+  const beat = setInterval(() => {
+    void heartbeat(mountpoint);
+    control.keepReachable().catch((err) => daemonLog(`could not serve the control socket again: ${errorMessage(err)}`, 'warn'));
+  }, 2000);
   beat.unref();
-  await serveControl(startControlServer, drive, mounted, { mountpoint, store: store.location, readOnly: argv.readOnly, stallMs: drainStallMs });
   notifySystemd(mountpoint);
   tellStarterReady();
   daemonLog(`mounted ${store.location} at ${mountpoint} (pid ${process.pid})`);
@@ -231,10 +234,11 @@ export function tellStarterReady(): void {
 }
 
 /** The control socket that `veilfs status`, `sync` and `unmount` talk to. */
-async function serveControl(startControlServer: MountModules['startControlServer'], drive: Drive, mounted: Mounted, about: { mountpoint: string; store: string; readOnly: boolean; stallMs: number }): Promise<void> {
+async function serveControl(startControlServer: MountModules['startControlServer'], drive: Drive, mounted: Mounted, about: { mountpoint: string; store: string; readOnly: boolean; stallMs: number }): Promise<{ keepReachable(): Promise<void> }> {
   const since = new Date().toISOString();
   const uploads = new UploadRate(() => drive.status().uploadedBytes);
-  await startControlServer(controlSocket(about.mountpoint), {
+  const socket = controlSocket(about.mountpoint);
+  const handlers: Parameters<MountModules['startControlServer']>[1] = {
     status: () => {
       const s = drive.status();
       const inodes = mounted.kernelInodes();
@@ -274,7 +278,22 @@ async function serveControl(startControlServer: MountModules['startControlServer
         return ids;
       },
     },
-  }, daemonLog);
+  };
+  let server = await startControlServer(socket, handlers, daemonLog);
+  return {
+    /**
+     * Without $XDG_RUNTIME_DIR the socket lives in ~/.cache: cleared while
+     * mounted, it is served again, or status, sync and share could no
+     * longer reach this mount.
+     */
+    keepReachable: async () => {
+      if (await fs.lstat(socket).then(() => true, (err: NodeJS.ErrnoException) => err.code !== 'ENOENT')) return;
+      server.close();
+      await fs.mkdir(path.dirname(socket), { recursive: true, mode: 0o700 });
+      server = await startControlServer(socket, handlers, daemonLog);
+      daemonLog(`the control socket ${socket} was removed while mounted; it is served again`);
+    },
+  };
 }
 
 /** Upload rate over the last few seconds, sampled once a second. */
