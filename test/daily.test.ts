@@ -217,6 +217,36 @@ t.test('clearing ~/.cache while mounted loses nothing: the journal and the pid f
   t.equal(check.code, 0, `fsck ${check.stdout}${check.stderr}`);
 });
 
+t.test('a drive in use is not unmounted from under its programs, unless asked to (--lazy)', async (t) => {
+  const cli = cliEnv(t);
+  t.equal((await veilfs(['init', '--store', cli.store], cli.env)).code, 0);
+  const m = path.join(cli.dir, 'mnt');
+  const drive = await mountDrive(t, cli, m);
+  const writer = spawn('bash', ['-c', `exec 3>${m}/log; for i in $(seq 1 30); do echo "line $i" >&3 || exit 1; sleep 0.1; done`], { stdio: 'ignore' });
+  const wrote = new Promise<number | null>((resolve) => writer.on('exit', (code) => resolve(code)));
+  t.teardown(() => writer.kill('SIGKILL'));
+  await new Promise((r) => setTimeout(r, 500));
+  const busy = await veilfs(['unmount', m], cli.env);
+  t.equal(busy.code, 1, 'refused');
+  t.match(busy.stderr, new RegExp(`is busy: in use by bash \\(pid ${writer.pid}\\).*veilfs unmount --lazy`), `says by whom, and what else to do: ${busy.stderr.trim()}`);
+  t.ok(await isMounted(m), 'still mounted');
+  t.equal(await wrote, 0, 'the program writing there went on to its end');
+  const idle = await veilfs(['unmount', m], cli.env);
+  t.equal(idle.code, 0, `once idle it unmounts ${idle.stderr}`);
+  t.equal(await drive.exited, 0, 'and the daemon is gone when unmount returns');
+  t.match(drive.stderr(), /everything is stored/);
+
+  const again = await mountDrive(t, cli, m);
+  t.equal((await sh(`wc -l < ${m}/log`)).stdout.trim(), '30', 'every line is there');
+  const holder = spawn('sleep', ['30'], { cwd: m, stdio: 'ignore' });
+  t.teardown(() => holder.kill('SIGKILL'));
+  await new Promise((r) => setTimeout(r, 200));
+  const lazy = await veilfs(['unmount', '--lazy', m], cli.env);
+  t.equal(lazy.code, 0, `--lazy detaches it all the same ${lazy.stderr}`);
+  t.notOk(await isMounted(m));
+  t.equal(await again.exited, 0);
+});
+
 const s3 = s3Skip();
 t.test('S3: a missing bucket and refused credentials say so', { skip: s3 && `skipped: ${s3}` }, async (t) => {
   const cli = cliEnv(t, 's3');

@@ -6,7 +6,7 @@ import { humanBytes } from '../util/human.js';
 import { countdown } from './progress.js';
 import { control } from '../control/client.js';
 import type { StatusReport } from '../control/protocol.js';
-import { controlSocket, daemonPid, forceUnmount, heartbeatAgeMs, isMounted, unregisterDaemon } from '../fuse/mounts.js';
+import { controlSocket, daemonPid, forceUnmount, heartbeatAgeMs, isMounted, processesUsing, unmountIfIdle, unregisterDaemon } from '../fuse/mounts.js';
 import { processRunning } from '../util/processes.js';
 
 const WAIT_LOG_MS = 5000;
@@ -19,7 +19,7 @@ const WEDGED_MS = 30_000;
  */
 const STUCK_ERROR_MS = 45_000;
 
-type Args = { mountpoint: string; leavePending: boolean };
+type Args = { mountpoint: string; leavePending: boolean; lazy: boolean };
 
 export const unmountCommand: CommandModule<object, Args> = {
   command: 'unmount <mountpoint>',
@@ -31,10 +31,17 @@ export const unmountCommand: CommandModule<object, Args> = {
         type: 'boolean',
         default: false,
         describe: 'do not wait for uploads: the daemon stops, and the next mount of the vault uploads what its journal holds',
+      })
+      .option('lazy', {
+        type: 'boolean',
+        default: false,
+        describe: 'detach the drive even while files are open there (their programs then get errors), as umount -l does',
       }) as any,
   handler: async (argv) => {
     const target = path.resolve(argv.mountpoint);
     const pid = await daemonPid(target);
+    // As umount does, a drive in use stays mounted: detaching it would fail every program with a file open there.
+    if (pid && !argv.lazy && (await isMounted(target)) && !(await unmountIfIdle(target))) throw await busyError(target);
     if (pid) return stopDaemon(target, pid, argv.leavePending);
     if (await isMounted(target)) {
       // No daemon: it was killed. Detach the dead mount.
@@ -46,6 +53,13 @@ export const unmountCommand: CommandModule<object, Args> = {
 };
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function busyError(target: string): Promise<UserError> {
+  const users = await processesUsing(target);
+  const shown = users.slice(0, 5).map((u) => `${u.command} (pid ${u.pid})`).join(', ');
+  const who = users.length === 0 ? 'a file is open there, or a process works in it' : `in use by ${shown}${users.length > 5 ? ` and ${users.length - 5} more` : ''}`;
+  return new UserError(`${target} is busy: ${who}. Close those files or leave that directory, or "veilfs unmount --lazy" detaches it now (they then get errors)`);
+}
 
 /** A daemon that exits on its own meanwhile needs no signal: not an error. */
 function signal(pid: number, name: NodeJS.Signals): void {

@@ -90,6 +90,53 @@ export async function daemonPid(mountpoint: string): Promise<number | undefined>
   return runningProcess(identity, async (pid) => (await fs.readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).includes('veilfs'));
 }
 
+/**
+ * Unmounts as `umount` does: refused while a file there is open or a
+ * process works in it ("busy"). Resolves to false then; throws when no
+ * way of unmounting works at all.
+ */
+export async function unmountIfIdle(mountpoint: string): Promise<boolean> {
+  const target = path.resolve(mountpoint);
+  let busy = false;
+  let lastError = '';
+  for (const [cmd, args] of [['fusermount', ['-u', target]], ['fusermount3', ['-u', target]], ['umount', [target]]] as const) {
+    try {
+      await run(cmd, [...args]);
+      if (!(await isMounted(target))) return true;
+    } catch (err) {
+      const said = String((err as { stderr?: string }).stderr ?? (err as Error).message);
+      if (/busy/i.test(said)) busy = true;
+      lastError = said.trim();
+    }
+  }
+  if (busy || !(await isMounted(target))) return !(await isMounted(target));
+  throw new Error(`could not unmount ${target}: ${lastError}`);
+}
+
+/**
+ * The processes that keep a mount busy: a file open in it, or their
+ * current or root directory there (as far as this user may see them).
+ */
+export async function processesUsing(mountpoint: string): Promise<{ pid: number; command: string }[]> {
+  const target = path.resolve(mountpoint);
+  const inside = (p: string) => p === target || p.startsWith(`${target}/`);
+  const found: { pid: number; command: string }[] = [];
+  for (const name of await fs.readdir('/proc')) {
+    const pid = Number(name);
+    if (!Number.isInteger(pid) || pid === process.pid) continue;
+    const base = `/proc/${pid}`;
+    const links = [`${base}/cwd`, `${base}/root`];
+    links.push(...(await fs.readdir(`${base}/fd`).catch(() => [] as string[])).map((fd) => `${base}/fd/${fd}`));
+    for (const link of links) {
+      if (!inside(await fs.readlink(link).catch(() => ''))) continue;
+      const command = (await fs.readFile(`${base}/comm`, 'utf8').catch(() => '?')).trim();
+      found.push({ pid, command });
+      break;
+    }
+  }
+  return found;
+}
+
 /** Detaches a FUSE mount whose daemon is gone (or never answers). */
 export async function forceUnmount(mountpoint: string): Promise<void> {
   const target = path.resolve(mountpoint);
