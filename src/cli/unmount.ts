@@ -41,7 +41,7 @@ export const unmountCommand: CommandModule<object, Args> = {
     const target = path.resolve(argv.mountpoint);
     const pid = await daemonPid(target);
     // As umount does, a drive in use stays mounted: detaching it would fail every program with a file open there.
-    if (pid && !argv.lazy && (await isMounted(target)) && !(await unmountIfIdle(target))) throw await busyError(target);
+    if (pid && !argv.lazy && (await isMounted(target)) && (await unmountIfIdle(target)) === 'busy') throw await busyError(target);
     if (pid) return stopDaemon(target, pid, argv.leavePending);
     if (await isMounted(target)) {
       // No daemon: it was killed. Detach the dead mount.
