@@ -238,6 +238,14 @@ t.test('a drive in use is not unmounted from under its programs, unless asked to
 
   const again = await mountDrive(t, cli, m);
   t.equal((await sh(`wc -l < ${m}/log`)).stdout.trim(), '30', 'every line is there');
+  if (root) {
+    mkdirSync(path.join(m, 'inner'));
+    t.equal((await sh(`mount -t tmpfs none ${m}/inner`)).code, 0);
+    const nested = await veilfs(['unmount', m], cli.env);
+    t.equal(nested.code, 1, 'a drive with a filesystem mounted inside it stays mounted');
+    t.match(nested.stderr, /is busy: .*\/inner is mounted inside it; unmount that first/);
+    t.equal((await sh(`umount ${m}/inner`)).code, 0);
+  }
   const holder = spawn('sleep', ['30'], { cwd: m, stdio: 'ignore' });
   t.teardown(() => holder.kill('SIGKILL'));
   await new Promise((r) => setTimeout(r, 200));

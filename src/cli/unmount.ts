@@ -6,7 +6,7 @@ import { humanBytes } from '../util/human.js';
 import { countdown } from './progress.js';
 import { control } from '../control/client.js';
 import type { StatusReport } from '../control/protocol.js';
-import { controlSocket, daemonPid, forceUnmount, heartbeatAgeMs, isMounted, processesUsing, unmountIfIdle, unregisterDaemon } from '../fuse/mounts.js';
+import { controlSocket, daemonPid, forceUnmount, heartbeatAgeMs, isMounted, mountedPaths, processesUsing, unmountIfIdle, unregisterDaemon } from '../fuse/mounts.js';
 import { processRunning } from '../util/processes.js';
 
 const WAIT_LOG_MS = 5000;
@@ -55,6 +55,8 @@ export const unmountCommand: CommandModule<object, Args> = {
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function busyError(target: string): Promise<UserError> {
+  const nested = [...(await mountedPaths()).keys()].filter((p) => p.startsWith(`${target}/`));
+  if (nested.length > 0) return new UserError(`${target} is busy: ${nested.join(', ')} ${nested.length === 1 ? 'is' : 'are'} mounted inside it; unmount ${nested.length === 1 ? 'that' : 'those'} first`);
   const users = await processesUsing(target);
   const shown = users.slice(0, 5).map((u) => `${u.command} (pid ${u.pid})`).join(', ');
   const who = users.length === 0 ? 'a file is open there, or a process works in it' : `in use by ${shown}${users.length > 5 ? ` and ${users.length - 5} more` : ''}`;
