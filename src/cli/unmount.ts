@@ -73,10 +73,11 @@ function signal(pid: number, name: NodeJS.Signals): void {
 }
 
 /**
- * The daemon's first signal unmounts and then uploads what is pending; a
- * second one makes it leave that to the next mount. A daemon already
- * unmounted (an earlier `veilfs unmount` stopped waiting for it) is only
- * waited for, unless leavePending.
+ * The daemon's first signal unmounts (lazily) and then uploads what is
+ * pending; a second one makes it leave that to the next mount. A daemon
+ * whose drive is unmounted already (just now, by unmountIfIdle, or by an
+ * earlier `veilfs unmount` that stopped waiting) uploads on its own and
+ * is only waited for, unless leavePending.
  */
 async function stopDaemon(target: string, pid: number, leavePending: boolean): Promise<void> {
   const mounted = await isMounted(target);
