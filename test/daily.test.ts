@@ -255,6 +255,30 @@ t.test('a drive in use is not unmounted from under its programs, unless asked to
   t.equal(await again.exited, 0);
 });
 
+t.test('an unmount whose daemon gives up on a store that takes nothing fails, saying what stays in the journal', async (t) => {
+  const cli = cliEnv(t);
+  t.equal((await veilfs(['init', '--store', cli.store], cli.env)).code, 0);
+  const m = path.join(cli.dir, 'mnt');
+  const faults = path.join(cli.dir, 'faults.json');
+  writeFileSync(faults, '{}');
+  const broken = { ...cli, env: { ...cli.env, VEILFS_FAULTS: `@${faults}` } };
+  // --store-timeout 5: the daemon gives up after 10 s without progress.
+  const drive = await mountDrive(t, broken, m, ['--store-timeout', '5']);
+  writeFileSync(faults, JSON.stringify({ down: true }));
+  const data = path.join(cli.dir, 'data.bin');
+  t.equal((await sh(`head -c 3000000 /dev/urandom > ${data} && cp ${data} ${m}/a`)).code, 0, 'writes go to the journal');
+  const done = await veilfs(['unmount', m], cli.env);
+  t.equal(done.code, 75, `the unmount fails as the store does (exit 75) ${done.stderr}`);
+  t.match(done.stderr, /the store did not take \d+ changes? \(.*\) \(.*\); they stay in this machine's journal, and the next mount of this vault uploads them/);
+  t.equal(await drive.exited, 0);
+  writeFileSync(faults, '{}');
+  const again = await mountDrive(t, broken, m);
+  t.equal((await sh(`cmp ${data} ${m}/a`)).code, 0, 'the next mount has it all');
+  const last = await veilfs(['unmount', m], cli.env);
+  t.equal(last.code, 0, `and stores it ${last.stderr}`);
+  t.match(again.stderr(), /everything is stored/);
+});
+
 const s3 = s3Skip();
 t.test('S3: a missing bucket and refused credentials say so', { skip: s3 && `skipped: ${s3}` }, async (t) => {
   const cli = cliEnv(t, 's3');

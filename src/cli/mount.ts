@@ -9,7 +9,7 @@ import type { Drive } from '../drive.js';
 import type { Mounted } from '../fuse/mount.js';
 import { errorMessage, UserError } from '../errors.js';
 import { checkMountpoint } from '../fuse/mountpoint.js';
-import { controlSocket, heartbeat, registerDaemon, unregisterDaemon } from '../fuse/mounts.js';
+import { controlSocket, heartbeat, leaveOutcome, registerDaemon, unregisterDaemon, type UnmountOutcome } from '../fuse/mounts.js';
 import { defaultCacheDir } from '../meta/local-state.js';
 import { unlockVault, type DerivedKey, type VaultSecret } from '../format/vault.js';
 import { isShareLink } from '../share/link-word.js';
@@ -174,27 +174,44 @@ async function runMount(
       // Everything acknowledged is in the local journal; the next mount uploads it.
       daemonLog(`${signal} again: exiting without waiting for uploads; the journal keeps what is not stored yet`);
       clearInterval(beat);
-      unregisterDaemon(mountpoint).finally(() => process.exit(1));
+      leaveOutcome(mountpoint, outcomeNow(false, 'told to leave them'))
+        .then(() => unregisterDaemon(mountpoint))
+        .finally(() => process.exit(1));
       return;
     }
     daemonLog(`${signal}: unmounting ${mountpoint}`);
     mounted.unmount().catch((err) => daemonLog(`unmount failed: ${errorMessage(err)}`));
   };
+  /** What the journal still holds, and why (the store's last error). */
+  function outcomeNow(stored: boolean, reason?: string): UnmountOutcome {
+    try {
+      const { entries, bytes } = drive.backlog();
+      const errors = drive.status().store.recentErrors;
+      return { stored, pendingObjects: entries, pendingBytes: bytes, reason: stored ? undefined : reason ?? errors[errors.length - 1]?.message };
+    } catch {
+      return { stored, pendingObjects: 0, pendingBytes: 0, reason };
+    }
+  }
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
   process.on('SIGHUP', stop);
   await mounted.gone;
+  let outcome: UnmountOutcome;
   try {
     const { entries } = drive.backlog();
     if (entries > 0) daemonLog(`unmounted ${mountpoint}; uploading ${entries} pending changes (signal again to leave them in the journal for the next mount)`);
-    if (await drive.close()) daemonLog(`unmounted ${mountpoint}; everything is stored`);
+    const stored = await drive.close();
+    if (stored) daemonLog(`unmounted ${mountpoint}; everything is stored`);
+    outcome = outcomeNow(stored);
   } catch (err) {
     process.exitCode = 1;
     daemonLog(`unmounted ${mountpoint}, but not everything could be stored: ${errorMessage(err)}`);
+    outcome = outcomeNow(false, errorMessage(err));
   } finally {
     clearInterval(beat);
-    await unregisterDaemon(mountpoint);
   }
+  await leaveOutcome(mountpoint, outcome);
+  await unregisterDaemon(mountpoint);
   process.exit();
 }
 

@@ -6,7 +6,7 @@ import { humanBytes } from '../util/human.js';
 import { countdown } from './progress.js';
 import { control } from '../control/client.js';
 import type { StatusReport } from '../control/protocol.js';
-import { controlSocket, daemonPid, forceUnmount, heartbeatAgeMs, isMounted, mountedPaths, processesUsing, unmountIfIdle, unregisterDaemon } from '../fuse/mounts.js';
+import { controlSocket, daemonPid, forceUnmount, heartbeatAgeMs, isMounted, mountedPaths, processesUsing, takeOutcome, unmountIfIdle, unregisterDaemon } from '../fuse/mounts.js';
 import { processRunning } from '../util/processes.js';
 
 const WAIT_LOG_MS = 5000;
@@ -87,8 +87,8 @@ async function stopDaemon(target: string, pid: number, leavePending: boolean): P
     const report = await status(target);
     await signalUntilGone(pid);
     if (await isMounted(target)) await forceUnmount(target);
-    const left = report?.upload.pendingObjects ?? 0;
-    if (left > 0) process.stderr.write(`veilfs: left ${describePending(report!)} in the journal; the next mount of this vault uploads them\n`);
+    const outcome = (await takeOutcome(target)) ?? (report && { stored: false, ...report.upload });
+    if (outcome && outcome.pendingObjects > 0) process.stderr.write(`veilfs: left ${describePending(outcome)} in the journal; the next mount of this vault uploads them\n`);
     return;
   }
   await waitForUploads(target, pid);
@@ -106,8 +106,7 @@ function status(target: string): Promise<StatusReport | undefined> {
   return control<StatusReport>(controlSocket(target), { command: 'status' }, undefined, 1000).catch(() => undefined);
 }
 
-function describePending(report: StatusReport): string {
-  const { pendingObjects: objects, pendingBytes: bytes } = report.upload;
+function describePending({ pendingObjects: objects, pendingBytes: bytes }: { pendingObjects: number; pendingBytes: number }): string {
   return `${objects} ${objects === 1 ? 'change' : 'changes'} (${humanBytes(bytes)})`;
 }
 
@@ -118,8 +117,8 @@ function stuckOn(report: StatusReport | undefined): string | undefined {
   return last.message;
 }
 
-/** A store error without the names of objects and temporary files in it. */
-const sameReason = (message: string | undefined) => message?.replace(/[0-9a-f]{16,}/g, '…');
+/** A store error without the names of the objects and temporary files it is about: the same reason for every object. */
+export const sameReason = (message: string | undefined) => message?.replace(/\S*[0-9a-f]{16,}\S*/g, '…');
 
 async function waitForUploads(target: string, pid: number): Promise<void> {
   const line = countdown('unmounting: uploading');
@@ -128,7 +127,7 @@ async function waitForUploads(target: string, pid: number): Promise<void> {
   // Ctrl-C ends the wait, not the uploads: the journal holds everything, and the daemon goes on.
   const stopWaiting = () => {
     line.stop();
-    process.stderr.write(`veilfs: stopped waiting; the daemon (pid ${pid}) goes on storing ${report ? describePending(report) : 'what is pending'}. ` +
+    process.stderr.write(`veilfs: stopped waiting; the daemon (pid ${pid}) goes on storing ${report ? describePending(report.upload) : 'what is pending'}. ` +
       `"veilfs unmount --leave-pending ${target}" stops it, and the next mount uploads the rest\n`);
     process.exit(EXIT.CANCELLED);
   };
@@ -143,13 +142,13 @@ async function waitForUploads(target: string, pid: number): Promise<void> {
       const reason = stuckOn(report);
       // Said at once, and again only for another reason (not for each object that fails the same way): an unmount that waits on a full or unreachable store must not look hung.
       if (reason && sameReason(reason) !== sameReason(toldReason)) {
-        line.log(`veilfs: the store refuses uploads (${reason}); ${describePending(report!)} wait in the journal, retried every 30 s or sooner. ` +
+        line.log(`veilfs: the store refuses uploads (${reason}); ${describePending(report!.upload)} wait in the journal, retried for as long as the store takes some of them. ` +
           `Free space or fix the store, or press Ctrl-C to stop waiting`);
       }
       toldReason = reason;
     }
     if (waited % WAIT_LOG_MS === 0 && !process.stderr.isTTY) {
-      process.stderr.write(`veilfs: waiting for the daemon (pid ${pid}) to store ${report ? describePending(report) : 'pending data'}…\n`);
+      process.stderr.write(`veilfs: waiting for the daemon (pid ${pid}) to store ${report ? describePending(report.upload) : 'pending data'}…\n`);
     }
     if (((await heartbeatAgeMs(target)) ?? 0) > WEDGED_MS) {
       // Everything acknowledged is in the local journal: killing loses nothing.
@@ -163,4 +162,9 @@ async function waitForUploads(target: string, pid: number): Promise<void> {
   process.off('SIGINT', stopWaiting);
   line.stop();
   if (await isMounted(target)) await forceUnmount(target);
+  // A daemon gives up on a store that takes nothing for a while (twice --store-timeout): the unmount must not then look like a success.
+  const outcome = await takeOutcome(target);
+  if (outcome && !outcome.stored) {
+    throw new UserError(`the store did not take ${describePending(outcome)}${outcome.reason ? ` (${outcome.reason})` : ''}; they stay in this machine's journal, and the next mount of this vault uploads them`, EXIT.STORE);
+  }
 }

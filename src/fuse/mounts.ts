@@ -49,6 +49,36 @@ export async function registerDaemon(mountpoint: string): Promise<void> {
   const file = registryFile(mountpoint);
   await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
   await fs.writeFile(file, `${await processIdentity()}\n`);
+  // An outcome nobody took, from an earlier mount here, is not this one's.
+  await fs.unlink(outcomeFile(mountpoint)).catch(() => {});
+}
+
+/** How a daemon's unmount ended: whether the store has everything, and what stays in the journal if not. */
+export interface UnmountOutcome {
+  stored: boolean;
+  pendingObjects: number;
+  pendingBytes: number;
+  reason?: string;
+}
+
+function outcomeFile(mountpoint: string): string {
+  return registryFile(mountpoint).replace(/\.pid$/, '.outcome');
+}
+
+/** Left by an exiting daemon, before it unregisters, for the `veilfs unmount` waiting on it. */
+export async function leaveOutcome(mountpoint: string, outcome: UnmountOutcome): Promise<void> {
+  await fs.writeFile(outcomeFile(mountpoint), JSON.stringify(outcome)).catch(() => {});
+}
+
+export async function takeOutcome(mountpoint: string): Promise<UnmountOutcome | undefined> {
+  const file = outcomeFile(mountpoint);
+  try {
+    const outcome = JSON.parse(await fs.readFile(file, 'utf8')) as UnmountOutcome;
+    await fs.unlink(file).catch(() => {});
+    return outcome;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
