@@ -197,7 +197,9 @@ async function run(t: Test, seed: number, faults?: FaultConfig): Promise<void> {
       what = 'unmount and mount again';
       closeAll();
       const u = await drive.unmount();
-      if (u.code !== 0) {
+      // A faulty store may refuse the last uploads (a reset taken for another writer's object): the unmount says so, and the next mount uploads them; the contents check after it says whether anything was lost.
+      const leftForNextMount = u.code === 75 && /they stay in this machine's journal, and the next mount of this vault uploads them/.test(u.stderr);
+      if (u.code !== 0 && !(faults && leftForNextMount)) {
         t.fail(label(step, `unmount failed: ${u.stderr}`));
         failures++;
       }

@@ -337,12 +337,22 @@ export class JournaledStore implements ObjectStore {
     }
   }
 
+  /**
+   * Whether the store's object under key is these bytes. A read that came
+   * back damaged (a flipped bit, cut short) is made again: taken at its
+   * word, it would pass for another writer's object, and this mount would
+   * stop uploading.
+   */
   private async remoteHas(key: string, data: Uint8Array): Promise<boolean> {
-    try {
-      return Buffer.compare(await this.remote.get(key), data) === 0;
-    } catch {
-      return false;
+    let previous: Buffer | undefined;
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const stored = await this.remote.get(key).catch(() => undefined);
+      if (stored && Buffer.compare(stored, data) === 0) return true;
+      // The same other bytes twice: another writer's object, not a bad read.
+      if (stored && previous?.equals(stored)) return false;
+      previous = stored;
     }
+    return false;
   }
 
   private finished(entry: Entry): void {
