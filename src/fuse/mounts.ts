@@ -166,20 +166,11 @@ export async function processesUsing(mountpoint: string): Promise<{ pid: number;
 /** Detaches a FUSE mount whose daemon is gone (or never answers). */
 export async function forceUnmount(mountpoint: string): Promise<void> {
   const target = path.resolve(mountpoint);
-  const attempts: [string, string[]][] = [
-    ['fusermount', ['-u', target]],
-    ['fusermount3', ['-u', target]],
-    ['umount', [target]],
-    ['fusermount', ['-uz', target]],
-    ['umount', ['-l', target]],
-  ];
-  for (const [cmd, args] of attempts) {
-    try {
-      await run(cmd, args);
-      if (!(await isMounted(target))) return;
-    } catch {
-      // try the next way
-    }
+  if ((await unmountIfIdle(target)) === 'unmounted') return;
+  // Busy, or no plain way worked: detach it lazily.
+  for (const [cmd, args] of [['fusermount', ['-uz', target]], ['umount', ['-l', target]]] as const) {
+    await run(cmd, [...args], { timeout: 15_000 }).catch(() => {});
+    if (!(await isMounted(target))) return;
   }
-  if (await isMounted(target)) throw new Error(`could not unmount ${target}`);
+  throw new Error(`could not unmount ${target}`);
 }

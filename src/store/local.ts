@@ -138,7 +138,8 @@ export class LocalStore implements ObjectStore {
       // A new subdirectory, or the root of a vault being created; never a root that went away.
       await this.checkRoot();
       await fs.mkdir(dir, { recursive: true, mode: 0o700 });
-      await this.checkRoot();
+      // The root a new vault just made is the one from now on.
+      if (this.rootIdentity === undefined) await this.checkRoot();
       handle = await fs.open(temp, 'wx', 0o600);
     }
     try {
