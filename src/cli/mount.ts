@@ -87,9 +87,21 @@ export const mountCommand: CommandModule<object, MountArgs> = {
   },
 };
 
-/** What a mount runs on beyond the command line: the drive, FUSE and the control socket. */
+/**
+ * What a mount runs on beyond the command line: the drive, FUSE and the
+ * control socket. Once loaded, their code is warmed up (warm-up.ts says
+ * why) while the key is derived; the mount never waits for that.
+ * VEILFS_WARM_UP=0 leaves the code cold, for measuring.
+ */
 async function loadMountModules() {
-  const [drive, fuse, control] = await Promise.all([import('../drive.js'), import('../fuse/mount.js'), import('../control/server.js')]);
+  const [drive, fuse, control, warm] = await Promise.all([
+    import('../drive.js'), import('../fuse/mount.js'), import('../control/server.js'), import('../fuse/warm-up.js'),
+  ]);
+  if (process.env.VEILFS_WARM_UP !== '0') {
+    void warm.warmUp().then(({ failures }) => {
+      if (failures.length) daemonLog(`the first requests may be slower: the warm-up failed (${failures[0]})`);
+    });
+  }
   return { openDrive: drive.openDrive, mountFilesystem: fuse.mountFilesystem, startControlServer: control.startControlServer };
 }
 type MountModules = Awaited<ReturnType<typeof loadMountModules>>;
