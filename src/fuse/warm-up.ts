@@ -75,7 +75,7 @@ export async function warmUp(parent?: string): Promise<WarmUpResult> {
 async function removeLeftovers(parent: string): Promise<void> {
   const names = await fs.readdir(parent).catch(() => [] as string[]);
   for (const name of names) {
-    const pid = Number(/^veilfs-warm-up-(\d+)-/.exec(name)?.[1]);
+    const pid = name.startsWith(PREFIX) ? Number.parseInt(name.slice(PREFIX.length), 10) : NaN;
     if (pid && pid !== process.pid && !(await processRunning(pid))) {
       await fs.rm(path.join(parent, name), { recursive: true, force: true }).catch(() => {});
     }
